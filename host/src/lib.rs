@@ -1,0 +1,8 @@
+//! Roster: keeps users and groups in sync between a mail platform and the
+//! systems that depend on it, through connectors that run as sandboxed
+//! WebAssembly components.
+
+pub mod contract;
+pub mod model;
+pub mod pipeline;
+pub mod runtime;

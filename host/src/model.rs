@@ -1,0 +1,245 @@
+//! The host's own account model. Connectors speak a versioned WIT contract;
+//! the pipeline stages speak this, so a new contract version only adds a
+//! conversion, never a change to filter, link, merge or sync.
+
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum AccountKind {
+    Person,
+    Functional,
+    Guest,
+}
+
+impl AccountKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AccountKind::Person => "person",
+            AccountKind::Functional => "functional",
+            AccountKind::Guest => "guest",
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Account {
+    pub id: String,
+    pub kind: AccountKind,
+    pub email: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub aliases: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub display_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub given_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub family_name: Option<String>,
+    pub enabled: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub org_unit: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub external_key: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub delegates: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub groups: Vec<String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub attributes: BTreeMap<String, String>,
+}
+
+impl Account {
+    /// Every address of the account, primary first.
+    pub fn addresses(&self) -> impl Iterator<Item = &str> {
+        std::iter::once(self.email.as_str()).chain(self.aliases.iter().map(String::as_str))
+    }
+
+    pub fn has_address(&self, address: &str) -> bool {
+        self.addresses().any(|a| a.eq_ignore_ascii_case(address))
+    }
+
+    /// The domain of the primary address, lower-cased.
+    pub fn domain(&self) -> String {
+        domain_of(&self.email)
+    }
+}
+
+pub fn domain_of(address: &str) -> String {
+    address
+        .rsplit_once('@')
+        .map(|(_, d)| d.to_ascii_lowercase())
+        .unwrap_or_default()
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Group {
+    pub id: String,
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+    #[serde(default)]
+    pub member_ids: Vec<String>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Field {
+    Email,
+    Aliases,
+    DisplayName,
+    GivenName,
+    FamilyName,
+    Enabled,
+    OrgUnit,
+    ExternalKey,
+    Delegates,
+    Attributes,
+}
+
+impl Field {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Field::Email => "email",
+            Field::Aliases => "aliases",
+            Field::DisplayName => "display-name",
+            Field::GivenName => "given-name",
+            Field::FamilyName => "family-name",
+            Field::Enabled => "enabled",
+            Field::OrgUnit => "org-unit",
+            Field::ExternalKey => "external-key",
+            Field::Delegates => "delegates",
+            Field::Attributes => "attributes",
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ConfigField {
+    pub name: String,
+    pub description: String,
+    pub secret: bool,
+    pub required: bool,
+    pub default_value: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Descriptor {
+    pub name: String,
+    pub version: String,
+    pub description: String,
+    pub source: bool,
+    pub target: bool,
+    pub kinds: Vec<AccountKind>,
+    pub fields: Vec<Field>,
+    pub incremental: bool,
+    pub config: Vec<ConfigField>,
+    pub hosts: Vec<String>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ErrorKind {
+    Licence,
+    Conflict,
+    NotFound,
+    RateLimited,
+    Connection,
+    Invalid,
+    Unauthorized,
+    Other,
+}
+
+impl ErrorKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorKind::Licence => "licence",
+            ErrorKind::Conflict => "conflict",
+            ErrorKind::NotFound => "not-found",
+            ErrorKind::RateLimited => "rate-limited",
+            ErrorKind::Connection => "connection",
+            ErrorKind::Invalid => "invalid",
+            ErrorKind::Unauthorized => "unauthorized",
+            ErrorKind::Other => "other",
+        }
+    }
+}
+
+/// An error a connector reported: its kind and the vendor's own message.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, thiserror::Error)]
+#[error("{kind}: {message}", kind = kind.as_str())]
+pub struct ConnectorError {
+    pub kind: ErrorKind,
+    pub message: String,
+}
+
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct PageRequest {
+    pub cursor: Option<String>,
+    pub watermark: Option<String>,
+    pub size: u32,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct AccountPage {
+    pub accounts: Vec<Account>,
+    pub next_cursor: Option<String>,
+    pub watermark: Option<String>,
+    pub removed_ids: Vec<String>,
+    pub full: bool,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct GroupPage {
+    pub groups: Vec<Group>,
+    pub next_cursor: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ConnectionReport {
+    pub checks: Vec<String>,
+    pub account: Option<Account>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccountRef {
+    pub id: Option<String>,
+    pub email: String,
+}
+
+/// What a target is asked to do.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "kebab-case")]
+pub enum Operation {
+    Create {
+        account: Account,
+    },
+    Update {
+        id: String,
+        account: Account,
+        changed: Vec<Field>,
+    },
+    Disable {
+        id: String,
+    },
+    Delete {
+        id: String,
+    },
+    MergeGuest {
+        guest: AccountRef,
+        into: AccountRef,
+    },
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Change {
+    pub id: String,
+    pub op: Operation,
+    pub options: BTreeMap<String, String>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct ChangeResult {
+    pub change_id: String,
+    pub outcome: Result<Option<String>, ConnectorError>,
+}

@@ -1,0 +1,494 @@
+//! The pipeline file: which connectors, what each is granted, and the ordered
+//! stages. Loading it checks everything that can be checked without running a
+//! connector and reports each problem at its file, line and column.
+
+pub mod diagnostic;
+pub mod file;
+pub mod secrets;
+
+use crate::runtime::Grants;
+use crate::runtime::http::HostPattern;
+pub use diagnostic::{Diagnostic, Diagnostics};
+pub use file::{
+    FilterStage, LinkBy, LinkStage, ManualLink, MergeMode, MergeStage, Removal, Stage, SyncStage,
+};
+use file::{RawConnector, RawPipeline};
+use secrets::Resolved;
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
+use std::collections::BTreeMap;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+use toml::Spanned;
+use toml::de::{DeTable, DeValue};
+
+/// Where something was written in the pipeline file.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Location {
+    pub start: usize,
+}
+
+#[derive(Clone, Debug)]
+pub enum PluginRef {
+    Name(String),
+    Path(PathBuf),
+}
+
+#[derive(Clone, Debug)]
+pub struct ConfigValue {
+    pub key: String,
+    pub value: Resolved,
+    pub location: Location,
+}
+
+#[derive(Clone, Debug)]
+pub struct ConnectorSpec {
+    pub name: String,
+    pub plugin: PluginRef,
+    pub plugin_location: Location,
+    pub config: Vec<ConfigValue>,
+    pub grants: Grants,
+    pub location: Location,
+}
+
+#[derive(Clone, Debug)]
+pub struct Pipeline {
+    pub path: PathBuf,
+    pub dir: PathBuf,
+    pub text: String,
+    pub name: String,
+    pub description: Option<String>,
+    pub source: String,
+    pub target: String,
+    pub state_path: PathBuf,
+    pub plugins_dir: Option<PathBuf>,
+    pub batch_size: u32,
+    pub connectors: BTreeMap<String, ConnectorSpec>,
+    pub stages: Vec<Stage>,
+    /// A digest of the file's content; a saved plan is only applied to the
+    /// pipeline it was made from.
+    pub fingerprint: String,
+}
+
+impl Pipeline {
+    pub fn load(path: &Path) -> Result<Pipeline, Diagnostics> {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            Diagnostics(vec![Diagnostic::at(
+                path,
+                "",
+                None,
+                format!("cannot read pipeline file: {e}"),
+            )])
+        })?;
+        parse(path, &text)
+    }
+
+    /// A diagnostic at a location in this pipeline file.
+    pub fn diagnostic(&self, at: Location, message: impl Into<String>) -> Diagnostic {
+        Diagnostic::at(&self.path, &self.text, Some(at.start..at.start), message)
+    }
+
+    pub fn sync_stage(&self) -> Option<&SyncStage> {
+        self.stages.iter().find_map(|s| {
+            if let Stage::Sync(s) = s {
+                Some(s)
+            } else {
+                None
+            }
+        })
+    }
+
+    pub fn link_stage(&self) -> Option<&LinkStage> {
+        self.stages.iter().find_map(|s| {
+            if let Stage::Link(s) = s {
+                Some(s)
+            } else {
+                None
+            }
+        })
+    }
+
+    pub fn merge_mode(&self) -> MergeMode {
+        self.stages
+            .iter()
+            .find_map(|s| {
+                if let Stage::Merge(m) = s {
+                    Some(m.mode)
+                } else {
+                    None
+                }
+            })
+            .unwrap_or(MergeMode::Off)
+    }
+
+    pub fn filters(&self) -> impl Iterator<Item = &FilterStage> {
+        self.stages.iter().filter_map(|s| {
+            if let Stage::Filter(f) = s {
+                Some(f)
+            } else {
+                None
+            }
+        })
+    }
+}
+
+struct Ctx<'a> {
+    path: &'a Path,
+    text: &'a str,
+    errors: Vec<Diagnostic>,
+}
+
+impl Ctx<'_> {
+    fn error(&mut self, span: Range<usize>, message: impl Into<String>) {
+        self.errors
+            .push(Diagnostic::at(self.path, self.text, Some(span), message));
+    }
+    fn toml_error(&mut self, e: toml::de::Error, what: &str) {
+        let message = if what.is_empty() {
+            e.message().to_string()
+        } else {
+            format!("{what}: {}", e.message())
+        };
+        self.error(e.span().unwrap_or(0..0), message);
+    }
+}
+
+pub fn parse(path: &Path, text: &str) -> Result<Pipeline, Diagnostics> {
+    let mut cx = Ctx {
+        path,
+        text,
+        errors: vec![],
+    };
+    let root = DeTable::parse(text).map_err(|e| {
+        Diagnostics(vec![Diagnostic::at(
+            path,
+            text,
+            e.span(),
+            e.message().to_string(),
+        )])
+    })?;
+    let root_span = root.span();
+    let mut table = root.into_inner();
+    let stages_value = table.remove("stages");
+    let raw =
+        RawPipeline::deserialize(toml::de::Deserializer::from(Spanned::new(root_span, table)));
+    let stages = parse_stages(&mut cx, stages_value);
+    let raw = match raw {
+        Ok(raw) => raw,
+        Err(e) => {
+            cx.toml_error(e, "");
+            return Err(Diagnostics(cx.errors));
+        }
+    };
+    let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
+    let dir = if dir.as_os_str().is_empty() {
+        PathBuf::from(".")
+    } else {
+        dir
+    };
+    let mut connectors = BTreeMap::new();
+    for (name, spec) in raw.connectors {
+        let location = Location {
+            start: spec.span().start,
+        };
+        if let Some(spec) = connector_spec(&mut cx, &dir, &name, spec.into_inner(), location) {
+            connectors.insert(name, spec);
+        }
+    }
+    for (role, which) in [("source", &raw.source), ("target", &raw.target)] {
+        if !connectors.contains_key(which.get_ref())
+            && !cx
+                .errors
+                .iter()
+                .any(|d| d.message.contains(which.get_ref().as_str()))
+        {
+            let known: Vec<&str> = connectors.keys().map(String::as_str).collect();
+            cx.error(
+                which.span(),
+                format!(
+                    "{role} `{}` is not a connector of this pipeline (known: {})",
+                    which.get_ref(),
+                    known.join(", ")
+                ),
+            );
+        }
+    }
+    if raw.source.get_ref() == raw.target.get_ref() {
+        cx.error(
+            raw.target.span(),
+            "source and target must be different connectors",
+        );
+    }
+    let stem = path
+        .file_stem()
+        .and_then(|s| s.to_str())
+        .unwrap_or("pipeline");
+    let state_path = match &raw.state {
+        Some(s) => dir.join(s.get_ref()),
+        None => dir.join(format!("{stem}.state.sqlite")),
+    };
+    let batch_size = match raw.apply.batch_size {
+        Some(b) if *b.get_ref() == 0 => {
+            cx.error(b.span(), "apply.batch_size must be at least 1");
+            1
+        }
+        Some(b) => b.into_inner(),
+        None => 100,
+    };
+    if !cx.errors.is_empty() {
+        return Err(Diagnostics(cx.errors));
+    }
+    Ok(Pipeline {
+        path: path.to_path_buf(),
+        dir: dir.clone(),
+        text: text.to_string(),
+        name: raw.name,
+        description: raw.description,
+        source: raw.source.into_inner(),
+        target: raw.target.into_inner(),
+        state_path,
+        plugins_dir: raw.plugins_dir.map(|p| dir.join(p.get_ref())),
+        batch_size,
+        connectors,
+        stages,
+        fingerprint: hex::encode(&Sha256::digest(text.as_bytes())[..12]),
+    })
+}
+
+fn parse_stages(cx: &mut Ctx, value: Option<Spanned<DeValue<'_>>>) -> Vec<Stage> {
+    let Some(value) = value else {
+        return vec![];
+    };
+    let span = value.span();
+    let DeValue::Array(items) = value.into_inner() else {
+        cx.error(
+            span,
+            "`stages` must be an array of tables: write each stage as [[stages]]",
+        );
+        return vec![];
+    };
+    let mut stages = Vec::new();
+    for item in items {
+        let span = item.span();
+        let DeValue::Table(mut table) = item.into_inner() else {
+            cx.error(span, "each stage must be a table");
+            continue;
+        };
+        let Some(kind) = table.remove("type") else {
+            cx.error(
+                span,
+                "stage has no `type` (one of filter, link, merge, sync)",
+            );
+            continue;
+        };
+        let kind_span = kind.span();
+        let stage_de = || toml::de::Deserializer::from(Spanned::new(span.clone(), table.clone()));
+        let parsed = match kind.get_ref() {
+            DeValue::String(s) => match s.as_ref() {
+                "filter" => FilterStage::deserialize(stage_de()).map(Stage::Filter),
+                "link" => LinkStage::deserialize(stage_de()).map(Stage::Link),
+                "merge" => MergeStage::deserialize(stage_de()).map(Stage::Merge),
+                "sync" => SyncStage::deserialize(stage_de()).map(Stage::Sync),
+                other => {
+                    cx.error(
+                        kind_span,
+                        format!(
+                            "unknown stage type `{other}`, expected filter, link, merge or sync"
+                        ),
+                    );
+                    continue;
+                }
+            },
+            _ => {
+                cx.error(kind_span, "stage `type` must be a string");
+                continue;
+            }
+        };
+        match parsed {
+            Ok(stage) => {
+                check_order(cx, &stages, &stage, span);
+                stages.push(stage);
+            }
+            Err(e) => cx.toml_error(e, &format!("in {} stage", kind_name(&kind))),
+        }
+    }
+    stages
+}
+
+fn kind_name(kind: &Spanned<DeValue<'_>>) -> String {
+    match kind.get_ref() {
+        DeValue::String(s) => s.to_string(),
+        _ => "?".into(),
+    }
+}
+
+/// Filters narrow the source before linking; link comes before merge and
+/// sync; sync comes last; each of link, merge and sync at most once.
+fn check_order(cx: &mut Ctx, before: &[Stage], stage: &Stage, span: Range<usize>) {
+    let seen = |k: &str| before.iter().any(|s| s.kind() == k);
+    let problem = match stage {
+        Stage::Filter(_) if seen("link") => Some("a filter stage must come before the link stage"),
+        Stage::Link(_) if seen("link") => Some("only one link stage is allowed"),
+        Stage::Merge(_) if seen("merge") => Some("only one merge stage is allowed"),
+        Stage::Merge(_) if !seen("link") => Some("the merge stage must come after the link stage"),
+        Stage::Sync(_) if seen("sync") => Some("only one sync stage is allowed"),
+        Stage::Sync(_) if !seen("link") => Some("the sync stage must come after the link stage"),
+        _ if seen("sync") => Some("the sync stage must be the last stage"),
+        _ => None,
+    };
+    if let Some(p) = problem {
+        cx.error(span, p);
+    }
+}
+
+fn connector_spec(
+    cx: &mut Ctx,
+    dir: &Path,
+    name: &str,
+    raw: RawConnector,
+    location: Location,
+) -> Option<ConnectorSpec> {
+    let errors_before = cx.errors.len();
+    let plugin_location = Location {
+        start: raw.plugin.span().start,
+    };
+    let plugin_text = raw.plugin.get_ref().trim();
+    let plugin = if plugin_text.is_empty() {
+        cx.error(
+            raw.plugin.span(),
+            format!("connectors.{name}.plugin is empty"),
+        );
+        PluginRef::Name(String::new())
+    } else if plugin_text.contains('/') || plugin_text.ends_with(".wasm") {
+        PluginRef::Path(dir.join(plugin_text))
+    } else {
+        PluginRef::Name(plugin_text.to_string())
+    };
+    let mut config = Vec::new();
+    for (key, value) in raw.config {
+        let location = Location {
+            start: value.span().start,
+        };
+        let span = value.span();
+        let text = match value.into_inner() {
+            toml::Value::String(s) => s,
+            toml::Value::Integer(i) => i.to_string(),
+            toml::Value::Float(f) => f.to_string(),
+            toml::Value::Boolean(b) => b.to_string(),
+            toml::Value::Array(items) if items.iter().all(|v| v.is_str()) => items
+                .iter()
+                .filter_map(|v| v.as_str())
+                .collect::<Vec<_>>()
+                .join(","),
+            _ => {
+                cx.error(span, format!("connectors.{name}.config.{key}: expected a string, number, boolean or list of strings"));
+                continue;
+            }
+        };
+        match secrets::resolve(&text, dir) {
+            Ok(value) => config.push(ConfigValue {
+                key,
+                value,
+                location,
+            }),
+            Err(e) => cx.error(span, format!("connectors.{name}.config.{key}: {e}")),
+        }
+    }
+    let mut grants = Grants::default();
+    for host in &raw.allowed_hosts {
+        match host.get_ref().parse::<HostPattern>() {
+            Ok(p) => grants.http.allowed.push(p),
+            Err(e) => cx.error(host.span(), format!("connectors.{name}.allowed_hosts: {e}")),
+        }
+    }
+    if let Some(d) = &raw.directory {
+        let full = dir.join(d.get_ref());
+        match cap_std::fs::Dir::open_ambient_dir(&full, cap_std::ambient_authority()) {
+            Ok(_) => grants.directory = Some(full),
+            Err(e) => cx.error(
+                d.span(),
+                format!(
+                    "connectors.{name}.directory: cannot open {}: {e}",
+                    full.display()
+                ),
+            ),
+        }
+    }
+    grants.directory_read_only = raw.directory_read_only;
+    apply_limits(cx, name, raw.limits, &mut grants);
+    (cx.errors.len() == errors_before).then(|| ConnectorSpec {
+        name: name.to_string(),
+        plugin,
+        plugin_location,
+        config,
+        grants,
+        location,
+    })
+}
+
+fn apply_limits(cx: &mut Ctx, name: &str, limits: file::RawLimits, grants: &mut Grants) {
+    let mut positive = |v: &Spanned<u64>, field: &str| -> Option<u64> {
+        if *v.get_ref() == 0 {
+            cx.error(
+                v.span(),
+                format!("connectors.{name}.limits.{field} must be greater than 0"),
+            );
+            None
+        } else {
+            Some(*v.get_ref())
+        }
+    };
+    if let Some(mb) = limits
+        .memory_mb
+        .as_ref()
+        .and_then(|v| positive(v, "memory_mb"))
+    {
+        grants.memory = (mb as usize) << 20;
+    }
+    if let Some(s) = limits
+        .call_timeout_secs
+        .as_ref()
+        .and_then(|v| positive(v, "call_timeout_secs"))
+    {
+        grants.call_timeout = Duration::from_secs(s);
+    }
+    if let Some(s) = limits
+        .http_timeout_secs
+        .as_ref()
+        .and_then(|v| positive(v, "http_timeout_secs"))
+    {
+        grants.http.timeout = Duration::from_secs(s);
+    }
+    if let Some(r) = limits.retries {
+        grants.http.retries = r;
+    }
+    if let Some(s) = limits.max_retry_wait_secs {
+        grants.http.max_retry_wait = Duration::from_secs(s);
+    }
+    if let Some(c) = &limits.concurrency {
+        if *c.get_ref() == 0 {
+            cx.error(
+                c.span(),
+                format!("connectors.{name}.limits.concurrency must be at least 1"),
+            );
+        }
+        grants.http.concurrency = (*c.get_ref()).max(1);
+    }
+    if let Some(rate) = &limits.rate_limit {
+        let per = *rate.per_seconds.get_ref();
+        if *rate.requests.get_ref() == 0 || !(per > 0.0 && per.is_finite()) {
+            cx.error(
+                rate.requests.span(),
+                format!(
+                    "connectors.{name}.limits.rate_limit needs requests >= 1 and per_seconds > 0"
+                ),
+            );
+        } else {
+            grants.http.rate = Some((*rate.requests.get_ref(), Duration::from_secs_f64(per)));
+        }
+    }
+    if let Some(kb) = limits.output_kb {
+        grants.output_bytes = kb << 10;
+    }
+}

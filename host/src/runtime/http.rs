@@ -1,0 +1,410 @@
+//! Outbound HTTP for connectors. [`OutboundHttp::send`] is the one choke
+//! point every request passes: the host must be granted to the connector
+//! (deny by default), then the connector's rate limit and concurrency cap
+//! apply, then timeouts and retries on 429/503 honouring `Retry-After`.
+//! Redirects are not followed, so a granted host cannot bounce a request to
+//! one that is not.
+
+use super::redact::Redactor;
+use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+use std::num::NonZeroU32;
+use std::str::FromStr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+use tokio::sync::Semaphore;
+
+const MAX_BODY: usize = 256 * 1024 * 1024;
+
+/// A host a connector may reach: `[scheme://]host[:port]`, where host may be
+/// `*.suffix` and port may be `*`. Without a scheme only https is allowed;
+/// without a port, the scheme's default port.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HostPattern {
+    scheme: String,
+    host: String,
+    port: Option<u16>,
+    any_port: bool,
+}
+
+impl FromStr for HostPattern {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let (scheme, rest) = match s.split_once("://") {
+            Some((scheme @ ("http" | "https"), rest)) => (scheme.to_string(), rest),
+            Some((other, _)) => {
+                return Err(format!("`{s}`: scheme `{other}` is not http or https"));
+            }
+            None => ("https".to_string(), s),
+        };
+        let rest = rest.trim_end_matches('/');
+        if rest.is_empty() || rest.contains(['/', '?', '#', '@', ' ']) {
+            return Err(format!(
+                "`{s}` is not a host pattern (expected [scheme://]host[:port])"
+            ));
+        }
+        let (host, port) = match rest.rsplit_once(':') {
+            Some((h, p)) if !h.ends_with(']') || rest.starts_with('[') => (h, Some(p)),
+            _ => (rest, None),
+        };
+        let (port, any_port) = match port {
+            None => (None, false),
+            Some("*") => (None, true),
+            Some(p) => (
+                Some(
+                    p.parse::<u16>()
+                        .map_err(|_| format!("`{s}`: `{p}` is not a port"))?,
+                ),
+                false,
+            ),
+        };
+        let host = host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_ascii_lowercase();
+        if host.is_empty()
+            || (host.contains('*') && !(host.starts_with("*.") && !host[2..].contains('*')))
+        {
+            return Err(format!("`{s}`: a wildcard may only be a leading `*.`"));
+        }
+        Ok(HostPattern {
+            scheme,
+            host,
+            port,
+            any_port,
+        })
+    }
+}
+
+impl std::fmt::Display for HostPattern {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}://{}", self.scheme, self.host)?;
+        match (self.any_port, self.port) {
+            (true, _) => write!(f, ":*"),
+            (false, Some(p)) => write!(f, ":{p}"),
+            _ => Ok(()),
+        }
+    }
+}
+
+impl HostPattern {
+    pub fn matches(&self, url: &reqwest::Url) -> bool {
+        let Some(host) = url.host_str() else {
+            return false;
+        };
+        let host = host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_ascii_lowercase();
+        let host_ok = match self.host.strip_prefix("*.") {
+            Some(suffix) => host.ends_with(&format!(".{suffix}")),
+            None => host == self.host,
+        };
+        let port = url.port_or_known_default();
+        let port_ok = self.any_port
+            || port
+                == Some(
+                    self.port
+                        .unwrap_or(if self.scheme == "https" { 443 } else { 80 }),
+                );
+        host_ok && port_ok && url.scheme() == self.scheme
+    }
+}
+
+/// What the pipeline grants a connector on the network.
+#[derive(Clone, Debug)]
+pub struct HttpGrant {
+    pub allowed: Vec<HostPattern>,
+    pub timeout: Duration,
+    pub retries: u32,
+    /// A `Retry-After` longer than this is not waited out: the answer goes
+    /// back to the connector.
+    pub max_retry_wait: Duration,
+    /// At most `requests` per `per`.
+    pub rate: Option<(u32, Duration)>,
+    pub concurrency: usize,
+}
+
+impl Default for HttpGrant {
+    fn default() -> Self {
+        HttpGrant {
+            allowed: vec![],
+            timeout: Duration::from_secs(30),
+            retries: 5,
+            max_retry_wait: Duration::from_secs(120),
+            rate: None,
+            concurrency: 8,
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct HttpRequest {
+    pub method: String,
+    pub url: String,
+    pub headers: Vec<(String, String)>,
+    pub body: Option<Vec<u8>>,
+}
+
+#[derive(Clone, Debug)]
+pub struct HttpResponse {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum HttpFailure {
+    Denied(String),
+    Timeout(String),
+    Connection(String),
+    Invalid(String),
+}
+
+/// Counters for tests, status and benchmarks.
+#[derive(Default, Debug)]
+pub struct HttpStats {
+    pub requests: AtomicU64,
+    pub throttled: AtomicU64,
+    pub retries: AtomicU64,
+    pub denied: AtomicU64,
+}
+
+pub struct OutboundHttp {
+    connector: Arc<str>,
+    grant: HttpGrant,
+    client: reqwest::Client,
+    limiter: Option<DefaultDirectRateLimiter>,
+    slots: Semaphore,
+    redactor: Redactor,
+    pub stats: HttpStats,
+}
+
+impl OutboundHttp {
+    pub fn new(
+        connector: Arc<str>,
+        grant: HttpGrant,
+        client: reqwest::Client,
+        redactor: Redactor,
+    ) -> Self {
+        let limiter = grant.rate.and_then(|(requests, per)| {
+            let burst = NonZeroU32::new(requests)?;
+            let quota = Quota::with_period(per / requests)?.allow_burst(burst);
+            Some(RateLimiter::direct(quota))
+        });
+        let slots = Semaphore::new(grant.concurrency.max(1));
+        OutboundHttp {
+            connector,
+            grant,
+            client,
+            limiter,
+            slots,
+            redactor,
+            stats: HttpStats::default(),
+        }
+    }
+
+    pub fn grant(&self) -> &HttpGrant {
+        &self.grant
+    }
+
+    /// The choke point: is this URL's host granted to the connector?
+    pub fn check(&self, url: &str) -> Result<reqwest::Url, HttpFailure> {
+        let parsed =
+            reqwest::Url::parse(url).map_err(|e| HttpFailure::Invalid(format!("bad URL: {e}")))?;
+        if self.grant.allowed.iter().any(|p| p.matches(&parsed)) {
+            return Ok(parsed);
+        }
+        self.stats.denied.fetch_add(1, Ordering::Relaxed);
+        let origin = format!(
+            "{}://{}{}",
+            parsed.scheme(),
+            parsed.host_str().unwrap_or(""),
+            parsed.port().map(|p| format!(":{p}")).unwrap_or_default()
+        );
+        let message = format!(
+            "connector `{}` is not granted host {origin}",
+            self.connector
+        );
+        tracing::warn!(connector = %self.connector, host = %origin, "outbound request denied");
+        Err(HttpFailure::Denied(message))
+    }
+
+    pub async fn send(&self, request: HttpRequest) -> Result<HttpResponse, HttpFailure> {
+        let url = self.check(&request.url)?;
+        let method = reqwest::Method::from_bytes(request.method.as_bytes())
+            .map_err(|_| HttpFailure::Invalid(format!("bad method `{}`", request.method)))?;
+        let _slot = self
+            .slots
+            .acquire()
+            .await
+            .map_err(|_| HttpFailure::Connection("shutting down".into()))?;
+        let mut attempt = 0u32;
+        loop {
+            if let Some(limiter) = &self.limiter {
+                limiter.until_ready().await;
+            }
+            self.stats.requests.fetch_add(1, Ordering::Relaxed);
+            let outcome = self.send_once(&method, &url, &request).await;
+            let wait = match &outcome {
+                Ok(r) if r.status == 429 || r.status == 503 => {
+                    self.stats.throttled.fetch_add(1, Ordering::Relaxed);
+                    retry_after(&r.headers).unwrap_or_else(|| backoff(attempt))
+                }
+                Err(HttpFailure::Connection(_) | HttpFailure::Timeout(_))
+                    if is_idempotent(&method) =>
+                {
+                    backoff(attempt)
+                }
+                _ => return outcome,
+            };
+            if attempt >= self.grant.retries || wait > self.grant.max_retry_wait {
+                return outcome;
+            }
+            attempt += 1;
+            self.stats.retries.fetch_add(1, Ordering::Relaxed);
+            tracing::debug!(connector = %self.connector, url = %self.redactor.redact(url.as_str()), attempt, wait_ms = wait.as_millis() as u64, "retrying");
+            tokio::time::sleep(wait).await;
+        }
+    }
+
+    async fn send_once(
+        &self,
+        method: &reqwest::Method,
+        url: &reqwest::Url,
+        request: &HttpRequest,
+    ) -> Result<HttpResponse, HttpFailure> {
+        let mut builder = self
+            .client
+            .request(method.clone(), url.clone())
+            .timeout(self.grant.timeout);
+        for (name, value) in &request.headers {
+            builder = builder.header(name, value);
+        }
+        if let Some(body) = &request.body {
+            builder = builder.body(body.clone());
+        }
+        let mut response = builder.send().await.map_err(|e| self.failure(e))?;
+        let status = response.status().as_u16();
+        let headers = response
+            .headers()
+            .iter()
+            .map(|(n, v)| {
+                (
+                    n.to_string(),
+                    String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                )
+            })
+            .collect();
+        let mut body = Vec::new();
+        while let Some(chunk) = response.chunk().await.map_err(|e| self.failure(e))? {
+            if body.len() + chunk.len() > MAX_BODY {
+                return Err(HttpFailure::Invalid(format!(
+                    "answer larger than {} MiB",
+                    MAX_BODY >> 20
+                )));
+            }
+            body.extend_from_slice(&chunk);
+        }
+        Ok(HttpResponse {
+            status,
+            headers,
+            body,
+        })
+    }
+
+    fn failure(&self, e: reqwest::Error) -> HttpFailure {
+        let text = self.redactor.redact_owned(error_chain(&e));
+        if e.is_timeout() {
+            HttpFailure::Timeout(format!("no answer within {:?}", self.grant.timeout))
+        } else if e.is_builder() {
+            HttpFailure::Invalid(text)
+        } else {
+            HttpFailure::Connection(text)
+        }
+    }
+}
+
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
+}
+
+fn is_idempotent(method: &reqwest::Method) -> bool {
+    matches!(
+        method.as_str(),
+        "GET" | "HEAD" | "PUT" | "DELETE" | "OPTIONS"
+    )
+}
+
+/// `Retry-After` in seconds (the form Graph and Zivver send).
+fn retry_after(headers: &[(String, String)]) -> Option<Duration> {
+    let value = headers
+        .iter()
+        .find(|(n, _)| n.eq_ignore_ascii_case("retry-after"))?
+        .1
+        .trim();
+    value
+        .parse::<f64>()
+        .ok()
+        .filter(|s| s.is_finite() && *s >= 0.0)
+        .map(Duration::from_secs_f64)
+}
+
+/// Exponential backoff with full jitter: 0.5 s, 1 s, 2 s, ... capped at 30 s.
+fn backoff(attempt: u32) -> Duration {
+    let ceiling = Duration::from_millis(500)
+        .saturating_mul(1 << attempt.min(6))
+        .min(Duration::from_secs(30));
+    ceiling.mul_f64(0.5 + fastrand::f64() * 0.5)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn url(s: &str) -> reqwest::Url {
+        reqwest::Url::parse(s).unwrap()
+    }
+
+    #[test]
+    fn patterns_match_scheme_host_and_port() {
+        let p: HostPattern = "graph.microsoft.com".parse().unwrap();
+        assert!(p.matches(&url("https://graph.microsoft.com/v1.0/users")));
+        assert!(!p.matches(&url("http://graph.microsoft.com/v1.0/users")));
+        assert!(!p.matches(&url("https://graph.microsoft.com:8443/")));
+        assert!(!p.matches(&url("https://evil.graph.microsoft.com.example/")));
+        let p: HostPattern = "*.zivver.com".parse().unwrap();
+        assert!(p.matches(&url("https://app.zivver.com/api")));
+        assert!(!p.matches(&url("https://zivver.com.evil.org/")));
+        let p: HostPattern = "http://127.0.0.1:8080".parse().unwrap();
+        assert!(p.matches(&url("http://127.0.0.1:8080/x")));
+        assert!(!p.matches(&url("http://127.0.0.1:8081/x")));
+        let p: HostPattern = "http://localhost:*".parse().unwrap();
+        assert!(p.matches(&url("http://localhost:1234/")));
+    }
+
+    #[test]
+    fn bad_patterns_are_refused() {
+        for bad in ["ftp://x", "", "a/b", "*x.com", "a.*.com", "host:99999"] {
+            assert!(bad.parse::<HostPattern>().is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn retry_after_seconds() {
+        assert_eq!(
+            retry_after(&[("Retry-After".into(), "3".into())]),
+            Some(Duration::from_secs(3))
+        );
+        assert_eq!(retry_after(&[("x".into(), "3".into())]), None);
+        assert!(backoff(0) <= Duration::from_millis(500));
+        assert!(backoff(20) <= Duration::from_secs(30));
+    }
+}

@@ -1,0 +1,80 @@
+//! Secret redaction: every secret resolved from a pipeline is registered here,
+//! and every string that leaves the host through a connector (logs, guest
+//! output, errors, vendor messages) or into plans and state passes through
+//! [`Redactor::redact`].
+
+use std::borrow::Cow;
+use std::sync::{Arc, RwLock};
+
+pub const MASK: &str = "[redacted]";
+
+/// Secrets shorter than this are not masked: masking "1" would mangle text.
+const MIN_SECRET_LEN: usize = 4;
+
+#[derive(Clone, Default)]
+pub struct Redactor {
+    secrets: Arc<RwLock<Vec<String>>>,
+}
+
+impl Redactor {
+    pub fn add(&self, secret: &str) {
+        if secret.len() < MIN_SECRET_LEN {
+            return;
+        }
+        let mut secrets = self.secrets.write().unwrap_or_else(|e| e.into_inner());
+        let variants = [secret.to_string(), url_encoded(secret)];
+        for v in variants {
+            if !secrets.contains(&v) {
+                secrets.push(v);
+            }
+        }
+        // Longest first, so a secret containing another is masked whole.
+        secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
+    }
+
+    pub fn redact<'a>(&self, text: &'a str) -> Cow<'a, str> {
+        let secrets = self.secrets.read().unwrap_or_else(|e| e.into_inner());
+        let mut out = Cow::Borrowed(text);
+        for s in secrets.iter() {
+            if out.contains(s.as_str()) {
+                out = Cow::Owned(out.replace(s.as_str(), MASK));
+            }
+        }
+        out
+    }
+
+    pub fn redact_owned(&self, text: String) -> String {
+        match self.redact(&text) {
+            Cow::Borrowed(_) => text,
+            Cow::Owned(s) => s,
+        }
+    }
+}
+
+fn url_encoded(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn masks_plain_and_url_encoded_forms() {
+        let r = Redactor::default();
+        r.add("s3cr3t+/=");
+        assert_eq!(
+            r.redact("key=s3cr3t+/= and s3cr3t%2B%2F%3D"),
+            "key=[redacted] and [redacted]"
+        );
+        r.add("ab");
+        assert_eq!(r.redact("abc"), "abc");
+    }
+}

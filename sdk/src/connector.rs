@@ -1,0 +1,79 @@
+//! The one trait a connector implements. Every method but `describe` and
+//! `configure` has a default, so a read-only source is two methods long.
+
+use crate::{
+    AccountPage, Applied, Change, ChangeResult, Config, ConnectionReport, Descriptor, Error,
+    GroupPage, PageRequest, Result, SeatCount,
+};
+
+pub trait Connector: Sized + 'static {
+    /// Name, version, capabilities and configuration fields. Runs with no
+    /// configuration, network or files.
+    fn describe() -> Descriptor;
+
+    /// Builds the connector from its configuration (secrets already resolved).
+    fn configure(config: Config) -> Result<Self>;
+
+    /// Checks the connection; with `account`, that this one account is readable.
+    fn test_connection(&mut self, account: Option<String>) -> Result<ConnectionReport> {
+        let _ = account;
+        Ok(ConnectionReport {
+            checks: vec!["configured".into()],
+            account: None,
+        })
+    }
+
+    /// One page of accounts.
+    fn read_accounts(&mut self, request: PageRequest) -> Result<AccountPage> {
+        let _ = request;
+        Err(Error::unsupported("reading accounts"))
+    }
+
+    /// One page of groups; none by default.
+    fn read_groups(&mut self, request: PageRequest) -> Result<GroupPage> {
+        let _ = request;
+        Ok(GroupPage {
+            groups: vec![],
+            next_cursor: None,
+        })
+    }
+
+    /// Free licence seats; unlimited by default.
+    fn seats(&mut self) -> Result<SeatCount> {
+        Ok(SeatCount { free: None })
+    }
+
+    /// Applies a batch. The default applies each change with
+    /// [`Connector::apply_change`]; override it to batch requests.
+    fn apply(&mut self, changes: Vec<Change>) -> Vec<ChangeResult> {
+        changes
+            .into_iter()
+            .map(|change| {
+                let change_id = change.id.clone();
+                ChangeResult {
+                    change_id,
+                    outcome: self.apply_change(change),
+                }
+            })
+            .collect()
+    }
+
+    /// Applies one change.
+    fn apply_change(&mut self, change: Change) -> Result<Applied> {
+        let _ = change;
+        Err(Error::unsupported("writing"))
+    }
+}
+
+impl AccountPage {
+    /// A last page with these accounts.
+    pub fn last(accounts: Vec<crate::Account>) -> Self {
+        AccountPage {
+            accounts,
+            next_cursor: None,
+            watermark: None,
+            removed_ids: vec![],
+            full: true,
+        }
+    }
+}
