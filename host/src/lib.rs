@@ -2,7 +2,12 @@
 //! systems that depend on it, through connectors that run as sandboxed
 //! WebAssembly components.
 
+pub mod apply;
+pub mod cli;
 pub mod contract;
 pub mod model;
 pub mod pipeline;
+pub mod plan;
 pub mod runtime;
+pub mod session;
+pub mod state;

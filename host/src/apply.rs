@@ -1,0 +1,265 @@
+//! Applies a plan to the target, phase by phase and batch by batch, writing
+//! each change's outcome to the journal as it comes back. A change already
+//! applied under the same plan is not sent again, so an interrupted apply of a
+//! saved plan resumes; a change whose prerequisite failed is skipped, not tried.
+
+use crate::model::{ChangeResult, Operation};
+use crate::plan::{Action, Plan, PlannedChange, PlannedLink};
+use crate::runtime::ConnectorInstance;
+use crate::state::{JournalStatus, Outcome, StateStore, StoredLink, now_ms};
+use serde::Serialize;
+use std::collections::HashMap;
+
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct ChangeOutcome {
+    pub key: String,
+    pub action: Action,
+    pub email: String,
+    pub status: JournalStatus,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub target_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+#[derive(Clone, Debug, Default, Serialize, PartialEq)]
+pub struct ApplyReport {
+    pub applied: u64,
+    pub failed: u64,
+    pub skipped: u64,
+    pub links_recorded: u64,
+    pub outcomes: Vec<ChangeOutcome>,
+    /// Set when the connector was stopped and the rest was not attempted.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stopped: Option<String>,
+}
+
+fn stored(link: &PlannedLink, target_id: String) -> StoredLink {
+    StoredLink {
+        source_key: link.source_key.clone(),
+        source_email: link.source_email.clone(),
+        target_id,
+        how: link.how,
+        options: link.options.clone(),
+        updated_at_ms: now_ms(),
+    }
+}
+
+struct Run<'a> {
+    plan: &'a Plan,
+    state: &'a mut dyn StateStore,
+    status: HashMap<String, JournalStatus>,
+    /// Target ids known per change key (from creates).
+    ids: HashMap<String, String>,
+    report: ApplyReport,
+}
+
+pub async fn apply(
+    plan: &Plan,
+    target: &mut ConnectorInstance,
+    state: &mut dyn StateStore,
+    batch_size: usize,
+    mut progress: impl FnMut(usize),
+) -> anyhow::Result<ApplyReport> {
+    let keys: Vec<(&str, &str)> = plan
+        .changes
+        .iter()
+        .map(|c| (c.key.as_str(), c.email.as_str()))
+        .collect();
+    state.journal_open(&plan.id, &keys)?;
+    let journal = state.journal(&plan.id)?;
+    let mut run = Run {
+        plan,
+        status: journal.iter().map(|(k, e)| (k.clone(), e.status)).collect(),
+        ids: journal
+            .into_iter()
+            .filter_map(|(k, e)| e.target_id.map(|id| (k, id)))
+            .collect(),
+        state,
+        report: ApplyReport::default(),
+    };
+    let links: Vec<StoredLink> = plan
+        .links
+        .iter()
+        .filter_map(|l| l.target_id.clone().map(|id| stored(l, id)))
+        .collect();
+    run.state.record(&[], &links)?;
+    run.report.links_recorded += links.len() as u64;
+
+    let mut phases: Vec<u8> = plan.changes.iter().map(|c| c.phase).collect();
+    phases.dedup();
+    let mut done = 0;
+    for phase in phases {
+        let todo: Vec<&PlannedChange> = plan
+            .changes
+            .iter()
+            .filter(|c| c.phase == phase && run.status.get(&c.key) != Some(&JournalStatus::Applied))
+            .collect();
+        let ready = run.skip_blocked(todo)?;
+        for batch in ready.chunks(batch_size.max(1)) {
+            let changes: Vec<crate::model::Change> = batch.iter().map(|c| run.resolve(c)).collect();
+            let keys: Vec<&str> = batch.iter().map(|c| c.key.as_str()).collect();
+            run.state.mark_sent(&plan.id, &keys)?;
+            match target.apply(changes).await {
+                Ok(results) => run.record(batch, results)?,
+                Err(e) => {
+                    let message = e.to_string();
+                    let failed: Vec<ChangeResult> = batch
+                        .iter()
+                        .map(|c| ChangeResult {
+                            change_id: c.key.clone(),
+                            outcome: Err(crate::model::ConnectorError {
+                                kind: e.kind(),
+                                message: message.clone(),
+                            }),
+                        })
+                        .collect();
+                    run.record(batch, failed)?;
+                    run.report.stopped = Some(message);
+                    return Ok(run.report);
+                }
+            }
+            done += batch.len();
+            progress(done);
+        }
+    }
+    Ok(run.report)
+}
+
+impl Run<'_> {
+    /// Splits off changes whose prerequisites did not succeed, recording them as skipped.
+    fn skip_blocked<'p>(
+        &mut self,
+        todo: Vec<&'p PlannedChange>,
+    ) -> anyhow::Result<Vec<&'p PlannedChange>> {
+        let mut ready = Vec::new();
+        let mut skipped = Vec::new();
+        for c in todo {
+            match c
+                .after
+                .iter()
+                .find(|dep| self.status.get(*dep) != Some(&JournalStatus::Applied))
+            {
+                None => ready.push(c),
+                Some(dep) => skipped.push((c, format!("skipped: {dep} did not succeed"))),
+            }
+        }
+        let outcomes: Vec<Outcome> = skipped
+            .iter()
+            .map(|(c, why)| Outcome {
+                plan_id: &self.plan.id,
+                key: &c.key,
+                account: &c.email,
+                status: JournalStatus::Skipped,
+                target_id: None,
+                error: Some(why),
+            })
+            .collect();
+        self.state.record(&outcomes, &[])?;
+        for (c, why) in skipped {
+            self.status.insert(c.key.clone(), JournalStatus::Skipped);
+            self.report.skipped += 1;
+            self.report.outcomes.push(ChangeOutcome {
+                key: c.key.clone(),
+                action: c.action,
+                email: c.email.clone(),
+                status: JournalStatus::Skipped,
+                target_id: None,
+                error: Some(why),
+            });
+        }
+        Ok(ready)
+    }
+
+    /// The change as sent: ids of accounts created earlier in this apply filled in.
+    fn resolve(&self, c: &PlannedChange) -> crate::model::Change {
+        let mut change = c.change.clone();
+        if let Some(id) = c.target_from.as_ref().and_then(|k| self.ids.get(k)) {
+            match &mut change.op {
+                Operation::Update { id: target, .. } => *target = id.clone(),
+                Operation::MergeGuest { into, .. } => into.id = Some(id.clone()),
+                _ => {}
+            }
+        }
+        change
+    }
+
+    fn record(
+        &mut self,
+        batch: &[&PlannedChange],
+        results: Vec<ChangeResult>,
+    ) -> anyhow::Result<()> {
+        let mut by_id: HashMap<String, ChangeResult> = results
+            .into_iter()
+            .map(|r| (r.change_id.clone(), r))
+            .collect();
+        let mut outcomes = Vec::new();
+        let mut links = Vec::new();
+        for c in batch {
+            let result = by_id.remove(&c.key);
+            let (status, target_id, error) = match result.map(|r| r.outcome) {
+                Some(Ok(id)) => {
+                    let id = id.or_else(|| existing_id(c));
+                    if let (Some(link), Some(id)) = (&c.link, &id) {
+                        links.push(stored(link, id.clone()));
+                    }
+                    (JournalStatus::Applied, id, None)
+                }
+                Some(Err(e)) => (
+                    JournalStatus::Failed,
+                    None,
+                    Some(format!("{}: {}", e.kind.as_str(), e.message)),
+                ),
+                None => (
+                    JournalStatus::Failed,
+                    None,
+                    Some("the connector returned no result for this change".to_string()),
+                ),
+            };
+            if let Some(id) = &target_id {
+                self.ids.insert(c.key.clone(), id.clone());
+            }
+            self.status.insert(c.key.clone(), status);
+            match status {
+                JournalStatus::Applied => self.report.applied += 1,
+                _ => self.report.failed += 1,
+            }
+            outcomes.push(ChangeOutcome {
+                key: c.key.clone(),
+                action: c.action,
+                email: c.email.clone(),
+                status,
+                target_id,
+                error,
+            });
+        }
+        let rows: Vec<Outcome> = outcomes
+            .iter()
+            .map(|o| Outcome {
+                plan_id: &self.plan.id,
+                key: &o.key,
+                account: &o.email,
+                status: o.status,
+                target_id: o.target_id.as_deref(),
+                error: o.error.as_deref(),
+            })
+            .collect();
+        self.state.record(&rows, &links)?;
+        self.report.links_recorded += links.len() as u64;
+        self.report.outcomes.extend(outcomes);
+        Ok(())
+    }
+}
+
+/// The target id a change is about, when the plan already knows it.
+fn existing_id(c: &PlannedChange) -> Option<String> {
+    match &c.change.op {
+        Operation::Update { id, .. } | Operation::Disable { id } | Operation::Delete { id }
+            if !id.is_empty() =>
+        {
+            Some(id.clone())
+        }
+        Operation::MergeGuest { into, .. } => into.id.clone(),
+        _ => None,
+    }
+}

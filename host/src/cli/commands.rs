@@ -1,0 +1,352 @@
+//! What each subcommand does.
+
+use super::render::{self, Out};
+use super::{Cli, Command, Global, PluginsCommand};
+use crate::apply::{ApplyReport, apply};
+use crate::pipeline::Pipeline;
+use crate::plan::{Plan, PlanInput, build};
+use crate::runtime::cache::CompiledCache;
+use crate::runtime::{ConnectorInstance, Runtime};
+use crate::session::{self, Failure, Session};
+use crate::state::{SqliteStore, StateStore};
+use std::io::IsTerminal;
+use std::path::Path;
+use std::process::ExitCode;
+
+pub async fn run(cli: Cli) -> ExitCode {
+    let global = cli.global.clone();
+    let outcome = match cli.command {
+        Command::Check { pipeline, json } => check(&global, &pipeline, json).await,
+        Command::Plugins(PluginsCommand::List { json }) => plugins_list(&global, json),
+        Command::Plugins(PluginsCommand::Inspect { file, json }) => {
+            plugins_inspect(&global, &file, json).await
+        }
+        Command::TestConnection {
+            pipeline,
+            connector,
+            account,
+            json,
+        } => test_connection(&global, &pipeline, connector, account, json).await,
+        Command::Plan {
+            pipeline,
+            json,
+            out,
+        } => plan(&global, &pipeline, json, out.as_deref()).await,
+        Command::Apply {
+            pipeline,
+            plan,
+            yes,
+            allow_removals,
+            json,
+        } => {
+            apply_cmd(
+                &global,
+                &pipeline,
+                plan.as_deref(),
+                yes,
+                allow_removals,
+                json,
+            )
+            .await
+        }
+        Command::Status { pipeline, json } => status(&pipeline, json),
+    };
+    match outcome {
+        Ok(code) => code,
+        Err(failure) => {
+            let code = match &failure {
+                Failure::Refused(_) => 3,
+                _ => 2,
+            };
+            eprintln!("error: {failure}");
+            ExitCode::from(code)
+        }
+    }
+}
+
+fn cache_dir(global: &Global) -> Option<std::path::PathBuf> {
+    if global.no_cache {
+        None
+    } else {
+        global.cache_dir.clone().or_else(CompiledCache::default_dir)
+    }
+}
+
+async fn open(global: &Global, path: &Path) -> Result<Session, Failure> {
+    let pipeline = Pipeline::load(path)?;
+    Session::open(pipeline, cache_dir(global)).await
+}
+
+async fn check(global: &Global, path: &Path, json: bool) -> Result<ExitCode, Failure> {
+    let session = open(global, path).await?;
+    // Configure each connector once: that is where a connector checks its own settings.
+    for name in session.pipeline.connectors.keys() {
+        session.start(name).await?;
+    }
+    let out = Out::new(json, &session.redactor);
+    render::check(&out, &session);
+    Ok(ExitCode::SUCCESS)
+}
+
+fn plugins_list(_global: &Global, json: bool) -> Result<ExitCode, Failure> {
+    let dirs = session::plugin_dirs(None);
+    let mut found = Vec::new();
+    for dir in &dirs {
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            continue;
+        };
+        let mut files: Vec<_> = entries
+            .filter_map(Result::ok)
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|x| x == "wasm"))
+            .collect();
+        files.sort();
+        for file in files {
+            let info = std::fs::read(&file)
+                .map_err(|e| e.to_string())
+                .and_then(|b| crate::contract::version::inspect(&b).map_err(|e| e.to_string()));
+            found.push((file, info));
+        }
+    }
+    render::plugins_list(json, &dirs, &found);
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn plugins_inspect(global: &Global, file: &Path, json: bool) -> Result<ExitCode, Failure> {
+    let runtime = Runtime::new(cache_dir(global))?;
+    let component = runtime.load(file)?;
+    let redactor = crate::runtime::Redactor::default();
+    // `describe` runs with nothing granted: no configuration, network or files.
+    let mut probe = runtime
+        .instantiate("inspect", &component, &Default::default(), &redactor)
+        .await?;
+    let descriptor = probe.describe().await?;
+    render::inspect(json, &component, &descriptor);
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn test_connection(
+    global: &Global,
+    path: &Path,
+    connector: Option<String>,
+    account: Option<String>,
+    json: bool,
+) -> Result<ExitCode, Failure> {
+    let session = open(global, path).await?;
+    let names: Vec<String> = match connector {
+        Some(name) if session.pipeline.connectors.contains_key(&name) => vec![name],
+        Some(name) => {
+            let known: Vec<&String> = session.pipeline.connectors.keys().collect();
+            return Err(Failure::Input(format!(
+                "--connector {name}: no such connector in this pipeline (known: {known:?})"
+            )));
+        }
+        None => vec![
+            session.pipeline.source.clone(),
+            session.pipeline.target.clone(),
+        ],
+    };
+    let out = Out::new(json, &session.redactor);
+    let mut reports = Vec::new();
+    for name in names {
+        let mut instance = session.start(&name).await?;
+        let report = instance.test_connection(account.clone()).await?;
+        reports.push((name, report));
+    }
+    render::connection(&out, &reports);
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Reads both sides and plans; also hands back the started target and the state.
+async fn make_plan(
+    session: &Session,
+    quiet: bool,
+) -> Result<(Plan, ConnectorInstance, SqliteStore), Failure> {
+    let p = &session.pipeline;
+    let progress = render::Progress::new(quiet);
+    let mut source = session.start(&p.source).await?;
+    let bar = progress.counter(&format!("reading {}", p.source));
+    let source_accounts = session::read_accounts(&mut source, |n| bar.set(n)).await?;
+    let groups = if p.filters().any(|f| !f.member_of.is_empty()) {
+        session::read_groups(&mut source).await?
+    } else {
+        vec![]
+    };
+    bar.finish();
+    drop(source);
+    let mut target = session.start(&p.target).await?;
+    let bar = progress.counter(&format!("reading {}", p.target));
+    let target_accounts = session::read_accounts(&mut target, |n| bar.set(n)).await?;
+    bar.finish();
+    let free_seats = target.seats().await?;
+    let state = SqliteStore::open(&p.state_path)?;
+    let links = state.links()?;
+    let input = PlanInput {
+        pipeline: p,
+        source: &source_accounts,
+        source_groups: &groups,
+        target: &target_accounts,
+        target_descriptor: &session.plugins[&p.target].descriptor,
+        links: &links,
+        free_seats,
+    };
+    Ok((build(&input), target, state))
+}
+
+async fn plan(
+    global: &Global,
+    path: &Path,
+    json: bool,
+    out_file: Option<&Path>,
+) -> Result<ExitCode, Failure> {
+    let session = open(global, path).await?;
+    let (plan, _, _) = make_plan(&session, json).await?;
+    let out = Out::new(json, &session.redactor);
+    if let Some(file) = out_file {
+        let text = session
+            .redactor
+            .redact_owned(serde_json::to_string_pretty(&plan).map_err(anyhow::Error::from)?);
+        write_atomic(file, text.as_bytes())?;
+    }
+    render::plan(&out, &plan);
+    if let Some(reason) = &plan.refused {
+        return Err(Failure::Refused(reason.clone()));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), Failure> {
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, bytes)
+        .and_then(|_| std::fs::rename(&tmp, path))
+        .map_err(|e| Failure::Input(format!("cannot write {}: {e}", path.display())))
+}
+
+fn load_plan(path: &Path, pipeline: &Pipeline) -> Result<Plan, Failure> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| Failure::Input(format!("cannot read plan {}: {e}", path.display())))?;
+    let plan: Plan = serde_json::from_str(&text).map_err(|e| {
+        Failure::Input(format!(
+            "{}:{}:{}: not a roster plan: {e}",
+            path.display(),
+            e.line(),
+            e.column()
+        ))
+    })?;
+    if plan.format != crate::plan::FORMAT {
+        return Err(Failure::Input(format!(
+            "{}: plan format {} is not {}",
+            path.display(),
+            plan.format,
+            crate::plan::FORMAT
+        )));
+    }
+    if plan.pipeline_fingerprint != pipeline.fingerprint {
+        return Err(Failure::Input(format!(
+            "{}: the plan was made from a different version of {}; plan again",
+            path.display(),
+            pipeline.path.display()
+        )));
+    }
+    Ok(plan)
+}
+
+async fn apply_cmd(
+    global: &Global,
+    path: &Path,
+    plan_file: Option<&Path>,
+    yes: bool,
+    allow_removals: bool,
+    json: bool,
+) -> Result<ExitCode, Failure> {
+    let session = open(global, path).await?;
+    let (plan, mut target, mut state) = match plan_file {
+        None => make_plan(&session, json).await?,
+        Some(file) => {
+            let plan = load_plan(file, &session.pipeline)?;
+            let target = session.start(&session.pipeline.target).await?;
+            (
+                plan,
+                target,
+                SqliteStore::open(&session.pipeline.state_path)?,
+            )
+        }
+    };
+    let out = Out::new(json, &session.redactor);
+    if !json {
+        render::plan(&out, &plan);
+    }
+    if let Some(reason) = &plan.refused
+        && !allow_removals
+    {
+        return Err(Failure::Refused(reason.clone()));
+    }
+    if plan.is_empty() {
+        if json {
+            render::apply(&out, &plan, &ApplyReport::default());
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    if !yes && !confirm(&plan, &session.pipeline.target)? {
+        eprintln!("nothing applied");
+        return Ok(ExitCode::SUCCESS);
+    }
+    let run = state.begin_run("apply", &plan.id)?;
+    let progress = render::Progress::new(json);
+    let bar = progress.bar("applying", plan.changes.len());
+    let report = apply(
+        &plan,
+        &mut target,
+        &mut state,
+        session.pipeline.batch_size as usize,
+        |n| bar.set(n),
+    )
+    .await?;
+    bar.finish();
+    let outcome = if report.stopped.is_some() {
+        "stopped"
+    } else if report.failed > 0 {
+        "partial"
+    } else {
+        "done"
+    };
+    state.finish_run(run, report.applied, report.failed, outcome)?;
+    render::apply(&out, &plan, &report);
+    Ok(
+        if report.failed > 0 || report.skipped > 0 || report.stopped.is_some() {
+            ExitCode::from(1)
+        } else {
+            ExitCode::SUCCESS
+        },
+    )
+}
+
+fn confirm(plan: &Plan, target: &str) -> Result<bool, Failure> {
+    if !std::io::stdin().is_terminal() {
+        return Err(Failure::Input(
+            "apply needs confirmation: run it on a terminal, or pass --yes".into(),
+        ));
+    }
+    eprint!("Apply {} changes to `{target}`? [y/N] ", plan.changes.len());
+    let mut answer = String::new();
+    std::io::stdin()
+        .read_line(&mut answer)
+        .map_err(|e| Failure::Input(e.to_string()))?;
+    Ok(matches!(answer.trim(), "y" | "Y" | "yes" | "Yes"))
+}
+
+fn status(path: &Path, json: bool) -> Result<ExitCode, Failure> {
+    let pipeline = Pipeline::load(path)?;
+    if !pipeline.state_path.exists() {
+        return Err(Failure::Input(format!(
+            "no state yet at {}: run `roster apply` first",
+            pipeline.state_path.display()
+        )));
+    }
+    let state = SqliteStore::open(&pipeline.state_path)?;
+    let runs = state.recent_runs(10)?;
+    let links = state.links()?;
+    let errors = state.account_errors()?;
+    render::status(json, &runs, &links, &errors);
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,137 @@
+//! The `roster` command line: quiet by default, precise errors, `--json` for
+//! machines. Exit codes: 0 done; 1 some changes failed, the rest applied;
+//! 2 bad input or configuration; 3 refused by a safety rule.
+
+mod commands;
+mod render;
+
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "roster",
+    version,
+    about = "Keep users and groups in sync between a mail platform and the systems that depend on it"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+    #[command(flatten)]
+    global: Global,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct Global {
+    /// More log output (-v info, -vv debug); also RUST_LOG.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    verbose: u8,
+    /// Where compiled components are cached (default: ~/.cache/roster).
+    #[arg(long, global = true, env = "ROSTER_CACHE_DIR")]
+    cache_dir: Option<PathBuf>,
+    /// Compile components every time instead of using the cache.
+    #[arg(long, global = true)]
+    no_cache: bool,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Validate a pipeline, load its plugins and show what each connector is granted.
+    Check {
+        pipeline: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
+    /// List or inspect connector plugins.
+    #[command(subcommand)]
+    Plugins(PluginsCommand),
+    /// Check a connector's connection, and optionally one account.
+    TestConnection {
+        pipeline: PathBuf,
+        /// The connector to test (default: source and target).
+        #[arg(long)]
+        connector: Option<String>,
+        /// An address whose account must be readable.
+        #[arg(long)]
+        account: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show every change an apply would make; touches nothing.
+    Plan {
+        pipeline: PathBuf,
+        #[arg(long)]
+        json: bool,
+        /// Save the plan to a file for `apply --plan`.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Make the changes, recording each outcome in the state store.
+    Apply {
+        pipeline: PathBuf,
+        /// Apply a plan saved with `plan --out` instead of planning afresh.
+        #[arg(long)]
+        plan: Option<PathBuf>,
+        /// Do not ask for confirmation.
+        #[arg(long)]
+        yes: bool,
+        /// Allow a plan whose removals exceed the safety threshold.
+        #[arg(long)]
+        allow_removals: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Recent runs, linked accounts and the last error per account.
+    Status {
+        pipeline: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum PluginsCommand {
+    /// List the plugins found in the plugin directories.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Describe a component: name, version, contract, capabilities, config fields, hosts.
+    Inspect {
+        file: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing(cli.global.verbose);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    runtime.block_on(commands::run(cli))
+}
+
+fn init_tracing(verbose: u8) {
+    use tracing_subscriber::EnvFilter;
+    let default = match verbose {
+        0 => "warn",
+        1 => "info",
+        _ => "debug",
+    };
+    let filter = EnvFilter::try_from_env("RUST_LOG").unwrap_or_else(|_| EnvFilter::new(default));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .init();
+}

@@ -1,0 +1,505 @@
+//! Human tables and `--json` documents. Everything printed passes through the
+//! redactor: the last line of defence for secrets.
+
+use crate::apply::ApplyReport;
+use crate::contract::version::ComponentInfo;
+use crate::model::{ConnectionReport, Descriptor};
+use crate::plan::{Action, NoteLevel, Plan};
+use crate::runtime::{LoadedComponent, Redactor};
+use crate::session::Session;
+use crate::state::{AccountError, RunRecord, StoredLink};
+use comfy_table::{ContentArrangement, Table, presets::UTF8_BORDERS_ONLY};
+use indicatif::{ProgressBar, ProgressStyle};
+use serde_json::json;
+use std::io::IsTerminal;
+use std::path::PathBuf;
+
+pub struct Out<'a> {
+    json: bool,
+    redactor: &'a Redactor,
+}
+
+impl<'a> Out<'a> {
+    pub fn new(json: bool, redactor: &'a Redactor) -> Self {
+        Out { json, redactor }
+    }
+    fn print(&self, text: &str) {
+        println!("{}", self.redactor.redact(text));
+    }
+    fn json(&self, value: &serde_json::Value) {
+        self.print(&serde_json::to_string_pretty(value).unwrap_or_default());
+    }
+}
+
+fn table() -> Table {
+    let mut t = Table::new();
+    t.load_preset(UTF8_BORDERS_ONLY)
+        .set_content_arrangement(ContentArrangement::Dynamic);
+    t
+}
+
+/// Progress on stderr, only when it is a terminal and output is for people.
+pub struct Progress {
+    on: bool,
+}
+
+pub struct Bar(Option<ProgressBar>);
+
+impl Bar {
+    pub fn set(&self, n: usize) {
+        if let Some(b) = &self.0 {
+            b.set_position(n as u64);
+        }
+    }
+    pub fn finish(&self) {
+        if let Some(b) = &self.0 {
+            b.finish_and_clear();
+        }
+    }
+}
+
+impl Progress {
+    pub fn new(quiet: bool) -> Self {
+        Progress {
+            on: !quiet && std::io::stderr().is_terminal(),
+        }
+    }
+    pub fn counter(&self, what: &str) -> Bar {
+        Bar(self.on.then(|| {
+            let b = ProgressBar::new_spinner().with_message(what.to_string());
+            b.set_style(
+                ProgressStyle::with_template("{spinner} {msg}: {pos} accounts")
+                    .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+            );
+            b.enable_steady_tick(std::time::Duration::from_millis(120));
+            b
+        }))
+    }
+    pub fn bar(&self, what: &str, len: usize) -> Bar {
+        Bar(self.on.then(|| {
+            let b = ProgressBar::new(len as u64).with_message(what.to_string());
+            b.set_style(
+                ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len} ({eta})")
+                    .unwrap_or_else(|_| ProgressStyle::default_bar()),
+            );
+            b
+        }))
+    }
+}
+
+pub fn check(out: &Out, session: &Session) {
+    let p = &session.pipeline;
+    let connectors: Vec<serde_json::Value> = p
+        .connectors
+        .iter()
+        .map(|(name, spec)| {
+            let plugin = &session.plugins[name];
+            json!({
+                "name": name,
+                "role": if *name == p.source { "source" } else if *name == p.target { "target" } else { "unused" },
+                "plugin": plugin.descriptor.name,
+                "version": plugin.descriptor.version,
+                "component": plugin.component.path,
+                "contract": plugin.component.contract.as_str(),
+                "cache": plugin.component.cache,
+                "allowed_hosts": spec.grants.http.allowed.iter().map(|h| h.to_string()).collect::<Vec<_>>(),
+                "directory": spec.grants.directory,
+                "directory_read_only": spec.grants.directory_read_only,
+                "memory_mb": spec.grants.memory >> 20,
+                "call_timeout_secs": spec.grants.call_timeout.as_secs(),
+                "http_timeout_secs": spec.grants.http.timeout.as_secs(),
+                "concurrency": spec.grants.http.concurrency,
+                "rate_limit": spec.grants.http.rate.map(|(n, per)| json!({"requests": n, "per_seconds": per.as_secs_f64()})),
+            })
+        })
+        .collect();
+    if out.json {
+        out.json(&json!({
+            "pipeline": p.name,
+            "source": p.source,
+            "target": p.target,
+            "state": p.state_path,
+            "stages": p.stages.iter().map(|s| s.kind()).collect::<Vec<_>>(),
+            "connectors": connectors,
+        }));
+        return;
+    }
+    out.print(&format!(
+        "pipeline `{}` is valid: {} → {}",
+        p.name, p.source, p.target
+    ));
+    out.print(&format!(
+        "stages: {}",
+        p.stages
+            .iter()
+            .map(|s| s.kind())
+            .collect::<Vec<_>>()
+            .join(" → ")
+    ));
+    let mut t = table();
+    t.set_header([
+        "connector",
+        "plugin",
+        "hosts",
+        "directory",
+        "memory",
+        "call limit",
+    ]);
+    for c in &connectors {
+        let hosts = c["allowed_hosts"]
+            .as_array()
+            .map(|h| {
+                h.iter()
+                    .filter_map(|x| x.as_str())
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            })
+            .unwrap_or_default();
+        let dir = match c["directory"].as_str() {
+            Some(d) if c["directory_read_only"] == true => format!("{d} (read-only)"),
+            Some(d) => d.to_string(),
+            None => "none".into(),
+        };
+        t.add_row([
+            format!(
+                "{} ({})",
+                c["name"].as_str().unwrap_or(""),
+                c["role"].as_str().unwrap_or("")
+            ),
+            format!(
+                "{} {}",
+                c["plugin"].as_str().unwrap_or(""),
+                c["version"].as_str().unwrap_or("")
+            ),
+            if hosts.is_empty() {
+                "none".into()
+            } else {
+                hosts
+            },
+            dir,
+            format!("{} MiB", c["memory_mb"]),
+            format!("{} s", c["call_timeout_secs"]),
+        ]);
+    }
+    out.print(&t.to_string());
+}
+
+pub fn plugins_list(
+    json: bool,
+    dirs: &[PathBuf],
+    found: &[(PathBuf, Result<ComponentInfo, String>)],
+) {
+    if json {
+        let items: Vec<_> = found
+            .iter()
+            .map(|(f, info)| match info {
+                Ok(i) => json!({"file": f, "contract": i.contract}),
+                Err(e) => json!({"file": f, "error": e}),
+            })
+            .collect();
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&json!({"directories": dirs, "plugins": items}))
+                .unwrap_or_default()
+        );
+        return;
+    }
+    if found.is_empty() {
+        let searched: Vec<String> = dirs.iter().map(|d| d.display().to_string()).collect();
+        println!("no plugins found (looked in {})", searched.join(", "));
+        return;
+    }
+    let mut t = table();
+    t.set_header(["file", "contract"]);
+    for (f, info) in found {
+        t.add_row([
+            f.display().to_string(),
+            info.as_ref()
+                .map(|i| i.contract.clone())
+                .unwrap_or_else(|e| format!("unusable: {e}")),
+        ]);
+    }
+    println!("{t}");
+}
+
+pub fn inspect(json: bool, component: &LoadedComponent, d: &Descriptor) {
+    if json {
+        let doc = json!({
+            "file": component.path,
+            "digest": component.digest,
+            "contract": component.contract.as_str(),
+            "cache": component.cache,
+            "imports": component.imports,
+            "descriptor": d,
+        });
+        println!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
+        return;
+    }
+    println!("{} {} — {}", d.name, d.version, d.description);
+    println!("file:       {}", component.path.display());
+    println!(
+        "contract:   roster:connector@{}",
+        component.contract.as_str()
+    );
+    let roles: Vec<&str> = [("source", d.source), ("target", d.target)]
+        .iter()
+        .filter(|r| r.1)
+        .map(|r| r.0)
+        .collect();
+    println!("roles:      {}", roles.join(", "));
+    println!(
+        "kinds:      {}",
+        d.kinds
+            .iter()
+            .map(|k| k.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    println!(
+        "fields:     {}",
+        d.fields
+            .iter()
+            .map(|f| f.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    println!("incremental: {}", if d.incremental { "yes" } else { "no" });
+    println!(
+        "hosts:      {}",
+        if d.hosts.is_empty() {
+            "none".to_string()
+        } else {
+            d.hosts.join(", ")
+        }
+    );
+    println!("imports:    {}", component.imports.join(", "));
+    if !d.config.is_empty() {
+        let mut t = table();
+        t.set_header([
+            "config field",
+            "required",
+            "secret",
+            "default",
+            "description",
+        ]);
+        for f in &d.config {
+            t.add_row([
+                f.name.clone(),
+                if f.required { "yes" } else { "no" }.into(),
+                if f.secret { "yes" } else { "no" }.into(),
+                f.default_value.clone().unwrap_or_default(),
+                f.description.clone(),
+            ]);
+        }
+        println!("{t}");
+    }
+}
+
+pub fn connection(out: &Out, reports: &[(String, ConnectionReport)]) {
+    if out.json {
+        let items: Vec<_> = reports
+            .iter()
+            .map(|(n, r)| json!({"connector": n, "checks": r.checks, "account": r.account}))
+            .collect();
+        out.json(&json!({ "connectors": items }));
+        return;
+    }
+    for (name, report) in reports {
+        out.print(&format!("{name}: ok"));
+        for check in &report.checks {
+            out.print(&format!("  ✓ {check}"));
+        }
+        if let Some(a) = &report.account {
+            out.print(&format!(
+                "  account {} ({}, {})",
+                a.email,
+                a.kind.as_str(),
+                if a.enabled { "enabled" } else { "disabled" }
+            ));
+        }
+    }
+}
+
+fn details(c: &crate::plan::PlannedChange) -> String {
+    use crate::model::Operation;
+    match &c.change.op {
+        Operation::Create { account } => {
+            let mut d = vec![account.kind.as_str().to_string()];
+            if !account.aliases.is_empty() {
+                d.push(format!("aliases {}", account.aliases.join(", ")));
+            }
+            if !account.delegates.is_empty() {
+                d.push(format!("delegates {}", account.delegates.join(", ")));
+            }
+            if !account.enabled {
+                d.push("disabled".into());
+            }
+            d.join("; ")
+        }
+        Operation::Update { .. } => c
+            .diff
+            .iter()
+            .map(|d| format!("{}: {} → {}", d.field, empty(&d.from), empty(&d.to)))
+            .collect::<Vec<_>>()
+            .join("\n"),
+        Operation::MergeGuest { guest, into } => {
+            format!(
+                "guest {} ({}) into {}",
+                guest.email,
+                guest.id.as_deref().unwrap_or("?"),
+                into.id.as_deref().unwrap_or("the new account")
+            )
+        }
+        Operation::Disable { id } | Operation::Delete { id } => format!("target account {id}"),
+    }
+}
+
+fn empty(s: &str) -> &str {
+    if s.is_empty() { "∅" } else { s }
+}
+
+pub fn plan(out: &Out, plan: &Plan) {
+    if out.json {
+        out.json(&serde_json::to_value(plan).unwrap_or_default());
+        return;
+    }
+    let s = &plan.summary;
+    out.print(&format!(
+        "plan {} for `{}`: {} → {} ({} source accounts, {} in scope; {} target accounts)",
+        plan.id,
+        plan.pipeline,
+        plan.source,
+        plan.target,
+        s.source_accounts,
+        s.in_scope,
+        s.target_accounts
+    ));
+    if !plan.changes.is_empty() {
+        let mut t = table();
+        t.set_header(["action", "account", "details"]);
+        for c in &plan.changes {
+            t.add_row([c.action.as_str().to_string(), c.email.clone(), details(c)]);
+        }
+        out.print(&t.to_string());
+    }
+    for (level, title) in [
+        (NoteLevel::Error, "errors"),
+        (NoteLevel::Conflict, "conflicts"),
+        (NoteLevel::Warning, "warnings"),
+    ] {
+        let notes: Vec<_> = plan.notes.iter().filter(|n| n.level == level).collect();
+        if notes.is_empty() {
+            continue;
+        }
+        out.print(&format!("{title} ({}):", notes.len()));
+        for n in notes {
+            let kind = n
+                .kind
+                .map(|k| format!("[{}] ", k.as_str()))
+                .unwrap_or_default();
+            out.print(&format!(
+                "  {}: {kind}{}",
+                n.account.as_deref().unwrap_or("-"),
+                n.message
+            ));
+        }
+    }
+    let count = |a: Action| plan.changes.iter().filter(|c| c.action == a).count();
+    if plan.is_empty() {
+        out.print(&format!("no changes: {} accounts in sync", s.unchanged));
+    } else {
+        out.print(&format!(
+            "{} to create, {} to update, {} guest merges, {} to disable, {} to delete; {} new links; {} unchanged, {} skipped",
+            count(Action::Create),
+            count(Action::Update),
+            count(Action::MergeGuest),
+            count(Action::Disable),
+            count(Action::Delete),
+            s.new_links,
+            s.unchanged,
+            s.skipped
+        ));
+    }
+    if let Some(r) = &plan.refused {
+        out.print(&format!("refused: {r}"));
+    }
+}
+
+pub fn apply(out: &Out, plan: &Plan, report: &ApplyReport) {
+    if out.json {
+        out.json(&json!({"plan": plan.id, "report": report}));
+        return;
+    }
+    let problems: Vec<_> = report
+        .outcomes
+        .iter()
+        .filter(|o| o.error.is_some())
+        .collect();
+    if !problems.is_empty() {
+        let mut t = table();
+        t.set_header(["action", "account", "outcome"]);
+        for o in problems {
+            t.add_row([
+                o.action.as_str().to_string(),
+                o.email.clone(),
+                format!(
+                    "{}: {}",
+                    o.status.as_str(),
+                    o.error.clone().unwrap_or_default()
+                ),
+            ]);
+        }
+        out.print(&t.to_string());
+    }
+    out.print(&format!(
+        "applied {}, failed {}, skipped {}; {} links recorded",
+        report.applied, report.failed, report.skipped, report.links_recorded
+    ));
+    if let Some(s) = &report.stopped {
+        out.print(&format!("stopped: {s}"));
+    }
+}
+
+pub fn status(json: bool, runs: &[RunRecord], links: &[StoredLink], errors: &[AccountError]) {
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&json!({"runs": runs, "links": links, "errors": errors}))
+                .unwrap_or_default()
+        );
+        return;
+    }
+    let mut t = table();
+    t.set_header(["run", "command", "plan", "outcome", "applied", "failed"]);
+    for r in runs {
+        t.add_row([
+            r.id.to_string(),
+            r.command.clone(),
+            r.plan_id.clone(),
+            r.outcome.clone(),
+            r.applied.to_string(),
+            r.failed.to_string(),
+        ]);
+    }
+    println!("recent runs:\n{t}");
+    let mut t = table();
+    t.set_header(["source", "target id", "linked by", "options"]);
+    for l in links {
+        let options: Vec<String> = l.options.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        t.add_row([
+            l.source_email.clone(),
+            l.target_id.clone(),
+            l.how.as_str().to_string(),
+            options.join(", "),
+        ]);
+    }
+    println!("{} linked accounts:\n{t}", links.len());
+    if !errors.is_empty() {
+        let mut t = table();
+        t.set_header(["account", "change", "last error"]);
+        for e in errors {
+            t.add_row([e.account.clone(), e.change.clone(), e.message.clone()]);
+        }
+        println!("accounts with errors:\n{t}");
+    }
+}

@@ -1,0 +1,581 @@
+//! Builds the plan: filter, link, merge and sync, in the pipeline's order.
+
+use super::diff::{desired, diff};
+use super::filter::{filter, syncable};
+use super::link::{Linker, Match, TargetIndex, source_key};
+use super::*;
+use crate::model::{
+    Account, AccountKind, AccountRef, Change, Descriptor, ErrorKind, Group, Operation,
+};
+use crate::pipeline::{MergeMode, Pipeline, Removal, SyncStage};
+use crate::state::StoredLink;
+use sha2::{Digest, Sha256};
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+pub struct PlanInput<'a> {
+    pub pipeline: &'a Pipeline,
+    pub source: &'a [Account],
+    pub source_groups: &'a [Group],
+    pub target: &'a [Account],
+    pub target_descriptor: &'a Descriptor,
+    pub links: &'a [StoredLink],
+    /// Free licence seats in the target; `None` when unlimited or unknown.
+    pub free_seats: Option<u32>,
+}
+
+const PHASE_FREE_PRIMARY: u8 = 0;
+const PHASE_CREATE: u8 = 1;
+const PHASE_MERGE: u8 = 2;
+const PHASE_UPDATE: u8 = 3;
+const PHASE_REMOVE: u8 = 4;
+
+struct Builder<'a> {
+    input: &'a PlanInput<'a>,
+    sync: SyncStage,
+    changes: Vec<PlannedChange>,
+    links: Vec<PlannedLink>,
+    notes: Vec<Note>,
+    summary: Summary,
+    seats_left: Option<u32>,
+}
+
+impl Builder<'_> {
+    fn note(&mut self, level: NoteLevel, account: &str, kind: Option<ErrorKind>, message: String) {
+        self.notes.push(Note {
+            level,
+            account: Some(account.to_string()),
+            kind,
+            message,
+        });
+    }
+}
+
+pub fn build(input: &PlanInput) -> Plan {
+    let pipeline = input.pipeline;
+    let filters: Vec<&crate::pipeline::FilterStage> = pipeline.filters().collect();
+    let scope = filter(input.source, input.source_groups, &filters);
+    let mut b = Builder {
+        input,
+        sync: pipeline.sync_stage().cloned().unwrap_or_default(),
+        changes: vec![],
+        links: vec![],
+        notes: vec![],
+        summary: Summary {
+            source_accounts: input.source.len(),
+            in_scope: scope.kept.len(),
+            target_accounts: input.target.len(),
+            ..Summary::default()
+        },
+        seats_left: input.free_seats,
+    };
+    let has_sync = pipeline.sync_stage().is_some();
+    let default_link = Default::default();
+    let link_stage = pipeline.link_stage().unwrap_or(&default_link);
+    let index = TargetIndex::new(input.target);
+    let linker = Linker::new(link_stage, &index, input.links);
+
+    let mut in_scope: Vec<&Account> = scope
+        .kept
+        .into_iter()
+        .filter(|a| syncable(a.kind))
+        .collect();
+    b.summary.skipped += b.summary.in_scope - in_scope.len();
+    in_scope.sort_by(|a, b| {
+        a.email
+            .to_ascii_lowercase()
+            .cmp(&b.email.to_ascii_lowercase())
+            .then(a.id.cmp(&b.id))
+    });
+
+    // Link every account first, so a target claimed twice is seen before any change is planned.
+    let matches: Vec<Match> = in_scope.iter().map(|s| linker.find(s)).collect();
+    let mut claims: HashMap<&str, usize> = HashMap::new();
+    for m in &matches {
+        if let Match::Linked { target, .. } = m {
+            *claims.entry(target.id.as_str()).or_default() += 1;
+        }
+    }
+    for (s, m) in in_scope.iter().zip(matches) {
+        match m {
+            Match::Linked { target, .. } if claims[target.id.as_str()] > 1 => {
+                let msg = format!(
+                    "target account {} ({}) is matched by more than one source account; link them by hand",
+                    target.id, target.email
+                );
+                b.note(
+                    NoteLevel::Conflict,
+                    &s.email,
+                    Some(ErrorKind::Conflict),
+                    msg,
+                );
+            }
+            Match::Linked { target, how } => b.linked(s, target, how, &linker, &index, has_sync),
+            Match::Missing {
+                target_id,
+                how: LinkHow::Manual,
+            } => {
+                let msg = format!(
+                    "the manual link names target account {target_id}, which does not exist"
+                );
+                b.note(NoteLevel::Error, &s.email, Some(ErrorKind::NotFound), msg);
+            }
+            Match::Missing { target_id, .. } => {
+                let msg = format!(
+                    "its linked target account {target_id} no longer exists; it will be created again"
+                );
+                b.note(NoteLevel::Warning, &s.email, None, msg);
+                b.unlinked(s, &linker, &index, has_sync);
+            }
+            Match::Unlinked => b.unlinked(s, &linker, &index, has_sync),
+            Match::Conflict(msg) => b.note(
+                NoteLevel::Conflict,
+                &s.email,
+                Some(ErrorKind::Conflict),
+                msg,
+            ),
+        }
+    }
+    let refused = if has_sync { b.removals(&index) } else { None };
+    b.finish(refused)
+}
+
+impl<'a> Builder<'a> {
+    fn options_for(&self, s: &Account, linker: &Linker) -> BTreeMap<String, String> {
+        let mut options = self.sync.options.clone();
+        if let Some(stored) = linker.stored(&source_key(s)) {
+            options.extend(stored.options.clone());
+        }
+        if let Some(manual) = linker.manual_options(s) {
+            options.extend(manual.clone());
+        }
+        options
+    }
+
+    fn may_create(&self, kind: AccountKind) -> bool {
+        match kind {
+            AccountKind::Functional => self.sync.create_functional,
+            _ => self.sync.create_users,
+        }
+    }
+
+    fn may_update(&self, kind: AccountKind) -> bool {
+        match kind {
+            AccountKind::Functional => self.sync.update_functional,
+            _ => self.sync.update_users,
+        }
+    }
+
+    fn fields(&self) -> &'a [crate::model::Field] {
+        &self.input.target_descriptor.fields
+    }
+
+    /// Guests holding this account's addresses, per the merge mode.
+    fn guests_to_merge(&self, s: &Account, index: &TargetIndex<'a>) -> Vec<(&'a Account, bool)> {
+        let mode = self.input.pipeline.merge_mode();
+        let mut out = Vec::new();
+        for (i, address) in s.addresses().enumerate() {
+            let is_primary = i == 0;
+            let Some(guest) = index.guests.get(&address.to_ascii_lowercase()) else {
+                continue;
+            };
+            match mode {
+                MergeMode::AliasOnly | MergeMode::AliasOrPrimary if !is_primary => {
+                    out.push((*guest, false))
+                }
+                MergeMode::AliasOrPrimary => out.push((*guest, true)),
+                _ => {}
+            }
+        }
+        out.dedup_by(|a, b| a.0.id == b.0.id);
+        out
+    }
+
+    /// Warns about addresses a guest holds when no merge is planned for them.
+    fn warn_unmerged_guests(
+        &mut self,
+        s: &Account,
+        index: &TargetIndex,
+        merging: &HashSet<String>,
+    ) {
+        for address in s.addresses() {
+            if let Some(guest) = index.guests.get(&address.to_ascii_lowercase())
+                && !merging.contains(&guest.id)
+            {
+                let msg = format!(
+                    "{address} is a guest account ({}) in the target, so writing it will fail; add a merge stage (mode alias-only or alias-or-primary) to merge the guest into this account",
+                    guest.id
+                );
+                self.note(NoteLevel::Warning, &s.email, Some(ErrorKind::Conflict), msg);
+            }
+        }
+    }
+
+    fn merge_change(
+        &mut self,
+        s: &Account,
+        guest: &Account,
+        into_id: Option<String>,
+        phase: u8,
+        after: Vec<String>,
+        target_from: Option<String>,
+    ) -> String {
+        let key = format!("merge-guest:{}", guest.id);
+        self.changes.push(PlannedChange {
+            key: key.clone(),
+            action: Action::MergeGuest,
+            phase,
+            email: s.email.clone(),
+            source_key: Some(source_key(s)),
+            change: Change {
+                id: key.clone(),
+                op: Operation::MergeGuest {
+                    guest: AccountRef {
+                        id: Some(guest.id.clone()),
+                        email: guest.email.clone(),
+                    },
+                    into: AccountRef {
+                        id: into_id,
+                        email: s.email.clone(),
+                    },
+                },
+                options: BTreeMap::new(),
+            },
+            diff: vec![],
+            after,
+            target_from,
+            link: None,
+        });
+        self.summary.merges += 1;
+        key
+    }
+
+    fn linked(
+        &mut self,
+        s: &Account,
+        t: &Account,
+        how: LinkHow,
+        linker: &Linker,
+        index: &TargetIndex<'a>,
+        has_sync: bool,
+    ) {
+        if s.kind != t.kind {
+            let msg = format!(
+                "is a {} in the source but a {} account ({}) in the target; skipped",
+                s.kind.as_str(),
+                t.kind.as_str(),
+                t.id
+            );
+            self.note(NoteLevel::Warning, &s.email, None, msg);
+            self.summary.skipped += 1;
+            return;
+        }
+        let key = source_key(s);
+        let options = self.options_for(s, linker);
+        let stored = linker.stored(&key);
+        let link_is_new = stored.is_none_or(|l| l.target_id != t.id || l.options != options);
+        let link = link_is_new.then(|| PlannedLink {
+            source_key: key.clone(),
+            source_email: s.email.clone(),
+            target_id: Some(t.id.clone()),
+            how: if how == LinkHow::Stored {
+                stored.map(|l| l.how).unwrap_or(how)
+            } else {
+                how
+            },
+            options: options.clone(),
+        });
+        if !has_sync {
+            if let Some(link) = link {
+                self.links.push(link);
+            }
+            return;
+        }
+        let merges = self.guests_to_merge(s, index);
+        let merging: HashSet<String> = merges.iter().map(|(g, _)| g.id.clone()).collect();
+        self.warn_unmerged_guests(s, index, &merging);
+        let merge_keys: Vec<String> = merges
+            .iter()
+            .map(|(g, _)| self.merge_change(s, g, Some(t.id.clone()), PHASE_MERGE, vec![], None))
+            .collect();
+        let want = desired(s, Some(t), self.fields());
+        let mut changed = diff(&want, t, self.fields());
+        let options_changed = stored.is_some_and(|l| l.options != options);
+        if options_changed {
+            changed.push(FieldDiff {
+                field: "options".into(),
+                from: format!("{:?}", stored.map(|l| &l.options)),
+                to: format!("{options:?}"),
+            });
+        }
+        let needs_update =
+            !changed.is_empty() || !merge_keys.is_empty() && !addresses_held(&want, t);
+        if needs_update && self.may_update(s.kind) {
+            self.seat_for_enable(s, t);
+            let fields: Vec<crate::model::Field> = self
+                .fields()
+                .iter()
+                .copied()
+                .filter(|f| changed.iter().any(|d| d.field == f.as_str()))
+                .collect();
+            let key_update = format!("update:{}", t.id);
+            self.changes.push(PlannedChange {
+                key: key_update.clone(),
+                action: Action::Update,
+                phase: PHASE_UPDATE,
+                email: s.email.clone(),
+                source_key: Some(key),
+                change: Change {
+                    id: key_update,
+                    op: Operation::Update {
+                        id: t.id.clone(),
+                        account: want,
+                        changed: fields,
+                    },
+                    options,
+                },
+                diff: changed,
+                after: merge_keys,
+                target_from: None,
+                link,
+            });
+            self.summary.updates += 1;
+        } else {
+            if needs_update {
+                self.summary.skipped += 1;
+            } else {
+                self.summary.unchanged += 1;
+            }
+            if let Some(link) = link {
+                self.links.push(link);
+            }
+        }
+    }
+
+    /// Enabling a disabled target account takes a seat.
+    fn seat_for_enable(&mut self, s: &Account, t: &Account) {
+        if s.enabled && !t.enabled && s.kind == AccountKind::Person {
+            if let Some(left) = self.seats_left.as_mut() {
+                *left = left.saturating_sub(1);
+            }
+        }
+    }
+
+    fn unlinked(&mut self, s: &Account, linker: &Linker, index: &TargetIndex<'a>, has_sync: bool) {
+        if !has_sync {
+            return;
+        }
+        if !self.may_create(s.kind) || !s.enabled {
+            self.summary.skipped += 1;
+            return;
+        }
+        for alias in &s.aliases {
+            if let Some(holder) = index.holder(alias) {
+                let msg = format!(
+                    "alias {alias} already belongs to target account {} ({})",
+                    holder.id, holder.email
+                );
+                self.note(NoteLevel::Warning, &s.email, Some(ErrorKind::Conflict), msg);
+            }
+        }
+        if s.kind == AccountKind::Person
+            && let Some(left) = self.seats_left.as_mut()
+        {
+            if *left == 0 {
+                let free = self.input.free_seats.unwrap_or(0);
+                let msg = format!(
+                    "no free licence seat for a new account ({free} free in the target before this plan)"
+                );
+                self.note(NoteLevel::Error, &s.email, Some(ErrorKind::Licence), msg);
+                return;
+            }
+            *left -= 1;
+        }
+        let merges = self.guests_to_merge(s, index);
+        let merging: HashSet<String> = merges.iter().map(|(g, _)| g.id.clone()).collect();
+        self.warn_unmerged_guests(s, index, &merging);
+        let key = source_key(s);
+        let create_key = format!("create:{key}");
+        // A guest holding the primary address is merged first; guests holding
+        // aliases are merged into the new account, then the aliases are added.
+        let primary_merges: Vec<String> = merges
+            .iter()
+            .filter(|(_, primary)| *primary)
+            .map(|(g, _)| self.merge_change(s, g, None, PHASE_FREE_PRIMARY, vec![], None))
+            .collect();
+        let held: HashSet<String> = merges
+            .iter()
+            .filter(|(_, p)| !p)
+            .flat_map(|(g, _)| g.addresses().map(str::to_ascii_lowercase))
+            .collect();
+        let full = desired(s, None, self.fields());
+        let mut first = full.clone();
+        first
+            .aliases
+            .retain(|a| !held.contains(&a.to_ascii_lowercase()));
+        let options = self.options_for(s, linker);
+        let link = PlannedLink {
+            source_key: key.clone(),
+            source_email: s.email.clone(),
+            target_id: None,
+            how: LinkHow::Created,
+            options: options.clone(),
+        };
+        self.changes.push(PlannedChange {
+            key: create_key.clone(),
+            action: Action::Create,
+            phase: PHASE_CREATE,
+            email: s.email.clone(),
+            source_key: Some(key.clone()),
+            change: Change {
+                id: create_key.clone(),
+                op: Operation::Create {
+                    account: first.clone(),
+                },
+                options: options.clone(),
+            },
+            diff: vec![],
+            after: primary_merges,
+            target_from: None,
+            link: Some(link),
+        });
+        self.summary.creates += 1;
+        let alias_merges: Vec<String> = merges
+            .iter()
+            .filter(|(_, primary)| !primary)
+            .map(|(g, _)| {
+                self.merge_change(
+                    s,
+                    g,
+                    None,
+                    PHASE_MERGE,
+                    vec![create_key.clone()],
+                    Some(create_key.clone()),
+                )
+            })
+            .collect();
+        if !alias_merges.is_empty() {
+            let update_key = format!("update:{create_key}");
+            let changed = diff(&full, &first, self.fields());
+            self.changes.push(PlannedChange {
+                key: update_key.clone(),
+                action: Action::Update,
+                phase: PHASE_UPDATE,
+                email: s.email.clone(),
+                source_key: Some(key),
+                change: Change {
+                    id: update_key,
+                    op: Operation::Update {
+                        id: String::new(),
+                        account: full,
+                        changed: vec![crate::model::Field::Aliases],
+                    },
+                    options,
+                },
+                diff: changed,
+                after: alias_merges,
+                target_from: Some(create_key),
+                link: None,
+            });
+            self.summary.updates += 1;
+        }
+    }
+
+    /// Linked target accounts whose source account is gone from the source
+    /// altogether (not merely filtered out), behind the safety threshold.
+    fn removals(&mut self, index: &TargetIndex) -> Option<String> {
+        if self.sync.removed == Removal::Keep {
+            return None;
+        }
+        let present: HashSet<String> = self.input.source.iter().map(source_key).collect();
+        let mut count = 0u32;
+        for link in self.input.links {
+            if present.contains(&link.source_key) {
+                continue;
+            }
+            let Some(t) = index.get(&link.target_id) else {
+                continue;
+            };
+            let (action, op, key) = match self.sync.removed {
+                Removal::Disable if t.enabled => (
+                    Action::Disable,
+                    Operation::Disable { id: t.id.clone() },
+                    format!("disable:{}", t.id),
+                ),
+                Removal::Delete => (
+                    Action::Delete,
+                    Operation::Delete { id: t.id.clone() },
+                    format!("delete:{}", t.id),
+                ),
+                _ => continue,
+            };
+            count += 1;
+            match action {
+                Action::Disable => self.summary.disables += 1,
+                _ => self.summary.deletes += 1,
+            }
+            self.changes.push(PlannedChange {
+                key: key.clone(),
+                action,
+                phase: PHASE_REMOVE,
+                email: t.email.clone(),
+                source_key: Some(link.source_key.clone()),
+                change: Change {
+                    id: key,
+                    op,
+                    options: link.options.clone(),
+                },
+                diff: vec![],
+                after: vec![],
+                target_from: None,
+                link: None,
+            });
+        }
+        let linked = self.input.links.len().max(1) as f64;
+        let percent = f64::from(count) * 100.0 / linked;
+        let (max, max_pct) = (self.sync.max_removals, self.sync.max_removals_percent);
+        (count > 0 && (count > max || percent > max_pct)).then(|| {
+            format!(
+                "the plan removes {count} accounts ({percent:.1}% of {} linked), above the safety threshold of {max} accounts or {max_pct}%; check the source, then pass --allow-removals to apply it",
+                self.input.links.len()
+            )
+        })
+    }
+
+    fn finish(mut self, refused: Option<String>) -> Plan {
+        self.changes
+            .sort_by(|a, b| (a.phase, &a.email, &a.key).cmp(&(b.phase, &b.email, &b.key)));
+        self.links
+            .sort_by(|a, b| a.source_email.cmp(&b.source_email));
+        for n in &self.notes {
+            match n.level {
+                NoteLevel::Warning => self.summary.warnings += 1,
+                NoteLevel::Conflict => self.summary.conflicts += 1,
+                NoteLevel::Error => self.summary.errors += 1,
+            }
+        }
+        self.summary.new_links =
+            self.links.len() + self.changes.iter().filter(|c| c.link.is_some()).count();
+        let pipeline = self.input.pipeline;
+        let mut plan = Plan {
+            format: FORMAT,
+            id: String::new(),
+            pipeline: pipeline.name.clone(),
+            pipeline_fingerprint: pipeline.fingerprint.clone(),
+            source: pipeline.source.clone(),
+            target: pipeline.target.clone(),
+            changes: self.changes,
+            links: self.links,
+            notes: self.notes,
+            summary: self.summary,
+            refused,
+        };
+        let digest = Sha256::digest(serde_json::to_vec(&plan).unwrap_or_default());
+        plan.id = hex::encode(&digest[..8]);
+        plan
+    }
+}
+
+/// Does the target already hold every address the desired account has?
+fn addresses_held(want: &Account, have: &Account) -> bool {
+    want.addresses().all(|a| have.has_address(a))
+}

@@ -1,0 +1,175 @@
+//! Planning: from what the source and target hold (and what links were made
+//! before) to the list of changes an apply would make. Pure functions over
+//! data, no I/O, so every rule is testable and the 100,000-account case is a
+//! matter of data structures, not network.
+//!
+//! The JSON form of [`Plan`] is a stable, documented interface (`docs/json.md`).
+
+mod build;
+mod diff;
+mod filter;
+mod link;
+
+pub use build::{PlanInput, build};
+pub use filter::{FilterOutcome, filter};
+
+use crate::model::{Change, ErrorKind};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// The plan format version in `--json` output and plan files.
+pub const FORMAT: u32 = 1;
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct Plan {
+    pub format: u32,
+    pub id: String,
+    pub pipeline: String,
+    pub pipeline_fingerprint: String,
+    pub source: String,
+    pub target: String,
+    pub changes: Vec<PlannedChange>,
+    /// Links to record that need no change in the target.
+    pub links: Vec<PlannedLink>,
+    pub notes: Vec<Note>,
+    pub summary: Summary,
+    /// Set when a safety rule refuses the plan; nothing may be applied.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refused: Option<String>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Action {
+    MergeGuest,
+    Create,
+    Update,
+    Disable,
+    Delete,
+}
+
+impl Action {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::MergeGuest => "merge-guest",
+            Action::Create => "create",
+            Action::Update => "update",
+            Action::Disable => "disable",
+            Action::Delete => "delete",
+        }
+    }
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct PlannedChange {
+    /// Stable within the plan; also the change id sent to the connector.
+    pub key: String,
+    pub action: Action,
+    /// Changes run phase by phase: guest merges that free a primary address,
+    /// creates, merges into accounts, updates, removals.
+    pub phase: u8,
+    /// The account's primary address, for people to read.
+    pub email: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_key: Option<String>,
+    pub change: Change,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub diff: Vec<FieldDiff>,
+    /// Keys of changes that must succeed first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub after: Vec<String>,
+    /// The key of the create whose new target id this change refers to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_from: Option<String>,
+    /// The link to record once the change is applied.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub link: Option<PlannedLink>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct FieldDiff {
+    pub field: String,
+    pub from: String,
+    pub to: String,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum LinkHow {
+    /// Named in the pipeline's link stage.
+    Manual,
+    /// Same primary address.
+    Primary,
+    /// An address of one is an alias of the other.
+    Alias,
+    /// Roster created the target account.
+    Created,
+    /// Linked in an earlier run.
+    Stored,
+}
+
+impl LinkHow {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LinkHow::Manual => "manual",
+            LinkHow::Primary => "primary",
+            LinkHow::Alias => "alias",
+            LinkHow::Created => "created",
+            LinkHow::Stored => "stored",
+        }
+    }
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct PlannedLink {
+    pub source_key: String,
+    pub source_email: String,
+    /// None until the create it belongs to has run.
+    pub target_id: Option<String>,
+    pub how: LinkHow,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub options: BTreeMap<String, String>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum NoteLevel {
+    Warning,
+    Conflict,
+    Error,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct Note {
+    pub level: NoteLevel,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub account: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<ErrorKind>,
+    pub message: String,
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct Summary {
+    pub source_accounts: usize,
+    pub in_scope: usize,
+    pub target_accounts: usize,
+    pub creates: usize,
+    pub updates: usize,
+    pub merges: usize,
+    pub disables: usize,
+    pub deletes: usize,
+    pub new_links: usize,
+    pub unchanged: usize,
+    pub skipped: usize,
+    pub warnings: usize,
+    pub conflicts: usize,
+    pub errors: usize,
+}
+
+impl Plan {
+    /// Nothing to change in the target and no link to record.
+    pub fn is_empty(&self) -> bool {
+        self.changes.is_empty() && self.links.is_empty()
+    }
+}

@@ -1,0 +1,131 @@
+//! Roster's memory between runs: links, runs, the apply journal, per-account
+//! errors and read watermarks. Behind a small trait so a shared server
+//! database can stand in for the embedded SQLite file when several hosts
+//! share one state.
+
+mod sqlite;
+
+use crate::plan::LinkHow;
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, HashMap};
+
+pub use sqlite::SqliteStore;
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct StoredLink {
+    pub source_key: String,
+    pub source_email: String,
+    pub target_id: String,
+    pub how: LinkHow,
+    pub options: BTreeMap<String, String>,
+    pub updated_at_ms: u64,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum JournalStatus {
+    /// Recorded before anything was sent.
+    Pending,
+    /// Sent to the target; no answer recorded (an interrupted apply).
+    Sent,
+    Applied,
+    Failed,
+    /// Not attempted because a change it depends on failed.
+    Skipped,
+}
+
+impl JournalStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JournalStatus::Pending => "pending",
+            JournalStatus::Sent => "sent",
+            JournalStatus::Applied => "applied",
+            JournalStatus::Failed => "failed",
+            JournalStatus::Skipped => "skipped",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "pending" => JournalStatus::Pending,
+            "sent" => JournalStatus::Sent,
+            "applied" => JournalStatus::Applied,
+            "failed" => JournalStatus::Failed,
+            "skipped" => JournalStatus::Skipped,
+            _ => return None,
+        })
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct JournalEntry {
+    pub status: JournalStatus,
+    pub target_id: Option<String>,
+}
+
+/// One change's outcome, as the apply records it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Outcome<'a> {
+    pub plan_id: &'a str,
+    pub key: &'a str,
+    pub account: &'a str,
+    pub status: JournalStatus,
+    pub target_id: Option<&'a str>,
+    pub error: Option<&'a str>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RunRecord {
+    pub id: i64,
+    pub command: String,
+    pub plan_id: String,
+    pub started_at_ms: u64,
+    pub finished_at_ms: Option<u64>,
+    pub applied: u64,
+    pub failed: u64,
+    pub outcome: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct AccountError {
+    pub account: String,
+    pub change: String,
+    pub message: String,
+    pub at_ms: u64,
+}
+
+pub trait StateStore {
+    fn links(&self) -> anyhow::Result<Vec<StoredLink>>;
+    fn upsert_link(&mut self, link: &StoredLink) -> anyhow::Result<()>;
+    fn remove_link(&mut self, source_key: &str) -> anyhow::Result<()>;
+
+    fn begin_run(&mut self, command: &str, plan_id: &str) -> anyhow::Result<i64>;
+    fn finish_run(
+        &mut self,
+        run: i64,
+        applied: u64,
+        failed: u64,
+        outcome: &str,
+    ) -> anyhow::Result<()>;
+    fn recent_runs(&self, limit: usize) -> anyhow::Result<Vec<RunRecord>>;
+
+    /// Records the plan's changes as pending (those already journalled keep their status).
+    fn journal_open(&mut self, plan_id: &str, keys: &[(&str, &str)]) -> anyhow::Result<()>;
+    fn journal(&self, plan_id: &str) -> anyhow::Result<HashMap<String, JournalEntry>>;
+    /// Records outcomes in one transaction, with links to store on success
+    /// and each account's last error.
+    fn record(&mut self, outcomes: &[Outcome], links: &[StoredLink]) -> anyhow::Result<()>;
+    fn mark_sent(&mut self, plan_id: &str, keys: &[&str]) -> anyhow::Result<()>;
+
+    fn account_errors(&self) -> anyhow::Result<Vec<AccountError>>;
+
+    fn watermark(&self, connector: &str) -> anyhow::Result<Option<String>>;
+    fn set_watermark(&mut self, connector: &str, watermark: Option<&str>) -> anyhow::Result<()>;
+}
+
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}

@@ -1,0 +1,305 @@
+//! The embedded state store: one SQLite file in WAL mode. Each batch's
+//! outcomes, links and errors are written in one transaction, so a killed
+//! apply leaves the journal consistent with what was recorded.
+
+use super::*;
+use anyhow::Context;
+use rusqlite::{Connection, OptionalExtension, params};
+use std::path::Path;
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS links (
+    source_key TEXT PRIMARY KEY,
+    source_email TEXT NOT NULL,
+    target_id TEXT NOT NULL,
+    how TEXT NOT NULL,
+    options TEXT NOT NULL,
+    updated_at_ms INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS runs (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    command TEXT NOT NULL,
+    plan_id TEXT NOT NULL,
+    started_at_ms INTEGER NOT NULL,
+    finished_at_ms INTEGER,
+    applied INTEGER NOT NULL DEFAULT 0,
+    failed INTEGER NOT NULL DEFAULT 0,
+    outcome TEXT NOT NULL DEFAULT 'running'
+);
+CREATE TABLE IF NOT EXISTS journal (
+    plan_id TEXT NOT NULL,
+    key TEXT NOT NULL,
+    account TEXT NOT NULL,
+    status TEXT NOT NULL,
+    target_id TEXT,
+    error TEXT,
+    updated_at_ms INTEGER NOT NULL,
+    PRIMARY KEY (plan_id, key)
+);
+CREATE TABLE IF NOT EXISTS account_errors (
+    account TEXT PRIMARY KEY,
+    change_key TEXT NOT NULL,
+    message TEXT NOT NULL,
+    at_ms INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS watermarks (
+    connector TEXT PRIMARY KEY,
+    watermark TEXT NOT NULL
+);
+";
+
+const VERSION: i64 = 1;
+
+pub struct SqliteStore {
+    conn: Connection,
+}
+
+impl SqliteStore {
+    pub fn open(path: &Path) -> anyhow::Result<Self> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        }
+        let conn =
+            Connection::open(path).with_context(|| format!("opening state {}", path.display()))?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        conn.busy_timeout(std::time::Duration::from_secs(10))?;
+        let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+        if version > VERSION {
+            anyhow::bail!(
+                "state {} was written by a newer roster (schema {version}, this one knows {VERSION})",
+                path.display()
+            );
+        }
+        conn.execute_batch(SCHEMA)
+            .with_context(|| format!("creating the schema in {}", path.display()))?;
+        conn.pragma_update(None, "user_version", VERSION)?;
+        Ok(SqliteStore { conn })
+    }
+}
+
+fn how_from(s: &str) -> LinkHow {
+    match s {
+        "manual" => LinkHow::Manual,
+        "primary" => LinkHow::Primary,
+        "alias" => LinkHow::Alias,
+        "created" => LinkHow::Created,
+        _ => LinkHow::Stored,
+    }
+}
+
+impl StateStore for SqliteStore {
+    fn links(&self) -> anyhow::Result<Vec<StoredLink>> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT source_key, source_email, target_id, how, options, updated_at_ms FROM links ORDER BY source_email")?;
+        let rows = stmt.query_map([], |r| {
+            let options: String = r.get(4)?;
+            Ok(StoredLink {
+                source_key: r.get(0)?,
+                source_email: r.get(1)?,
+                target_id: r.get(2)?,
+                how: how_from(&r.get::<_, String>(3)?),
+                options: serde_json::from_str(&options).unwrap_or_default(),
+                updated_at_ms: r.get::<_, i64>(5)? as u64,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    fn upsert_link(&mut self, link: &StoredLink) -> anyhow::Result<()> {
+        upsert_link(&self.conn, link)
+    }
+
+    fn remove_link(&mut self, source_key: &str) -> anyhow::Result<()> {
+        self.conn
+            .execute("DELETE FROM links WHERE source_key = ?1", [source_key])?;
+        Ok(())
+    }
+
+    fn begin_run(&mut self, command: &str, plan_id: &str) -> anyhow::Result<i64> {
+        self.conn.execute(
+            "INSERT INTO runs (command, plan_id, started_at_ms) VALUES (?1, ?2, ?3)",
+            params![command, plan_id, now_ms() as i64],
+        )?;
+        Ok(self.conn.last_insert_rowid())
+    }
+
+    fn finish_run(
+        &mut self,
+        run: i64,
+        applied: u64,
+        failed: u64,
+        outcome: &str,
+    ) -> anyhow::Result<()> {
+        self.conn.execute(
+            "UPDATE runs SET finished_at_ms = ?2, applied = ?3, failed = ?4, outcome = ?5 WHERE id = ?1",
+            params![run, now_ms() as i64, applied as i64, failed as i64, outcome],
+        )?;
+        Ok(())
+    }
+
+    fn recent_runs(&self, limit: usize) -> anyhow::Result<Vec<RunRecord>> {
+        let mut stmt = self.conn.prepare(
+            "SELECT id, command, plan_id, started_at_ms, finished_at_ms, applied, failed, outcome FROM runs ORDER BY id DESC LIMIT ?1",
+        )?;
+        let rows = stmt.query_map([limit as i64], |r| {
+            Ok(RunRecord {
+                id: r.get(0)?,
+                command: r.get(1)?,
+                plan_id: r.get(2)?,
+                started_at_ms: r.get::<_, i64>(3)? as u64,
+                finished_at_ms: r.get::<_, Option<i64>>(4)?.map(|v| v as u64),
+                applied: r.get::<_, i64>(5)? as u64,
+                failed: r.get::<_, i64>(6)? as u64,
+                outcome: r.get(7)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    fn journal_open(&mut self, plan_id: &str, keys: &[(&str, &str)]) -> anyhow::Result<()> {
+        let tx = self.conn.transaction()?;
+        {
+            let mut stmt = tx.prepare(
+                "INSERT OR IGNORE INTO journal (plan_id, key, account, status, updated_at_ms) VALUES (?1, ?2, ?3, 'pending', ?4)",
+            )?;
+            let now = now_ms() as i64;
+            for (key, account) in keys {
+                stmt.execute(params![plan_id, key, account, now])?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn journal(&self, plan_id: &str) -> anyhow::Result<HashMap<String, JournalEntry>> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT key, status, target_id FROM journal WHERE plan_id = ?1")?;
+        let rows = stmt.query_map([plan_id], |r| {
+            let status: String = r.get(1)?;
+            Ok((
+                r.get::<_, String>(0)?,
+                status,
+                r.get::<_, Option<String>>(2)?,
+            ))
+        })?;
+        let mut out = HashMap::new();
+        for row in rows {
+            let (key, status, target_id) = row?;
+            let status = JournalStatus::parse(&status).unwrap_or(JournalStatus::Pending);
+            out.insert(key, JournalEntry { status, target_id });
+        }
+        Ok(out)
+    }
+
+    fn mark_sent(&mut self, plan_id: &str, keys: &[&str]) -> anyhow::Result<()> {
+        let tx = self.conn.transaction()?;
+        {
+            let mut stmt = tx.prepare("UPDATE journal SET status = 'sent', updated_at_ms = ?3 WHERE plan_id = ?1 AND key = ?2")?;
+            let now = now_ms() as i64;
+            for key in keys {
+                stmt.execute(params![plan_id, key, now])?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn record(&mut self, outcomes: &[Outcome], links: &[StoredLink]) -> anyhow::Result<()> {
+        let tx = self.conn.transaction()?;
+        let now = now_ms() as i64;
+        {
+            let mut journal = tx.prepare(
+                "INSERT INTO journal (plan_id, key, account, status, target_id, error, updated_at_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+                 ON CONFLICT (plan_id, key) DO UPDATE SET status = excluded.status, target_id = excluded.target_id,
+                 error = excluded.error, updated_at_ms = excluded.updated_at_ms",
+            )?;
+            let mut set_error = tx.prepare(
+                "INSERT INTO account_errors (account, change_key, message, at_ms) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (account) DO UPDATE SET change_key = excluded.change_key, message = excluded.message, at_ms = excluded.at_ms",
+            )?;
+            let mut clear_error = tx.prepare("DELETE FROM account_errors WHERE account = ?1")?;
+            for o in outcomes {
+                journal.execute(params![
+                    o.plan_id,
+                    o.key,
+                    o.account,
+                    o.status.as_str(),
+                    o.target_id,
+                    o.error,
+                    now
+                ])?;
+                match (o.status, o.error) {
+                    (JournalStatus::Failed | JournalStatus::Skipped, Some(e)) => {
+                        set_error.execute(params![o.account, o.key, e, now])?;
+                    }
+                    (JournalStatus::Applied, _) => {
+                        clear_error.execute([o.account])?;
+                    }
+                    _ => {}
+                }
+            }
+        }
+        for link in links {
+            upsert_link(&tx, link)?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn account_errors(&self) -> anyhow::Result<Vec<AccountError>> {
+        let mut stmt = self.conn.prepare(
+            "SELECT account, change_key, message, at_ms FROM account_errors ORDER BY account",
+        )?;
+        let rows = stmt.query_map([], |r| {
+            Ok(AccountError {
+                account: r.get(0)?,
+                change: r.get(1)?,
+                message: r.get(2)?,
+                at_ms: r.get::<_, i64>(3)? as u64,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    fn watermark(&self, connector: &str) -> anyhow::Result<Option<String>> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT watermark FROM watermarks WHERE connector = ?1",
+                [connector],
+                |r| r.get(0),
+            )
+            .optional()?)
+    }
+
+    fn set_watermark(&mut self, connector: &str, watermark: Option<&str>) -> anyhow::Result<()> {
+        match watermark {
+            Some(w) => self.conn.execute(
+                "INSERT INTO watermarks (connector, watermark) VALUES (?1, ?2) ON CONFLICT (connector) DO UPDATE SET watermark = excluded.watermark",
+                params![connector, w],
+            )?,
+            None => self.conn.execute("DELETE FROM watermarks WHERE connector = ?1", [connector])?,
+        };
+        Ok(())
+    }
+}
+
+fn upsert_link(conn: &Connection, link: &StoredLink) -> anyhow::Result<()> {
+    conn.execute(
+        "INSERT INTO links (source_key, source_email, target_id, how, options, updated_at_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+         ON CONFLICT (source_key) DO UPDATE SET source_email = excluded.source_email, target_id = excluded.target_id,
+         how = excluded.how, options = excluded.options, updated_at_ms = excluded.updated_at_ms",
+        params![
+            link.source_key,
+            link.source_email,
+            link.target_id,
+            link.how.as_str(),
+            serde_json::to_string(&link.options)?,
+            link.updated_at_ms as i64
+        ],
+    )?;
+    Ok(())
+}
