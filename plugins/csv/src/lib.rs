@@ -57,7 +57,7 @@ impl Connector for Csv {
             )
             .optional(
                 "seats",
-                "Licence seats: how many enabled people and functional accounts the file may hold",
+                "Licence seats: how many enabled people the file may hold",
                 None,
             )
     }
@@ -204,6 +204,7 @@ fn apply_one(table: &mut AccountTable, seats: Option<u32>, change: &Change) -> R
         Operation::Create(account) => {
             if let Some(total) = seats
                 && account.enabled
+                && account.kind == AccountKind::Person
                 && table.licensed_count() as u32 >= total
             {
                 return Err(Error::new(

@@ -1,0 +1,412 @@
+//! The whole path through the real binary and real components: a
+//! filter → link → merge → sync plan between two csv connectors, apply, an
+//! empty second plan, and an interrupted apply finished without duplicates.
+
+mod common;
+
+use common::{HEADER, Work};
+use serde_json::Value;
+
+const SOURCE: &str = "\
+s1,person,ann@corp.example,ann.alias@corp.example;ann2@corp.example,Ann Smith,Ann,Smith,true,\"OU=Sales,DC=corp\",key-1,,
+s2,person,bob@corp.example,,Bob Jones,Bob,Jones,true,\"OU=Sales,DC=corp\",key-2,,
+s3,person,carol@corp.example,,Carol King,Carol,King,false,\"OU=Sales,DC=corp\",key-3,,
+s4,functional,team@corp.example,,Team,,,true,\"OU=Shared,DC=corp\",key-4,ann@corp.example;bob@corp.example,
+s5,person,dan@corp.example,,Dan Brown,Dan,Brown,true,\"OU=Robots,DC=corp\",key-5,,
+s6,person,eve@other.example,,Eve Other,Eve,Other,true,\"OU=Sales,DC=corp\",key-6,,
+s7,person,frank@corp.example,,Frank Manual,Frank,Manual,true,\"OU=Sales,DC=corp\",key-7,,
+s8,person,gina@corp.example,,Gina Disabled,Gina,Disabled,false,\"OU=Sales,DC=corp\",key-8,,
+";
+
+const TARGET: &str = "\
+t1,person,bob@corp.example,,Robert Jones,Bob,Jones,true,\"OU=Sales,DC=corp\",,,
+t2,guest,ann.alias@corp.example,,,,,true,,,,
+t3,person,f.manual@corp.example,,Frank Manual,Frank,Manual,true,\"OU=Sales,DC=corp\",,,
+t4,person,gina@corp.example,,Gina Disabled,Gina,Disabled,true,\"OU=Sales,DC=corp\",,,
+t5,person,stranger@elsewhere.example,,Not Ours,,,true,,,,
+";
+
+const PIPELINE: &str = r#"
+name = "e2e"
+source = "src"
+target = "dst"
+
+[connectors.src]
+plugin = "csv"
+directory = "src"
+directory_read_only = true
+
+[connectors.dst]
+plugin = "csv"
+directory = "dst"
+
+[apply]
+batch_size = 2
+
+[[stages]]
+type = "filter"
+include_domains = ["corp.example"]
+exclude_ous = ["OU=Robots,DC=corp"]
+
+[[stages]]
+type = "link"
+manual = [{ source = "frank@corp.example", target = "t3", options = { diary = "no" } }]
+
+[[stages]]
+type = "merge"
+mode = "alias-only"
+
+[[stages]]
+type = "sync"
+options = { diary = "yes" }
+"#;
+
+fn setup() -> Work {
+    let w = Work::new();
+    w.write("src/accounts.csv", &format!("{HEADER}{SOURCE}"));
+    w.write("dst/accounts.csv", &format!("{HEADER}{TARGET}"));
+    w.write("pipeline.toml", PIPELINE);
+    w
+}
+
+fn changes_of<'a>(plan: &'a Value, action: &str) -> Vec<&'a Value> {
+    plan["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["action"] == action)
+        .collect()
+}
+
+fn row<'a>(csv: &'a str, email: &str) -> Vec<&'a str> {
+    let line = csv
+        .lines()
+        .find(|l| l.split(',').nth(2) == Some(email))
+        .unwrap_or_else(|| panic!("{email} not in\n{csv}"));
+    line.split(',').collect()
+}
+
+#[test]
+fn plan_apply_and_a_second_plan_is_empty() {
+    let w = setup();
+    let plan = w.run(&["plan", "pipeline.toml", "--json"]).ok().json();
+    let s = &plan["summary"];
+    assert_eq!(s["source_accounts"], 8);
+    // eve (domain) and dan (OU) are filtered out.
+    assert_eq!(s["in_scope"], 6);
+
+    // ann is new; her alias is held by guest t2, merged into her new account, then the alias is added.
+    let creates: Vec<&str> = changes_of(&plan, "create")
+        .iter()
+        .map(|c| c["email"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        creates,
+        ["ann@corp.example", "team@corp.example"],
+        "carol is disabled and not created"
+    );
+    let ann_create = changes_of(&plan, "create")[0];
+    assert_eq!(
+        ann_create["change"]["op"]["account"]["aliases"],
+        serde_json::json!(["ann2@corp.example"])
+    );
+    let merges = changes_of(&plan, "merge-guest");
+    assert_eq!(merges.len(), 1);
+    assert_eq!(merges[0]["change"]["op"]["guest"]["id"], "t2");
+    assert_eq!(merges[0]["after"], serde_json::json!(["create:key:key-1"]));
+
+    // bob: display name; frank: manual link, address change is an update; gina: disabled in the source.
+    let updates: Vec<&Value> = changes_of(&plan, "update");
+    let by_email = |e: &str| {
+        updates
+            .iter()
+            .find(|u| u["email"] == e)
+            .copied()
+            .unwrap_or_else(|| panic!("no update for {e}"))
+    };
+    assert_eq!(
+        by_email("bob@corp.example")["diff"][0]["field"],
+        "display-name"
+    );
+    assert_eq!(by_email("frank@corp.example")["change"]["op"]["id"], "t3");
+    assert_eq!(
+        by_email("frank@corp.example")["change"]["options"]["diary"],
+        "no",
+        "manual link options win"
+    );
+    assert!(
+        by_email("gina@corp.example")["diff"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|d| d["field"] == "enabled" && d["to"] == "false")
+    );
+    assert_eq!(
+        by_email("ann@corp.example")["target_from"],
+        "create:key:key-1"
+    );
+    // The functional account's delegates travel with it.
+    assert_eq!(
+        changes_of(&plan, "create")[1]["change"]["op"]["account"]["delegates"],
+        serde_json::json!(["ann@corp.example", "bob@corp.example"])
+    );
+
+    let applied = w
+        .run(&["apply", "pipeline.toml", "--yes", "--json"])
+        .ok()
+        .json();
+    assert_eq!(applied["report"]["failed"], 0, "{applied:#}");
+    assert_eq!(
+        applied["report"]["applied"].as_u64().unwrap(),
+        plan["changes"].as_array().unwrap().len() as u64
+    );
+
+    let target = w.read("dst/accounts.csv");
+    let ann = row(&target, "ann@corp.example");
+    assert!(
+        ann[3].contains("ann.alias@corp.example") && ann[3].contains("ann2@corp.example"),
+        "aliases: {}",
+        ann[3]
+    );
+    assert!(
+        !target.contains(",guest,ann.alias@corp.example"),
+        "the guest is merged away:\n{target}"
+    );
+    assert_eq!(row(&target, "bob@corp.example")[4], "Bob Jones");
+    assert_eq!(
+        row(&target, "frank@corp.example")[0],
+        "t3",
+        "the manual link updated t3, not a new account"
+    );
+    assert_eq!(row(&target, "gina@corp.example")[7], "false");
+    assert!(
+        target.contains("stranger@elsewhere.example"),
+        "accounts Roster does not manage are untouched"
+    );
+    assert!(
+        !target.contains("eve@other.example") && !target.contains("dan@corp.example"),
+        "filtered accounts are not created"
+    );
+    assert!(
+        !target.contains("carol@corp.example"),
+        "a disabled source account is not created"
+    );
+
+    let again = w.run(&["plan", "pipeline.toml", "--json"]).ok().json();
+    assert_eq!(again["changes"], serde_json::json!([]), "{again:#}");
+    assert_eq!(again["links"], serde_json::json!([]));
+
+    let status = w.run(&["status", "pipeline.toml", "--json"]).ok().json();
+    let links = status["links"].as_array().unwrap();
+    assert_eq!(
+        links.len(),
+        5,
+        "carol is disabled and was never created, so never linked"
+    );
+    let frank = links
+        .iter()
+        .find(|l| l["source_email"] == "frank@corp.example")
+        .unwrap();
+    assert_eq!(
+        (frank["how"].as_str(), frank["target_id"].as_str()),
+        (Some("manual"), Some("t3"))
+    );
+    assert_eq!(status["runs"][0]["outcome"], "done");
+}
+
+#[test]
+fn a_changed_source_address_is_an_update_of_the_linked_account() {
+    let w = setup();
+    w.run(&["apply", "pipeline.toml", "--yes"]).ok();
+    let before = w.read("dst/accounts.csv");
+    let bob_id = row(&before, "bob@corp.example")[0].to_string();
+    w.write(
+        "src/accounts.csv",
+        &format!(
+            "{HEADER}{}",
+            SOURCE.replace("bob@corp.example", "robert@corp.example")
+        ),
+    );
+    let plan = w.run(&["plan", "pipeline.toml", "--json"]).ok().json();
+    assert!(changes_of(&plan, "create").is_empty(), "{plan:#}");
+    let updates = changes_of(&plan, "update");
+    let robert = updates
+        .iter()
+        .find(|u| u["email"] == "robert@corp.example")
+        .expect("an update for the renamed account");
+    assert_eq!(robert["change"]["op"]["id"], bob_id.as_str());
+    assert_eq!(robert["diff"][0]["to"], "robert@corp.example");
+    // The team's delegate list follows the new address too.
+    assert!(updates.iter().any(|u| u["email"] == "team@corp.example"));
+    assert_eq!(updates.len(), 2, "{plan:#}");
+}
+
+#[test]
+fn removals_are_refused_above_the_threshold_unless_allowed() {
+    let w = setup();
+    w.write(
+        "pipeline.toml",
+        &PIPELINE.replace(
+            "options = { diary = \"yes\" }",
+            "removed = \"disable\"\nmax_removals = 1",
+        ),
+    );
+    w.run(&["apply", "pipeline.toml", "--yes"]).ok();
+    // Two linked people leave the source.
+    let fewer: String = SOURCE
+        .lines()
+        .filter(|l| !l.starts_with("s1,") && !l.starts_with("s2,"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    w.write("src/accounts.csv", &format!("{HEADER}{fewer}"));
+    let refused = w.run(&["plan", "pipeline.toml"]);
+    assert_eq!(refused.code(), 3, "{}", refused.stderr());
+    assert!(
+        refused.stderr().contains("safety threshold"),
+        "{}",
+        refused.stderr()
+    );
+    let refused = w.run(&["apply", "pipeline.toml", "--yes"]);
+    assert_eq!(refused.code(), 3);
+    assert!(
+        row(&w.read("dst/accounts.csv"), "bob@corp.example")[7] == "true",
+        "nothing was disabled"
+    );
+    let allowed = w
+        .run(&[
+            "apply",
+            "pipeline.toml",
+            "--yes",
+            "--allow-removals",
+            "--json",
+        ])
+        .ok()
+        .json();
+    assert_eq!(allowed["report"]["applied"], 2);
+    let target = w.read("dst/accounts.csv");
+    assert_eq!(row(&target, "bob@corp.example")[7], "false");
+    assert_eq!(row(&target, "ann@corp.example")[7], "false");
+}
+
+#[test]
+fn licence_seats_turn_extra_creates_into_plan_errors() {
+    let w = setup();
+    // Four enabled people already hold seats (bob, frank, gina, stranger); one seat is left.
+    w.write(
+        "pipeline.toml",
+        &PIPELINE.replace(
+            "directory = \"dst\"",
+            "directory = \"dst\"\nconfig = { seats = 5 }",
+        ),
+    );
+    let many: String = (0..3)
+        .map(|i| format!("n{i},person,new{i}@corp.example,,New {i},,,true,,key-n{i},,\n"))
+        .collect();
+    w.write("src/accounts.csv", &format!("{HEADER}{SOURCE}{many}"));
+    let plan = w.run(&["plan", "pipeline.toml", "--json"]).ok().json();
+    let people_created = changes_of(&plan, "create")
+        .iter()
+        .filter(|c| c["change"]["op"]["account"]["kind"] == "person")
+        .count();
+    assert_eq!(people_created, 1, "{plan:#}");
+    let licence: Vec<&Value> = plan["notes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|n| n["kind"] == "licence")
+        .collect();
+    assert_eq!(
+        licence.len(),
+        3,
+        "ann and two of the new people wait for a seat: {plan:#}"
+    );
+    let applied = w
+        .run(&["apply", "pipeline.toml", "--yes", "--json"])
+        .ok()
+        .json();
+    assert_eq!(
+        applied["report"]["failed"], 0,
+        "no create was attempted beyond the seats: {applied:#}"
+    );
+}
+
+#[test]
+fn an_apply_killed_midway_finishes_on_rerun_without_duplicates() {
+    let w = Work::new();
+    let n = 400;
+    let rows: String = (0..n)
+        .map(|i| format!("u{i},person,user{i:04}@corp.example,,User {i},,,true,,k{i},,\n"))
+        .collect();
+    w.write("src/accounts.csv", &format!("{HEADER}{rows}"));
+    w.write("dst/accounts.csv", HEADER);
+    w.write(
+        "pipeline.toml",
+        &PIPELINE
+            .replace("batch_size = 2", "batch_size = 1")
+            .replace("include_domains = [\"corp.example\"]", ""),
+    );
+
+    let mut child = w
+        .roster()
+        .args(["apply", "pipeline.toml", "--yes"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let state = w.path("pipeline.state.sqlite");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    loop {
+        let applied: i64 = rusqlite::Connection::open(&state)
+            .and_then(|c| {
+                c.query_row(
+                    "SELECT count(*) FROM journal WHERE status = 'applied'",
+                    [],
+                    |r| r.get(0),
+                )
+            })
+            .unwrap_or(0);
+        if applied >= 10 {
+            break;
+        }
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "apply finished before it could be interrupted"
+        );
+        assert!(
+            std::time::Instant::now() < deadline,
+            "apply made no progress"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    child.kill().unwrap();
+    let status = child.wait().unwrap();
+    assert!(
+        status.code().is_none(),
+        "apply was killed, not finished: {status:?}"
+    );
+    let partial = w.read("dst/accounts.csv").lines().count() - 1;
+    assert!(
+        partial > 0 && partial < n,
+        "killed part-way: {partial} of {n} written"
+    );
+
+    let rerun = w
+        .run(&["apply", "pipeline.toml", "--yes", "--json"])
+        .ok()
+        .json();
+    assert!(
+        rerun["report"]["applied"].as_u64().unwrap() <= (n - partial + 1) as u64,
+        "{rerun:#}"
+    );
+    let target = w.read("dst/accounts.csv");
+    for i in 0..n {
+        let email = format!(",user{i:04}@corp.example,");
+        assert_eq!(
+            target.matches(&email).count(),
+            1,
+            "{email} must exist exactly once"
+        );
+    }
+    let again = w.run(&["plan", "pipeline.toml", "--json"]).ok().json();
+    assert_eq!(again["changes"], serde_json::json!([]));
+}
