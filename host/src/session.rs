@@ -83,7 +83,7 @@ pub fn find_plugin(name: &str, dirs: &[PathBuf]) -> Option<PathBuf> {
 impl Session {
     pub async fn open(pipeline: Pipeline, cache_dir: Option<PathBuf>) -> Result<Session, Failure> {
         let runtime = Runtime::new(cache_dir)?;
-        let redactor = Redactor::default();
+        let redactor = Redactor::global().clone();
         let dirs = plugin_dirs(pipeline.plugins_dir.as_deref());
         let mut plugins = BTreeMap::new();
         for (name, spec) in &pipeline.connectors {

@@ -115,7 +115,7 @@ fn plugins_list(_global: &Global, json: bool) -> Result<ExitCode, Failure> {
 async fn plugins_inspect(global: &Global, file: &Path, json: bool) -> Result<ExitCode, Failure> {
     let runtime = Runtime::new(cache_dir(global))?;
     let component = runtime.load(file)?;
-    let redactor = crate::runtime::Redactor::default();
+    let redactor = crate::runtime::Redactor::global().clone();
     // `describe` runs with nothing granted: no configuration, network or files.
     let mut probe = runtime
         .instantiate("inspect", &component, &Default::default(), &redactor)

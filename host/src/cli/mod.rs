@@ -122,16 +122,31 @@ pub fn main() -> ExitCode {
 }
 
 fn init_tracing(verbose: u8) {
-    use tracing_subscriber::EnvFilter;
-    let default = match verbose {
-        0 => "warn",
-        1 => "info",
-        _ => "debug",
+    use tracing::Level;
+    use tracing_subscriber::filter::Targets;
+    use tracing_subscriber::prelude::*;
+    let redactor = crate::runtime::Redactor::global().clone();
+    let layer = tracing_subscriber::fmt::layer()
+        .with_writer(move || crate::runtime::redact::RedactingStderr::new(redactor.clone()))
+        .with_target(false);
+    // RUST_LOG, when set, says exactly what to show. Otherwise dependencies
+    // stay at warn: their debug output is noise to an admin (and wasmtime's
+    // echoes guest output, which the redacting writer masks all the same).
+    if let Ok(filter) = tracing_subscriber::EnvFilter::try_from_env("RUST_LOG") {
+        tracing_subscriber::registry()
+            .with(layer.with_filter(filter))
+            .init();
+        return;
+    }
+    let own = match verbose {
+        0 => Level::WARN,
+        1 => Level::INFO,
+        _ => Level::DEBUG,
     };
-    let filter = EnvFilter::try_from_env("RUST_LOG").unwrap_or_else(|_| EnvFilter::new(default));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_target(false)
+    let filter = Targets::new()
+        .with_default(Level::WARN)
+        .with_target("roster", own);
+    tracing_subscriber::registry()
+        .with(layer.with_filter(filter))
         .init();
 }

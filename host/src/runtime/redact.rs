@@ -4,6 +4,7 @@
 //! [`Redactor::redact`].
 
 use std::borrow::Cow;
+use std::io::Write as _;
 use std::sync::{Arc, RwLock};
 
 pub const MASK: &str = "[redacted]";
@@ -17,6 +18,13 @@ pub struct Redactor {
 }
 
 impl Redactor {
+    /// The process-wide redactor: what the CLI registers secrets with and its
+    /// log writer masks with.
+    pub fn global() -> &'static Redactor {
+        static GLOBAL: std::sync::OnceLock<Redactor> = std::sync::OnceLock::new();
+        GLOBAL.get_or_init(Redactor::default)
+    }
+
     pub fn add(&self, secret: &str) {
         if secret.len() < MIN_SECRET_LEN {
             return;
@@ -48,6 +56,41 @@ impl Redactor {
             Cow::Borrowed(_) => text,
             Cow::Owned(s) => s,
         }
+    }
+}
+
+/// A log writer that masks secrets in every event before it reaches stderr,
+/// whatever crate emitted it (wasmtime's own debug logs echo guest output).
+/// The formatter writes an event in many small pieces, so the writer keeps
+/// them and masks the whole event when it is dropped.
+pub struct RedactingStderr {
+    redactor: Redactor,
+    buffer: Vec<u8>,
+}
+
+impl RedactingStderr {
+    pub fn new(redactor: Redactor) -> Self {
+        RedactingStderr {
+            redactor,
+            buffer: Vec::new(),
+        }
+    }
+}
+
+impl std::io::Write for RedactingStderr {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.buffer.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Drop for RedactingStderr {
+    fn drop(&mut self) {
+        let text = String::from_utf8_lossy(&self.buffer);
+        let _ = std::io::stderr().write_all(self.redactor.redact(&text).as_bytes());
     }
 }
 
