@@ -353,10 +353,12 @@ impl<'a> Builder<'a> {
 
     /// Enabling a disabled target account takes a seat.
     fn seat_for_enable(&mut self, s: &Account, t: &Account) {
-        if s.enabled && !t.enabled && s.kind == AccountKind::Person {
-            if let Some(left) = self.seats_left.as_mut() {
-                *left = left.saturating_sub(1);
-            }
+        if s.enabled
+            && !t.enabled
+            && s.kind == AccountKind::Person
+            && let Some(left) = self.seats_left.as_mut()
+        {
+            *left = left.saturating_sub(1);
         }
     }
 

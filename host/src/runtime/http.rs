@@ -62,9 +62,7 @@ impl FromStr for HostPattern {
             .trim_start_matches('[')
             .trim_end_matches(']')
             .to_ascii_lowercase();
-        if host.is_empty()
-            || (host.contains('*') && !(host.starts_with("*.") && !host[2..].contains('*')))
-        {
+        if host.is_empty() || (host.contains('*') && wildcard_misplaced(&host)) {
             return Err(format!("`{s}`: a wildcard may only be a leading `*.`"));
         }
         Ok(HostPattern {
@@ -73,6 +71,14 @@ impl FromStr for HostPattern {
             port,
             any_port,
         })
+    }
+}
+
+/// A wildcard is allowed only as one leading `*.` label.
+fn wildcard_misplaced(host: &str) -> bool {
+    match host.strip_prefix("*.") {
+        Some(rest) => rest.contains('*'),
+        None => true,
     }
 }
 
