@@ -13,8 +13,8 @@ wasmtime::component::bindgen!({
     exports: { default: async },
 });
 
-pub use exports::roster::connector::connector as guest;
-pub use roster::connector::types as wit;
+pub use self::exports::roster::connector::connector as guest;
+pub use self::roster::connector::types as wit;
 
 impl From<wit::AccountKind> for model::AccountKind {
     fn from(k: wit::AccountKind) -> Self {
