@@ -220,41 +220,43 @@ impl Session {
 
 pub const PAGE_SIZE: u32 = 1000;
 
-/// Reads every account, page by page; `progress` is told the running count.
-pub async fn read_accounts(
-    c: &mut ConnectorInstance,
+/// Follows cursors from the first page to the last, collecting every item.
+async fn read_pages<T>(
+    mut read: impl AsyncFnMut(PageRequest) -> Result<(Vec<T>, Option<String>), CallError>,
     mut progress: impl FnMut(usize),
-) -> Result<Vec<Account>, CallError> {
+) -> Result<Vec<T>, CallError> {
     let mut all = Vec::new();
-    let mut request = PageRequest {
-        cursor: None,
-        watermark: None,
-        size: PAGE_SIZE,
-    };
+    let mut cursor = None;
     loop {
-        let page = c.read_accounts(&request).await?;
-        all.extend(page.accounts);
+        let (items, next) = read(PageRequest {
+            cursor,
+            watermark: None,
+            size: PAGE_SIZE,
+        })
+        .await?;
+        all.extend(items);
         progress(all.len());
-        match page.next_cursor {
-            Some(next) => request.cursor = Some(next),
+        match next {
+            Some(next) => cursor = Some(next),
             None => return Ok(all),
         }
     }
 }
 
-pub async fn read_groups(c: &mut ConnectorInstance) -> Result<Vec<Group>, CallError> {
-    let mut all = Vec::new();
-    let mut request = PageRequest {
-        cursor: None,
-        watermark: None,
-        size: PAGE_SIZE,
+/// Reads every account, page by page; `progress` is told the running count.
+pub async fn read_accounts(
+    c: &mut ConnectorInstance,
+    progress: impl FnMut(usize),
+) -> Result<Vec<Account>, CallError> {
+    let read = async |r: PageRequest| {
+        c.read_accounts(&r)
+            .await
+            .map(|p| (p.accounts, p.next_cursor))
     };
-    loop {
-        let page = c.read_groups(&request).await?;
-        all.extend(page.groups);
-        match page.next_cursor {
-            Some(next) => request.cursor = Some(next),
-            None => return Ok(all),
-        }
-    }
+    read_pages(read, progress).await
+}
+
+pub async fn read_groups(c: &mut ConnectorInstance) -> Result<Vec<Group>, CallError> {
+    let read = async |r: PageRequest| c.read_groups(&r).await.map(|p| (p.groups, p.next_cursor));
+    read_pages(read, |_| {}).await
 }

@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{HEADER, Work};
+use common::{HEADER, Run, Work};
 use std::io::{Read, Write};
 use std::net::TcpListener;
 
@@ -44,13 +44,6 @@ fn plan_with(mode: &str, extra: &str) -> common::Run {
             .output()
             .unwrap(),
     )
-}
-
-use common::Run;
-impl From<std::process::Output> for Run {
-    fn from(o: std::process::Output) -> Self {
-        Run(o)
-    }
 }
 
 #[test]

@@ -20,6 +20,9 @@ use std::time::{Duration, Instant};
 use wasmtime::{Store, Trap, UpdateDeadline};
 use wasmtime_wasi::{FsPerms, WasiCtx};
 
+/// Where a granted directory appears inside the component (the SDK's `fs::GRANTED_DIR`).
+const GRANTED_DIR: &str = "/data";
+
 /// What the pipeline grants one connector.
 #[derive(Clone, Debug)]
 pub struct Grants {
@@ -102,13 +105,12 @@ impl ConnectorInstance {
             } else {
                 FsPerms::ReadWrite
             };
-            wasi.preopened_dir(dir, roster_sdk_granted_dir(), perms)
-                .map_err(|e| {
-                    anyhow::anyhow!(
-                        "cannot grant directory {} to `{name}`: {e:#}",
-                        dir.display()
-                    )
-                })?;
+            wasi.preopened_dir(dir, GRANTED_DIR, perms).map_err(|e| {
+                anyhow::anyhow!(
+                    "cannot grant directory {} to `{name}`: {e:#}",
+                    dir.display()
+                )
+            })?;
         }
         let http = Arc::new(OutboundHttp::new(
             name.clone(),
@@ -330,9 +332,4 @@ impl ConnectorInstance {
             })
             .collect())
     }
-}
-
-/// Where granted directories appear inside components (the SDK's `fs::GRANTED_DIR`).
-fn roster_sdk_granted_dir() -> &'static str {
-    "/data"
 }

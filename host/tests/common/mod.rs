@@ -61,6 +61,12 @@ impl Work {
 
 pub struct Run(pub Output);
 
+impl From<Output> for Run {
+    fn from(o: Output) -> Self {
+        Run(o)
+    }
+}
+
 impl Run {
     pub fn code(&self) -> i32 {
         self.0.status.code().unwrap_or_else(|| {
