@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{HEADER, Work};
+use common::{HEADER, Run, Work};
 use serde_json::Value;
 
 const SOURCE: &str = "\
@@ -409,4 +409,140 @@ fn an_apply_killed_midway_finishes_on_rerun_without_duplicates() {
     }
     let again = w.run(&["plan", "pipeline.toml", "--json"]).ok().json();
     assert_eq!(again["changes"], serde_json::json!([]));
+}
+
+#[test]
+fn a_saved_plan_is_applied_as_reviewed_and_refused_once_the_pipeline_changed() {
+    let w = setup();
+    w.run(&["plan", "pipeline.toml", "--out", "reviewed.json"])
+        .ok();
+    // A new source account after the review: the saved plan must not pick it up.
+    let mut source = w.read("src/accounts.csv");
+    source.push_str(
+        "s9,person,hank@corp.example,,Hank Late,Hank,Late,true,\"OU=Sales,DC=corp\",key-9,,\n",
+    );
+    w.write("src/accounts.csv", &source);
+
+    let report = w
+        .run(&[
+            "apply",
+            "pipeline.toml",
+            "--plan",
+            "reviewed.json",
+            "--yes",
+            "--json",
+        ])
+        .ok()
+        .json();
+    assert_eq!(report["report"]["failed"], 0, "{report}");
+    let target = w.read("dst/accounts.csv");
+    assert!(target.contains("ann@corp.example"), "{target}");
+    assert!(!target.contains("hank@corp.example"), "{target}");
+
+    // The next live plan sees only hank.
+    let plan = w.run(&["plan", "pipeline.toml", "--json"]).ok().json();
+    let emails: Vec<&str> = plan["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["email"].as_str().unwrap())
+        .collect();
+    assert_eq!(emails, ["hank@corp.example"]);
+
+    // A plan made under another version of the pipeline is not applied.
+    w.run(&["plan", "pipeline.toml", "--out", "old.json"]).ok();
+    w.write(
+        "pipeline.toml",
+        &PIPELINE.replace("batch_size = 2", "batch_size = 3"),
+    );
+    let refused = w.run(&["apply", "pipeline.toml", "--plan", "old.json", "--yes"]);
+    assert_eq!(refused.code(), 2, "{}", refused.stderr());
+    assert!(
+        refused.stderr().contains("different version of"),
+        "{}",
+        refused.stderr()
+    );
+    assert!(!w.read("dst/accounts.csv").contains("hank@corp.example"));
+}
+
+#[test]
+fn plugins_list_describes_every_component_in_the_plugins_dir() {
+    let w = Work::new();
+    let listed = w.run(&["plugins", "list", "--json"]).ok().json();
+    let plugins = listed["plugins"].as_array().unwrap();
+    let csv = plugins
+        .iter()
+        .find(|p| p["name"] == "csv")
+        .unwrap_or_else(|| panic!("{listed}"));
+    assert_eq!(csv["contract"], "0.1.0");
+    assert_eq!(
+        (csv["source"].as_bool(), csv["target"].as_bool()),
+        (Some(true), Some(true))
+    );
+
+    // A broken file among them is reported, and the rest still listed.
+    let dir = w.path("plugins");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::copy(common::plugins_dir().join("csv.wasm"), dir.join("csv.wasm")).unwrap();
+    w.write("plugins/broken.wasm", "not a component");
+    let listed = Run::from(
+        w.roster()
+            .env("ROSTER_PLUGINS_DIR", &dir)
+            .args(["plugins", "list"])
+            .output()
+            .unwrap(),
+    )
+    .ok()
+    .stdout();
+    assert!(
+        listed.contains("broken.wasm") && listed.contains("unusable"),
+        "{listed}"
+    );
+    assert!(
+        listed.contains("csv") && listed.contains("source, target"),
+        "{listed}"
+    );
+}
+
+#[test]
+fn test_connection_checks_a_connector_and_one_account() {
+    let w = setup();
+    let report = w
+        .run(&[
+            "test-connection",
+            "pipeline.toml",
+            "--connector",
+            "dst",
+            "--account",
+            "BOB@corp.example",
+            "--json",
+        ])
+        .ok()
+        .json();
+    assert_eq!(report["connectors"][0]["connector"], "dst");
+    assert_eq!(report["connectors"][0]["account"]["id"], "t1");
+
+    let missing = w.run(&[
+        "test-connection",
+        "pipeline.toml",
+        "--account",
+        "nobody@corp.example",
+    ]);
+    assert_eq!(missing.code(), 2);
+    assert!(
+        missing.stderr().contains("src")
+            && missing
+                .stderr()
+                .contains("no account with address nobody@corp.example"),
+        "{}",
+        missing.stderr()
+    );
+
+    let unknown = w.run(&["test-connection", "pipeline.toml", "--connector", "nope"]);
+    assert_eq!(unknown.code(), 2);
+    assert!(
+        unknown.stderr().contains("--connector nope"),
+        "{}",
+        unknown.stderr()
+    );
 }

@@ -17,7 +17,7 @@ pub async fn run(cli: Cli) -> ExitCode {
     let global = cli.global.clone();
     let outcome = match cli.command {
         Command::Check { pipeline, json } => check(&global, &pipeline, json).await,
-        Command::Plugins(PluginsCommand::List { json }) => plugins_list(&global, json),
+        Command::Plugins(PluginsCommand::List { json }) => plugins_list(&global, json).await,
         Command::Plugins(PluginsCommand::Inspect { file, json }) => {
             plugins_inspect(&global, &file, json).await
         }
@@ -88,8 +88,9 @@ async fn check(global: &Global, path: &Path, json: bool) -> Result<ExitCode, Fai
     Ok(ExitCode::SUCCESS)
 }
 
-fn plugins_list(_global: &Global, json: bool) -> Result<ExitCode, Failure> {
+async fn plugins_list(global: &Global, json: bool) -> Result<ExitCode, Failure> {
     let dirs = session::plugin_dirs(None);
+    let runtime = Runtime::new(cache_dir(global))?;
     let mut found = Vec::new();
     for dir in &dirs {
         let Ok(entries) = std::fs::read_dir(dir) else {
@@ -102,14 +103,27 @@ fn plugins_list(_global: &Global, json: bool) -> Result<ExitCode, Failure> {
             .collect();
         files.sort();
         for file in files {
-            let info = std::fs::read(&file)
-                .map_err(|e| e.to_string())
-                .and_then(|b| crate::contract::version::inspect(&b).map_err(|e| e.to_string()));
-            found.push((file, info));
+            let described = describe(&runtime, &file).await;
+            found.push((file, described));
         }
     }
     render::plugins_list(json, &dirs, &found);
     Ok(ExitCode::SUCCESS)
+}
+
+/// One component's contract and descriptor; a broken file is reported, not fatal.
+async fn describe(
+    runtime: &Runtime,
+    file: &Path,
+) -> Result<(String, crate::model::Descriptor), String> {
+    let component = runtime.load(file).map_err(|e| format!("{e:#}"))?;
+    let redactor = crate::runtime::Redactor::global().clone();
+    let mut probe = runtime
+        .instantiate("list", &component, &Default::default(), &redactor)
+        .await
+        .map_err(|e| e.to_string())?;
+    let descriptor = probe.describe().await.map_err(|e| e.to_string())?;
+    Ok((component.contract.as_str().to_string(), descriptor))
 }
 
 async fn plugins_inspect(global: &Global, file: &Path, json: bool) -> Result<ExitCode, Failure> {

@@ -2,7 +2,6 @@
 //! redactor: the last line of defence for secrets.
 
 use crate::apply::ApplyReport;
-use crate::contract::version::ComponentInfo;
 use crate::model::{ConnectionReport, Descriptor};
 use crate::plan::{Action, NoteLevel, Plan};
 use crate::runtime::{LoadedComponent, Redactor};
@@ -187,13 +186,20 @@ pub fn check(out: &Out, session: &Session) {
 pub fn plugins_list(
     json: bool,
     dirs: &[PathBuf],
-    found: &[(PathBuf, Result<ComponentInfo, String>)],
+    found: &[(PathBuf, Result<(String, Descriptor), String>)],
 ) {
     if json {
         let items: Vec<_> = found
             .iter()
             .map(|(f, info)| match info {
-                Ok(i) => json!({"file": f, "contract": i.contract}),
+                Ok((contract, d)) => json!({
+                    "file": f,
+                    "contract": contract,
+                    "name": d.name,
+                    "version": d.version,
+                    "source": d.source,
+                    "target": d.target,
+                }),
                 Err(e) => json!({"file": f, "error": e}),
             })
             .collect();
@@ -210,16 +216,35 @@ pub fn plugins_list(
         return;
     }
     let mut t = table();
-    t.set_header(["file", "contract"]);
+    t.set_header(["name", "version", "roles", "contract", "file"]);
     for (f, info) in found {
-        t.add_row([
-            f.display().to_string(),
-            info.as_ref()
-                .map(|i| i.contract.clone())
-                .unwrap_or_else(|e| format!("unusable: {e}")),
-        ]);
+        let file = f.display().to_string();
+        match info {
+            Ok((contract, d)) => t.add_row([
+                d.name.clone(),
+                d.version.clone(),
+                roles(d).join(", "),
+                contract.clone(),
+                file,
+            ]),
+            Err(e) => t.add_row([
+                "?".into(),
+                String::new(),
+                String::new(),
+                format!("unusable: {e}"),
+                file,
+            ]),
+        };
     }
     println!("{t}");
+}
+
+fn roles(d: &Descriptor) -> Vec<&'static str> {
+    [("source", d.source), ("target", d.target)]
+        .iter()
+        .filter(|r| r.1)
+        .map(|r| r.0)
+        .collect()
 }
 
 pub fn inspect(json: bool, component: &LoadedComponent, d: &Descriptor) {
@@ -241,12 +266,7 @@ pub fn inspect(json: bool, component: &LoadedComponent, d: &Descriptor) {
         "contract:   roster:connector@{}",
         component.contract.as_str()
     );
-    let roles: Vec<&str> = [("source", d.source), ("target", d.target)]
-        .iter()
-        .filter(|r| r.1)
-        .map(|r| r.0)
-        .collect();
-    println!("roles:      {}", roles.join(", "));
+    println!("roles:      {}", roles(d).join(", "));
     println!(
         "kinds:      {}",
         d.kinds
