@@ -115,7 +115,7 @@ async fn plugins_list(global: &Global, json: bool) -> Result<ExitCode, Failure> 
 async fn describe(
     runtime: &Runtime,
     file: &Path,
-) -> Result<(String, crate::model::Descriptor), String> {
+) -> render::Described {
     let component = runtime.load(file).map_err(|e| format!("{e:#}"))?;
     let redactor = crate::runtime::Redactor::global().clone();
     let mut probe = runtime

@@ -183,10 +183,13 @@ pub fn check(out: &Out, session: &Session) {
     out.print(&t.to_string());
 }
 
+/// A plugin file's contract version and descriptor, or why it is unusable.
+pub type Described = Result<(String, Descriptor), String>;
+
 pub fn plugins_list(
     json: bool,
     dirs: &[PathBuf],
-    found: &[(PathBuf, Result<(String, Descriptor), String>)],
+    found: &[(PathBuf, Described)],
 ) {
     if json {
         let items: Vec<_> = found
