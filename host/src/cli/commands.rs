@@ -112,10 +112,7 @@ async fn plugins_list(global: &Global, json: bool) -> Result<ExitCode, Failure> 
 }
 
 /// One component's contract and descriptor; a broken file is reported, not fatal.
-async fn describe(
-    runtime: &Runtime,
-    file: &Path,
-) -> render::Described {
+async fn describe(runtime: &Runtime, file: &Path) -> render::Described {
     let component = runtime.load(file).map_err(|e| format!("{e:#}"))?;
     let redactor = crate::runtime::Redactor::global().clone();
     let mut probe = runtime

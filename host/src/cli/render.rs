@@ -186,11 +186,7 @@ pub fn check(out: &Out, session: &Session) {
 /// A plugin file's contract version and descriptor, or why it is unusable.
 pub type Described = Result<(String, Descriptor), String>;
 
-pub fn plugins_list(
-    json: bool,
-    dirs: &[PathBuf],
-    found: &[(PathBuf, Described)],
-) {
+pub fn plugins_list(json: bool, dirs: &[PathBuf], found: &[(PathBuf, Described)]) {
     if json {
         let items: Vec<_> = found
             .iter()

@@ -1,0 +1,116 @@
+//! The simulator's own control routes (`/_sim/…`), for tests, the demo and
+//! benchmarks: change the tenant (with bodies in the real shapes), expire
+//! delta tokens, set faults and read what the fault gate counted.
+
+use super::Shared;
+use crate::faults::Faults;
+use axum::Json;
+use axum::Router;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde_json::{Value, json};
+
+pub fn routes() -> Router<Shared> {
+    Router::new()
+        .route("/_sim/stats", get(stats))
+        .route("/_sim/stats/reset", post(reset_stats))
+        .route("/_sim/faults", get(get_faults).put(put_faults))
+        .route("/_sim/m365/users", post(change_users))
+        .route("/_sim/m365/mailboxes", post(change_mailboxes))
+        .route("/_sim/m365/permissions", post(change_permissions))
+        .route("/_sim/m365/expire-delta", post(expire_delta))
+        .route("/_sim/m365/summary", get(summary))
+}
+
+fn bad(message: String) -> Response {
+    (StatusCode::BAD_REQUEST, Json(json!({"error": message}))).into_response()
+}
+
+async fn stats(State(sim): State<Shared>) -> Json<crate::faults::Stats> {
+    Json(sim.faults.stats())
+}
+
+async fn reset_stats(State(sim): State<Shared>) -> StatusCode {
+    sim.faults.reset_stats();
+    StatusCode::NO_CONTENT
+}
+
+async fn get_faults(State(sim): State<Shared>) -> Json<Faults> {
+    Json(sim.faults.faults())
+}
+
+async fn put_faults(State(sim): State<Shared>, Json(faults): Json<Faults>) -> StatusCode {
+    sim.faults.set(faults);
+    StatusCode::NO_CONTENT
+}
+
+/// A Graph list or delta body: each item is upserted, or removed when it
+/// carries `@removed` (reason `deleted` or `changed`).
+async fn change_users(State(sim): State<Shared>, Json(body): Json<Value>) -> Response {
+    let Some(items) = body["value"].as_array() else {
+        return bad("expected {\"value\": [users]}".into());
+    };
+    let mut t = sim.tenant.write().unwrap_or_else(|p| p.into_inner());
+    for item in items {
+        let Some(obj) = item.as_object() else {
+            return bad(format!("not a user object: {item}"));
+        };
+        if let Some(removed) = obj.get("@removed") {
+            let id = obj.get("id").and_then(Value::as_str).unwrap_or_default();
+            let reason = removed["reason"].as_str().unwrap_or("deleted");
+            t.remove_user(id, reason);
+        } else if let Err(e) = t.upsert_user(obj.clone()) {
+            return bad(e);
+        }
+    }
+    StatusCode::NO_CONTENT.into_response()
+}
+
+/// Mailboxes keyed by primary address (the fixture's shape) or a `value` list.
+async fn change_mailboxes(State(sim): State<Shared>, Json(body): Json<Value>) -> Response {
+    let mailboxes: Vec<Value> = match &body {
+        Value::Object(o) if o.contains_key("value") => {
+            body["value"].as_array().cloned().unwrap_or_default()
+        }
+        Value::Object(o) => o.values().cloned().collect(),
+        _ => return bad("expected mailboxes keyed by address".into()),
+    };
+    let mut t = sim.tenant.write().unwrap_or_else(|p| p.into_inner());
+    for m in mailboxes {
+        if let Err(e) = t.upsert_mailbox(m) {
+            return bad(e);
+        }
+    }
+    StatusCode::NO_CONTENT.into_response()
+}
+
+/// Permission lists keyed by mailbox (the fixture's shape).
+async fn change_permissions(State(sim): State<Shared>, Json(body): Json<Value>) -> Response {
+    let Some(map) = body.as_object() else {
+        return bad("expected permissions keyed by mailbox".into());
+    };
+    let mut t = sim.tenant.write().unwrap_or_else(|p| p.into_inner());
+    for (mailbox, entries) in map {
+        let list = entries["value"].as_array().cloned().unwrap_or_default();
+        t.set_permissions(mailbox, list);
+    }
+    StatusCode::NO_CONTENT.into_response()
+}
+
+async fn expire_delta(State(sim): State<Shared>) -> StatusCode {
+    sim.tenant.write().unwrap_or_else(|p| p.into_inner()).epoch += 1;
+    StatusCode::NO_CONTENT
+}
+
+async fn summary(State(sim): State<Shared>) -> Json<Value> {
+    let t = sim.tenant.read().unwrap_or_else(|p| p.into_inner());
+    Json(json!({
+        "tenant": t.id,
+        "users": t.user_count(),
+        "mailboxes": t.mailbox_count(),
+        "groups": t.groups.len(),
+        "seq": t.seq,
+    }))
+}

@@ -1,0 +1,120 @@
+//! Seeding a tenant from JSON files in the real shapes, listed by a
+//! manifest (`tenant.json`) so the fixtures can be used as they are:
+//!
+//! ```json
+//! { "id": "…", "domains": ["contoso.com"], "apps": [{"client_id", "client_secret", "roles"}],
+//!   "users": ["graph-users-list.json", …],          // Graph list or delta pages
+//!   "mailboxes": ["mailboxes.sample.json"],         // keyed by primary address
+//!   "permissions": ["mailbox-permissions.sample.json"],
+//!   "groups": ["groups.json"],                      // Graph list
+//!   "members": ["group-members.json"] }             // group id → Graph list
+//! ```
+//!
+//! Users are merged by id in file order (later files add or override
+//! properties); a delta page's `@removed` items become removals. Every
+//! mailbox without a Graph user gets one derived from it.
+
+use super::tenant::{App, Tenant};
+use anyhow::{Context, Result, bail};
+use serde::Deserialize;
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Manifest {
+    id: String,
+    #[serde(default)]
+    domains: Vec<String>,
+    #[serde(default)]
+    apps: Vec<App>,
+    #[serde(default)]
+    users: Vec<PathBuf>,
+    #[serde(default)]
+    mailboxes: Vec<PathBuf>,
+    #[serde(default)]
+    permissions: Vec<PathBuf>,
+    #[serde(default)]
+    groups: Vec<PathBuf>,
+    #[serde(default)]
+    members: Vec<PathBuf>,
+}
+
+fn read_json(dir: &Path, file: &Path) -> Result<Value> {
+    let path = dir.join(file);
+    let text =
+        std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+    serde_json::from_str(&text).with_context(|| format!("{}: not JSON", path.display()))
+}
+
+/// Loads the tenant that `manifest` (a `tenant.json`) describes.
+pub fn load(manifest: &Path) -> Result<Tenant> {
+    let dir = manifest.parent().unwrap_or(Path::new("."));
+    let m: Manifest = serde_json::from_value(read_json(Path::new(""), manifest)?)
+        .with_context(|| format!("{}: not a tenant manifest", manifest.display()))?;
+    let mut t = Tenant::new(&m.id);
+    t.domains = m.domains;
+    if !m.apps.is_empty() {
+        t.apps = m.apps;
+    }
+    for file in &m.users {
+        let v = read_json(dir, file)?;
+        let Some(items) = v["value"].as_array() else {
+            bail!("{}: expected a Graph list with `value`", file.display());
+        };
+        for item in items {
+            let obj = item.as_object().context("a user that is not an object")?;
+            if let Some(removed) = obj.get("@removed") {
+                let id = obj.get("id").and_then(Value::as_str).unwrap_or_default();
+                t.remove_user(id, removed["reason"].as_str().unwrap_or("deleted"));
+            } else {
+                t.upsert_user(obj.clone())
+                    .map_err(anyhow::Error::msg)
+                    .with_context(|| file.display().to_string())?;
+            }
+        }
+    }
+    for file in &m.mailboxes {
+        let v = read_json(dir, file)?;
+        let Some(map) = v.as_object() else {
+            bail!("{}: expected mailboxes keyed by address", file.display());
+        };
+        for mailbox in map.values() {
+            t.upsert_mailbox(mailbox.clone())
+                .map_err(anyhow::Error::msg)
+                .with_context(|| file.display().to_string())?;
+        }
+    }
+    for file in &m.permissions {
+        let v = read_json(dir, file)?;
+        let Some(map) = v.as_object() else {
+            bail!("{}: expected permissions keyed by mailbox", file.display());
+        };
+        for (mailbox, entries) in map {
+            let list = entries["value"].as_array().cloned().unwrap_or_default();
+            t.set_permissions(mailbox, list);
+        }
+    }
+    let mut members = serde_json::Map::new();
+    for file in &m.members {
+        if let Value::Object(map) = read_json(dir, file)? {
+            members.extend(map);
+        }
+    }
+    for file in &m.groups {
+        let v = read_json(dir, file)?;
+        for g in v["value"].as_array().into_iter().flatten() {
+            let id = g["id"].as_str().unwrap_or_default();
+            let list = members
+                .get(id)
+                .and_then(|m| m["value"].as_array())
+                .cloned()
+                .unwrap_or_default();
+            t.upsert_group(g.clone(), list)
+                .map_err(anyhow::Error::msg)
+                .with_context(|| file.display().to_string())?;
+        }
+    }
+    t.derive_missing_users();
+    Ok(t)
+}

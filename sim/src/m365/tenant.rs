@@ -1,0 +1,232 @@
+//! The tenant's data: Graph users (kept as the JSON objects Graph returns,
+//! so the fixtures' key names survive), Exchange mailboxes and their
+//! permissions, groups and members, and the change sequence that delta
+//! tokens point into.
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use std::collections::{BTreeMap, HashMap};
+
+/// An app registration allowed to ask for tokens.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct App {
+    pub client_id: String,
+    pub client_secret: String,
+    /// Application permissions with admin consent, e.g. `User.Read.All`,
+    /// `GroupMember.Read.All`, `Exchange.ManageAsApp`.
+    pub roles: Vec<String>,
+}
+
+impl App {
+    /// The app the demo and tests use unless told otherwise.
+    pub fn default_app() -> App {
+        App {
+            client_id: "roster-sim-client".into(),
+            client_secret: "sim-client-secret".into(),
+            roles: vec![
+                "User.Read.All".into(),
+                "GroupMember.Read.All".into(),
+                "Exchange.ManageAsApp".into(),
+            ],
+        }
+    }
+}
+
+pub(crate) struct UserRecord {
+    pub props: Map<String, Value>,
+    /// The change sequence number of the last change.
+    pub changed: u64,
+}
+
+pub(crate) struct Removed {
+    pub id: String,
+    pub reason: String,
+    pub seq: u64,
+}
+
+pub struct Tenant {
+    pub id: String,
+    /// Domains accepted in place of the id (token and admin API paths).
+    pub domains: Vec<String>,
+    pub apps: Vec<App>,
+    pub(crate) users: BTreeMap<String, UserRecord>,
+    pub(crate) removed: Vec<Removed>,
+    /// Mailboxes by lower-cased primary address.
+    pub(crate) mailboxes: BTreeMap<String, Value>,
+    /// Lower-cased address, Guid or ExternalDirectoryObjectId → primary key.
+    pub(crate) mailbox_index: HashMap<String, String>,
+    /// Permission entries by lower-cased primary address.
+    pub(crate) permissions: HashMap<String, Vec<Value>>,
+    pub(crate) groups: BTreeMap<String, Value>,
+    pub(crate) members: HashMap<String, Vec<Value>>,
+    /// The last change sequence number handed out.
+    pub(crate) seq: u64,
+    /// Bumped to expire every delta token issued so far.
+    pub(crate) epoch: u64,
+}
+
+impl Tenant {
+    pub fn new(id: &str) -> Tenant {
+        Tenant {
+            id: id.into(),
+            domains: vec![],
+            apps: vec![App::default_app()],
+            users: BTreeMap::new(),
+            removed: vec![],
+            mailboxes: BTreeMap::new(),
+            mailbox_index: HashMap::new(),
+            permissions: HashMap::new(),
+            groups: BTreeMap::new(),
+            members: HashMap::new(),
+            seq: 1,
+            epoch: 1,
+        }
+    }
+
+    pub fn knows(&self, tenant: &str) -> bool {
+        self.id.eq_ignore_ascii_case(tenant)
+            || self.domains.iter().any(|d| d.eq_ignore_ascii_case(tenant))
+    }
+
+    pub fn user_count(&self) -> usize {
+        self.users.len()
+    }
+
+    pub fn mailbox_count(&self) -> usize {
+        self.mailboxes.len()
+    }
+
+    /// Adds or changes a user: `props` are merged over what is there.
+    pub fn upsert_user(&mut self, props: Map<String, Value>) -> Result<(), String> {
+        let id = props
+            .get("id")
+            .and_then(Value::as_str)
+            .ok_or("a user without an `id`")?
+            .to_string();
+        self.seq += 1;
+        let seq = self.seq;
+        self.removed.retain(|r| r.id != id);
+        let record = self.users.entry(id).or_insert_with(|| UserRecord {
+            props: Map::new(),
+            changed: seq,
+        });
+        for (k, v) in props {
+            if !k.starts_with('@') {
+                record.props.insert(k, v);
+            }
+        }
+        record.changed = seq;
+        Ok(())
+    }
+
+    /// Removes a user; `reason` is `deleted` (hard) or `changed` (soft delete).
+    pub fn remove_user(&mut self, id: &str, reason: &str) {
+        self.seq += 1;
+        self.users.remove(id);
+        self.removed.retain(|r| r.id != id);
+        self.removed.push(Removed {
+            id: id.into(),
+            reason: reason.into(),
+            seq: self.seq,
+        });
+    }
+
+    /// Adds or replaces a mailbox (Exchange admin shape).
+    pub fn upsert_mailbox(&mut self, mailbox: Value) -> Result<(), String> {
+        let primary = mailbox
+            .get("PrimarySmtpAddress")
+            .and_then(Value::as_str)
+            .ok_or("a mailbox without `PrimarySmtpAddress`")?
+            .to_lowercase();
+        let mut keys = vec![primary.clone()];
+        for k in ["Guid", "ExternalDirectoryObjectId", "UserPrincipalName"] {
+            if let Some(v) = mailbox.get(k).and_then(Value::as_str) {
+                keys.push(v.to_lowercase());
+            }
+        }
+        if let Some(addrs) = mailbox.get("EmailAddresses").and_then(Value::as_array) {
+            for a in addrs.iter().filter_map(Value::as_str) {
+                let bare = a.split_once(':').map_or(a, |(_, rest)| rest);
+                keys.push(bare.to_lowercase());
+            }
+        }
+        for k in keys {
+            self.mailbox_index.insert(k, primary.clone());
+        }
+        self.mailboxes.insert(primary, mailbox);
+        Ok(())
+    }
+
+    pub fn set_permissions(&mut self, mailbox: &str, entries: Vec<Value>) {
+        let key = self
+            .mailbox_index
+            .get(&mailbox.to_lowercase())
+            .cloned()
+            .unwrap_or_else(|| mailbox.to_lowercase());
+        self.permissions.insert(key, entries);
+    }
+
+    pub fn upsert_group(&mut self, group: Value, members: Vec<Value>) -> Result<(), String> {
+        let id = group
+            .get("id")
+            .and_then(Value::as_str)
+            .ok_or("a group without an `id`")?
+            .to_string();
+        self.members.insert(id.clone(), members);
+        self.groups.insert(id, group);
+        Ok(())
+    }
+
+    pub(crate) fn mailbox(&self, identity: &str) -> Option<&Value> {
+        let key = self.mailbox_index.get(&identity.to_lowercase())?;
+        self.mailboxes.get(key)
+    }
+
+    /// A Graph user for every mailbox that has none, as Entra would have:
+    /// the fixtures of the Exchange side carry no Graph users of their own.
+    pub fn derive_missing_users(&mut self) {
+        let missing: Vec<Map<String, Value>> = self
+            .mailboxes
+            .values()
+            .filter_map(|m| {
+                let id = m.get("ExternalDirectoryObjectId")?.as_str()?;
+                (!self.users.contains_key(id)).then(|| user_for_mailbox(id, m))
+            })
+            .collect();
+        for u in missing {
+            let _ = self.upsert_user(u);
+        }
+    }
+}
+
+fn user_for_mailbox(id: &str, m: &Value) -> Map<String, Value> {
+    let primary = m["PrimarySmtpAddress"].as_str().unwrap_or_default();
+    let proxies: Vec<Value> = m["EmailAddresses"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(Value::as_str)
+                .map(|addr| {
+                    if addr.contains(':') {
+                        addr.to_string()
+                    } else if addr.eq_ignore_ascii_case(primary) {
+                        format!("SMTP:{addr}")
+                    } else {
+                        format!("smtp:{addr}")
+                    }
+                })
+                .map(Value::String)
+                .collect()
+        })
+        .unwrap_or_default();
+    let disabled = m["AccountDisabled"].as_bool().unwrap_or(false);
+    let mut u = Map::new();
+    u.insert("id".into(), id.into());
+    u.insert("userPrincipalName".into(), primary.into());
+    u.insert("mail".into(), primary.into());
+    u.insert("displayName".into(), m["DisplayName"].clone());
+    u.insert("proxyAddresses".into(), Value::Array(proxies));
+    u.insert("accountEnabled".into(), Value::Bool(!disabled));
+    u.insert("userType".into(), "Member".into());
+    u
+}
