@@ -13,6 +13,7 @@ use std::process::Command;
 /// Connector crates built as components: (crate directory, plugin name).
 const COMPONENTS: &[(&str, &str)] = &[
     ("plugins/csv", "csv"),
+    ("plugins/exchange-online", "exchange-online"),
     ("tests/components/misbehave", "misbehave"),
 ];
 

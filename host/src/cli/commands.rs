@@ -27,27 +27,34 @@ pub async fn run(cli: Cli) -> ExitCode {
             account,
             json,
         } => test_connection(&global, &pipeline, connector, account, json).await,
+        Command::Read {
+            pipeline,
+            connector,
+            groups,
+            json,
+        } => read(&global, &pipeline, connector, groups, json).await,
         Command::Plan {
             pipeline,
             json,
             out,
-        } => plan(&global, &pipeline, json, out.as_deref()).await,
+            full,
+        } => plan(&global, &pipeline, json, out.as_deref(), full).await,
         Command::Apply {
             pipeline,
             plan,
             yes,
             allow_removals,
             json,
+            full,
         } => {
-            apply_cmd(
-                &global,
-                &pipeline,
-                plan.as_deref(),
+            let how = ApplyHow {
+                plan_file: plan.as_deref(),
                 yes,
                 allow_removals,
                 json,
-            )
-            .await
+                full,
+            };
+            apply_cmd(&global, &pipeline, how).await
         }
         Command::Status { pipeline, json } => status(&pipeline, json),
     };
@@ -168,16 +175,47 @@ async fn test_connection(
     Ok(ExitCode::SUCCESS)
 }
 
+async fn read(
+    global: &Global,
+    path: &Path,
+    connector: Option<String>,
+    with_groups: bool,
+    json: bool,
+) -> Result<ExitCode, Failure> {
+    let session = open(global, path).await?;
+    let name = connector.unwrap_or_else(|| session.pipeline.source.clone());
+    if !session.pipeline.connectors.contains_key(&name) {
+        let known: Vec<&String> = session.pipeline.connectors.keys().collect();
+        return Err(Failure::Input(format!(
+            "--connector {name}: no such connector in this pipeline (known: {known:?})"
+        )));
+    }
+    let mut instance = session.start(&name).await?;
+    let progress = render::Progress::new(json);
+    let bar = progress.counter(&format!("reading {name}"));
+    let accounts = session::read_accounts(&mut instance, |n| bar.set(n)).await?;
+    bar.finish();
+    let groups = match with_groups {
+        true => session::read_groups(&mut instance).await?,
+        false => vec![],
+    };
+    let out = Out::new(json, &session.redactor);
+    render::accounts(&out, &name, &accounts, &groups);
+    Ok(ExitCode::SUCCESS)
+}
+
 /// Reads both sides and plans; also hands back the started target and the state.
 async fn make_plan(
     session: &Session,
     quiet: bool,
+    full: bool,
 ) -> Result<(Plan, ConnectorInstance, SqliteStore), Failure> {
     let p = &session.pipeline;
     let progress = render::Progress::new(quiet);
+    let mut state = SqliteStore::open(&p.state_path)?;
     let mut source = session.start(&p.source).await?;
     let bar = progress.counter(&format!("reading {}", p.source));
-    let source_accounts = session::read_accounts(&mut source, |n| bar.set(n)).await?;
+    let read = session::read_source(session, &mut source, &mut state, full, |n| bar.set(n)).await?;
     let groups = if p.filters().any(|f| !f.member_of.is_empty()) {
         session::read_groups(&mut source).await?
     } else {
@@ -190,11 +228,11 @@ async fn make_plan(
     let target_accounts = session::read_accounts(&mut target, |n| bar.set(n)).await?;
     bar.finish();
     let free_seats = target.seats().await?;
-    let state = SqliteStore::open(&p.state_path)?;
     let links = state.links()?;
     let input = PlanInput {
         pipeline: p,
-        source: &source_accounts,
+        source: &read.accounts,
+        source_read: read.mode,
         source_groups: &groups,
         target: &target_accounts,
         target_descriptor: &session.plugins[&p.target].descriptor,
@@ -209,9 +247,10 @@ async fn plan(
     path: &Path,
     json: bool,
     out_file: Option<&Path>,
+    full: bool,
 ) -> Result<ExitCode, Failure> {
     let session = open(global, path).await?;
-    let (plan, _, _) = make_plan(&session, json).await?;
+    let (plan, _, _) = make_plan(&session, json, full).await?;
     let out = Out::new(json, &session.redactor);
     if let Some(file) = out_file {
         let text = session
@@ -262,17 +301,26 @@ fn load_plan(path: &Path, pipeline: &Pipeline) -> Result<Plan, Failure> {
     Ok(plan)
 }
 
-async fn apply_cmd(
-    global: &Global,
-    path: &Path,
-    plan_file: Option<&Path>,
+/// The flags of `roster apply`.
+struct ApplyHow<'a> {
+    plan_file: Option<&'a Path>,
     yes: bool,
     allow_removals: bool,
     json: bool,
-) -> Result<ExitCode, Failure> {
+    full: bool,
+}
+
+async fn apply_cmd(global: &Global, path: &Path, how: ApplyHow<'_>) -> Result<ExitCode, Failure> {
+    let ApplyHow {
+        plan_file,
+        yes,
+        allow_removals,
+        json,
+        full,
+    } = how;
     let session = open(global, path).await?;
     let (plan, mut target, mut state) = match plan_file {
-        None => make_plan(&session, json).await?,
+        None => make_plan(&session, json, full).await?,
         Some(file) => {
             let plan = load_plan(file, &session.pipeline)?;
             let target = session.start(&session.pipeline.target).await?;

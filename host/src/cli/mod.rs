@@ -58,6 +58,18 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Read a connector's accounts (and groups) as the pipeline would see them; changes nothing.
+    Read {
+        pipeline: PathBuf,
+        /// The connector to read (default: the source).
+        #[arg(long)]
+        connector: Option<String>,
+        /// Also read groups and their members.
+        #[arg(long)]
+        groups: bool,
+        #[arg(long)]
+        json: bool,
+    },
     /// Show every change an apply would make; touches nothing.
     Plan {
         pipeline: PathBuf,
@@ -66,6 +78,9 @@ enum Command {
         /// Save the plan to a file for `apply --plan`.
         #[arg(long)]
         out: Option<PathBuf>,
+        /// Read every source account, even where an incremental read is possible.
+        #[arg(long)]
+        full: bool,
     },
     /// Make the changes, recording each outcome in the state store.
     Apply {
@@ -81,6 +96,9 @@ enum Command {
         allow_removals: bool,
         #[arg(long)]
         json: bool,
+        /// Read every source account, even where an incremental read is possible.
+        #[arg(long, conflicts_with = "plan")]
+        full: bool,
     },
     /// Recent runs, linked accounts and the last error per account.
     Status {

@@ -2,7 +2,7 @@
 //! redactor: the last line of defence for secrets.
 
 use crate::apply::ApplyReport;
-use crate::model::{ConnectionReport, Descriptor};
+use crate::model::{Account, ConnectionReport, Descriptor, Group};
 use crate::plan::{Action, NoteLevel, Plan};
 use crate::runtime::{LoadedComponent, Redactor};
 use crate::session::Session;
@@ -181,6 +181,32 @@ pub fn check(out: &Out, session: &Session) {
         ]);
     }
     out.print(&t.to_string());
+}
+
+/// Accounts (and groups) as a connector read them.
+pub fn accounts(out: &Out, connector: &str, accounts: &[Account], groups: &[Group]) {
+    if out.json {
+        out.json(&json!({"connector": connector, "accounts": accounts, "groups": groups}));
+        return;
+    }
+    let mut t = table();
+    t.set_header(["email", "kind", "enabled", "aliases", "delegates", "org unit"]);
+    for a in accounts {
+        t.add_row([
+            a.email.clone(),
+            a.kind.as_str().to_string(),
+            if a.enabled { "yes" } else { "no" }.to_string(),
+            a.aliases.join("\n"),
+            a.delegates.join("\n"),
+            a.org_unit.clone().unwrap_or_default(),
+        ]);
+    }
+    out.print(&t.to_string());
+    let mut summary = format!("{} accounts from {connector}", accounts.len());
+    if !groups.is_empty() {
+        summary.push_str(&format!(", {} groups", groups.len()));
+    }
+    out.print(&summary);
 }
 
 /// A plugin file's contract version and descriptor, or why it is unusable.
@@ -383,8 +409,14 @@ pub fn plan(out: &Out, plan: &Plan) {
         return;
     }
     let s = &plan.summary;
+    let read = match s.source_read {
+        crate::plan::ReadMode::Full => String::new(),
+        crate::plan::ReadMode::Incremental { changed, removed } => {
+            format!(", read incrementally: {changed} changed, {removed} removed")
+        }
+    };
     out.print(&format!(
-        "plan {} for `{}`: {} → {} ({} source accounts, {} in scope; {} target accounts)",
+        "plan {} for `{}`: {} → {} ({} source accounts{read}, {} in scope; {} target accounts)",
         plan.id,
         plan.pipeline,
         plan.source,

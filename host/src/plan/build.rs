@@ -21,6 +21,7 @@ pub struct PlanInput<'a> {
     pub links: &'a [StoredLink],
     /// Free licence seats in the target; `None` when unlimited or unknown.
     pub free_seats: Option<u32>,
+    pub source_read: super::ReadMode,
 }
 
 const PHASE_FREE_PRIMARY: u8 = 0;
@@ -62,6 +63,7 @@ pub fn build(input: &PlanInput) -> Plan {
         notes: vec![],
         summary: Summary {
             source_accounts: input.source.len(),
+            source_read: input.source_read,
             in_scope: scope.kept.len(),
             target_accounts: input.target.len(),
             ..Summary::default()

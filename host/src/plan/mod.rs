@@ -38,6 +38,19 @@ pub struct Plan {
     pub refused: Option<String>,
 }
 
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "mode", rename_all = "kebab-case")]
+pub enum ReadMode {
+    #[default]
+    Full,
+    Incremental {
+        /// Accounts the source reported as new or changed.
+        changed: usize,
+        /// Accounts the source reported as gone.
+        removed: usize,
+    },
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Action {
@@ -152,6 +165,9 @@ pub struct Note {
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
 pub struct Summary {
     pub source_accounts: usize,
+    /// How the source was read: everything, or only what changed since the last read.
+    #[serde(default)]
+    pub source_read: ReadMode,
     pub in_scope: usize,
     pub target_accounts: usize,
     pub creates: usize,

@@ -5,6 +5,7 @@
 
 mod sqlite;
 
+use crate::model::Account;
 use crate::plan::LinkHow;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
@@ -94,6 +95,23 @@ pub struct AccountError {
     pub at_ms: u64,
 }
 
+#[derive(Clone, Debug, PartialEq)]
+pub struct SourceSnapshot {
+    pub watermark: String,
+    pub accounts: Vec<Account>,
+}
+
+/// What a read did to the source's snapshot.
+pub enum SnapshotChange<'a> {
+    /// A full read: these are all the accounts.
+    Replace(&'a [Account]),
+    /// An incremental read: these changed (or are new), those are gone.
+    Patch {
+        upserts: &'a [Account],
+        removed: &'a [String],
+    },
+}
+
 pub trait StateStore {
     fn links(&self) -> anyhow::Result<Vec<StoredLink>>;
     fn upsert_link(&mut self, link: &StoredLink) -> anyhow::Result<()>;
@@ -119,8 +137,23 @@ pub trait StateStore {
 
     fn account_errors(&self) -> anyhow::Result<Vec<AccountError>>;
 
-    fn watermark(&self, connector: &str) -> anyhow::Result<Option<String>>;
-    fn set_watermark(&mut self, connector: &str, watermark: Option<&str>) -> anyhow::Result<()>;
+    /// The source's accounts as its last read left them, when that read
+    /// ended on a watermark and was made under the same `fingerprint`
+    /// (plugin and configuration): what an incremental read patches.
+    fn source_snapshot(
+        &self,
+        connector: &str,
+        fingerprint: &str,
+    ) -> anyhow::Result<Option<SourceSnapshot>>;
+    /// Records a read in one transaction; `None` as watermark forgets the
+    /// snapshot, so the next read is a full one.
+    fn save_source_snapshot(
+        &mut self,
+        connector: &str,
+        fingerprint: &str,
+        watermark: Option<&str>,
+        change: SnapshotChange,
+    ) -> anyhow::Result<()>;
 }
 
 pub fn now_ms() -> u64 {

@@ -42,13 +42,22 @@ CREATE TABLE IF NOT EXISTS account_errors (
     message TEXT NOT NULL,
     at_ms INTEGER NOT NULL
 );
-CREATE TABLE IF NOT EXISTS watermarks (
+CREATE TABLE IF NOT EXISTS source_reads (
     connector TEXT PRIMARY KEY,
-    watermark TEXT NOT NULL
+    fingerprint TEXT NOT NULL,
+    watermark TEXT NOT NULL,
+    updated_at_ms INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS source_accounts (
+    connector TEXT NOT NULL,
+    id TEXT NOT NULL,
+    account TEXT NOT NULL,
+    PRIMARY KEY (connector, id)
 );
 ";
 
-const VERSION: i64 = 1;
+/// 2: source snapshots for incremental reads (`source_reads`, `source_accounts`).
+const VERSION: i64 = 2;
 
 pub struct SqliteStore {
     conn: Connection,
@@ -264,26 +273,79 @@ impl StateStore for SqliteStore {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
-    fn watermark(&self, connector: &str) -> anyhow::Result<Option<String>> {
-        Ok(self
+    fn source_snapshot(
+        &self,
+        connector: &str,
+        fingerprint: &str,
+    ) -> anyhow::Result<Option<SourceSnapshot>> {
+        let watermark: Option<String> = self
             .conn
             .query_row(
-                "SELECT watermark FROM watermarks WHERE connector = ?1",
-                [connector],
+                "SELECT watermark FROM source_reads WHERE connector = ?1 AND fingerprint = ?2",
+                [connector, fingerprint],
                 |r| r.get(0),
             )
-            .optional()?)
+            .optional()?;
+        let Some(watermark) = watermark else {
+            return Ok(None);
+        };
+        let mut stmt = self
+            .conn
+            .prepare("SELECT account FROM source_accounts WHERE connector = ?1")?;
+        let rows = stmt.query_map([connector], |r| r.get::<_, String>(0))?;
+        let mut accounts = Vec::new();
+        for row in rows {
+            accounts.push(
+                serde_json::from_str(&row?).context("a stored source account is unreadable")?,
+            );
+        }
+        Ok(Some(SourceSnapshot {
+            watermark,
+            accounts,
+        }))
     }
 
-    fn set_watermark(&mut self, connector: &str, watermark: Option<&str>) -> anyhow::Result<()> {
-        match watermark {
-            Some(w) => self.conn.execute(
-                "INSERT INTO watermarks (connector, watermark) VALUES (?1, ?2) ON CONFLICT (connector) DO UPDATE SET watermark = excluded.watermark",
-                params![connector, w],
-            )?,
-            None => self.conn.execute("DELETE FROM watermarks WHERE connector = ?1", [connector])?,
+    fn save_source_snapshot(
+        &mut self,
+        connector: &str,
+        fingerprint: &str,
+        watermark: Option<&str>,
+        change: SnapshotChange,
+    ) -> anyhow::Result<()> {
+        let tx = self.conn.transaction()?;
+        let Some(watermark) = watermark else {
+            tx.execute("DELETE FROM source_reads WHERE connector = ?1", [connector])?;
+            tx.execute("DELETE FROM source_accounts WHERE connector = ?1", [connector])?;
+            return Ok(tx.commit()?);
         };
-        Ok(())
+        let (upserts, removed): (&[Account], &[String]) = match change {
+            SnapshotChange::Replace(all) => {
+                tx.execute("DELETE FROM source_accounts WHERE connector = ?1", [connector])?;
+                (all, &[])
+            }
+            SnapshotChange::Patch { upserts, removed } => (upserts, removed),
+        };
+        {
+            let mut put = tx.prepare(
+                "INSERT INTO source_accounts (connector, id, account) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (connector, id) DO UPDATE SET account = excluded.account",
+            )?;
+            for a in upserts {
+                put.execute(params![connector, a.id, serde_json::to_string(a)?])?;
+            }
+            let mut gone =
+                tx.prepare("DELETE FROM source_accounts WHERE connector = ?1 AND id = ?2")?;
+            for id in removed {
+                gone.execute(params![connector, id])?;
+            }
+        }
+        tx.execute(
+            "INSERT INTO source_reads (connector, fingerprint, watermark, updated_at_ms) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT (connector) DO UPDATE SET fingerprint = excluded.fingerprint,
+             watermark = excluded.watermark, updated_at_ms = excluded.updated_at_ms",
+            params![connector, fingerprint, watermark, now_ms() as i64],
+        )?;
+        Ok(tx.commit()?)
     }
 }
 
