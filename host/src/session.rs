@@ -3,10 +3,10 @@
 //! secrets registered for redaction, and instances started on demand.
 
 use crate::model::{Account, Descriptor, Group, PageRequest};
-use crate::plan::ReadMode;
-use crate::state::{SnapshotChange, StateStore};
 use crate::pipeline::{Diagnostic, Pipeline, PluginRef};
+use crate::plan::ReadMode;
 use crate::runtime::{CallError, ConnectorInstance, LoadedComponent, Redactor, Runtime};
+use crate::state::{SnapshotChange, StateStore};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
@@ -293,7 +293,8 @@ pub async fn read_source(
         false => None,
     };
     let watermark = prior.as_ref().map(|p| p.watermark.clone());
-    let (mut read, mut removed, mut last_watermark, mut was_full) = (Vec::new(), Vec::new(), None, false);
+    let (mut read, mut removed, mut last_watermark, mut was_full) =
+        (Vec::new(), Vec::new(), None, false);
     let mut cursor = None;
     loop {
         let page = c
@@ -315,7 +316,11 @@ pub async fn read_source(
             None => break,
         }
     }
-    let keep = if incremental { last_watermark.as_deref() } else { None };
+    let keep = if incremental {
+        last_watermark.as_deref()
+    } else {
+        None
+    };
     match prior {
         Some(prior) if !was_full => {
             state.save_source_snapshot(
@@ -338,7 +343,12 @@ pub async fn read_source(
         }
         _ => {
             if incremental {
-                state.save_source_snapshot(name, &fingerprint, keep, SnapshotChange::Replace(&read))?;
+                state.save_source_snapshot(
+                    name,
+                    &fingerprint,
+                    keep,
+                    SnapshotChange::Replace(&read),
+                )?;
             }
             Ok(SourceRead {
                 accounts: read,

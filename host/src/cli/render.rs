@@ -190,7 +190,14 @@ pub fn accounts(out: &Out, connector: &str, accounts: &[Account], groups: &[Grou
         return;
     }
     let mut t = table();
-    t.set_header(["email", "kind", "enabled", "aliases", "delegates", "org unit"]);
+    t.set_header([
+        "email",
+        "kind",
+        "enabled",
+        "aliases",
+        "delegates",
+        "org unit",
+    ]);
     for a in accounts {
         t.add_row([
             a.email.clone(),

@@ -315,12 +315,18 @@ impl StateStore for SqliteStore {
         let tx = self.conn.transaction()?;
         let Some(watermark) = watermark else {
             tx.execute("DELETE FROM source_reads WHERE connector = ?1", [connector])?;
-            tx.execute("DELETE FROM source_accounts WHERE connector = ?1", [connector])?;
+            tx.execute(
+                "DELETE FROM source_accounts WHERE connector = ?1",
+                [connector],
+            )?;
             return Ok(tx.commit()?);
         };
         let (upserts, removed): (&[Account], &[String]) = match change {
             SnapshotChange::Replace(all) => {
-                tx.execute("DELETE FROM source_accounts WHERE connector = ?1", [connector])?;
+                tx.execute(
+                    "DELETE FROM source_accounts WHERE connector = ?1",
+                    [connector],
+                )?;
                 (all, &[])
             }
             SnapshotChange::Patch { upserts, removed } => (upserts, removed),

@@ -134,7 +134,11 @@ impl Api {
                 Err(e) => {
                     return Err(Error::new(
                         ErrorKind::Connection,
-                        format!("{} sent a malformed answer to GET {}: {e}", service.name(), strip_query(url)),
+                        format!(
+                            "{} sent a malformed answer to GET {}: {e}",
+                            service.name(),
+                            strip_query(url)
+                        ),
                     ));
                 }
             }
@@ -235,11 +239,14 @@ pub fn api_error(service: Service, url: &str, response: &Response) -> Error {
 /// Turns the token endpoint's AADSTS codes into the field to fix.
 fn token_error(e: Error, tenant: &str, client_id: &str) -> Error {
     let hint = if e.message.contains("AADSTS90002") || e.message.contains("AADSTS900023") {
-        format!("tenant_id `{tenant}` is not a known tenant: use the directory (tenant) id or a verified domain")
+        format!(
+            "tenant_id `{tenant}` is not a known tenant: use the directory (tenant) id or a verified domain"
+        )
     } else if e.message.contains("AADSTS700016") {
         format!("client_id `{client_id}` is no app registration in tenant `{tenant}`")
     } else if e.message.contains("AADSTS7000215") {
-        "client_secret is wrong: use the secret's Value (not its Secret ID), or create a new secret".into()
+        "client_secret is wrong: use the secret's Value (not its Secret ID), or create a new secret"
+            .into()
     } else if e.message.contains("AADSTS7000222") {
         "client_secret has expired: create a new secret".into()
     } else {

@@ -42,7 +42,11 @@ fn attr(key: &str, value: &str) -> Attribute {
 }
 
 /// The account for `user`; none when it has no mail address at all.
-pub fn account(user: GraphUser, mailbox: Option<&Mailbox>, delegates: Vec<String>) -> Option<Account> {
+pub fn account(
+    user: GraphUser,
+    mailbox: Option<&Mailbox>,
+    delegates: Vec<String>,
+) -> Option<Account> {
     let proxies = user.proxy_addresses.unwrap_or_default();
     let (mut primary, mut aliases) = addresses(&proxies);
     if proxies.is_empty()
@@ -82,7 +86,9 @@ pub fn account(user: GraphUser, mailbox: Option<&Mailbox>, delegates: Vec<String
         given_name: user.given_name,
         family_name: user.surname,
         enabled,
-        org_unit: user.on_premises_distinguished_name.filter(|d| !d.is_empty()),
+        org_unit: user
+            .on_premises_distinguished_name
+            .filter(|d| !d.is_empty()),
         external_key: Some(user.id),
         delegates,
         groups: vec![],

@@ -216,7 +216,15 @@ mod tests {
         ] {
             d.insert(&mailbox(p, k));
         }
-        d.set_holders("s1@x", vec!["NT AUTHORITY\\SELF".into(), "A@x".into(), "s2@x".into(), "gone@x".into()]);
+        d.set_holders(
+            "s1@x",
+            vec![
+                "NT AUTHORITY\\SELF".into(),
+                "A@x".into(),
+                "s2@x".into(),
+                "gone@x".into(),
+            ],
+        );
         d.set_holders("s2@x", vec!["b@x".into(), "s1@x".into()]);
         d.set_holders("a@x", vec![]);
         d.set_holders("b@x", vec![]);

@@ -15,7 +15,9 @@ mod model;
 
 use api::{Api, Service, strip_query};
 use directory::{Directory, Lookup, Walk};
-use model::{DirectoryObject, GraphGroup, GraphUser, MailboxJson, Page, PermissionEntry, USER_SELECT};
+use model::{
+    DirectoryObject, GraphGroup, GraphUser, MailboxJson, Page, PermissionEntry, USER_SELECT,
+};
 use roster_sdk::prelude::*;
 use serde::{Deserialize, Serialize};
 use std::collections::HashSet;
@@ -111,30 +113,49 @@ impl Connector for ExchangeOnline {
     fn test_connection(&mut self, account: Option<String>) -> Result<ConnectionReport> {
         let mut checks = Vec::new();
         self.api.token(Service::Graph)?;
-        checks.push(format!("token for Microsoft Graph from tenant {}", self.api.tenant));
+        checks.push(format!(
+            "token for Microsoft Graph from tenant {}",
+            self.api.tenant
+        ));
         let url = self.api.graph_url("users?$select=id&$top=1");
-        self.api.get_json::<Page<DirectoryObject>>(Service::Graph, &url)?;
+        self.api
+            .get_json::<Page<DirectoryObject>>(Service::Graph, &url)?;
         checks.push("Graph: users readable (User.Read.All)".into());
         let url = self.api.graph_url("groups?$select=id&$top=1");
-        let groups = self.api.get_json::<Page<DirectoryObject>>(Service::Graph, &url)?;
+        let groups = self
+            .api
+            .get_json::<Page<DirectoryObject>>(Service::Graph, &url)?;
         if let Some(g) = groups.value.first() {
-            let url = self.api.graph_url(&format!("groups/{}/members?$select=id&$top=1", g.id));
-            self.api.get_json::<Page<DirectoryObject>>(Service::Graph, &url)?;
+            let url = self
+                .api
+                .graph_url(&format!("groups/{}/members?$select=id&$top=1", g.id));
+            self.api
+                .get_json::<Page<DirectoryObject>>(Service::Graph, &url)?;
         }
         checks.push("Graph: groups and members readable (GroupMember.Read.All)".into());
         self.api.token(Service::Exchange)?;
         let url = self.api.admin_url("Mailbox?$top=1");
-        self.api.get_json::<Page<MailboxJson>>(Service::Exchange, &url)?;
-        checks.push("Exchange admin API: mailboxes readable (Exchange.ManageAsApp and an admin role)".into());
+        self.api
+            .get_json::<Page<MailboxJson>>(Service::Exchange, &url)?;
+        checks.push(
+            "Exchange admin API: mailboxes readable (Exchange.ManageAsApp and an admin role)"
+                .into(),
+        );
         let found = match account {
             None => None,
             Some(address) => {
                 let a = self.one_account(&address)?;
-                checks.push(format!("mailbox {address} readable ({})", attribute(&a, "mailboxType").unwrap_or("no mailbox")));
+                checks.push(format!(
+                    "mailbox {address} readable ({})",
+                    attribute(&a, "mailboxType").unwrap_or("no mailbox")
+                ));
                 Some(a)
             }
         };
-        Ok(ConnectionReport { checks, account: found })
+        Ok(ConnectionReport {
+            checks,
+            account: found,
+        })
     }
 
     fn read_accounts(&mut self, request: PageRequest) -> Result<AccountPage> {
@@ -181,7 +202,10 @@ impl Connector for ExchangeOnline {
 }
 
 fn attribute<'a>(a: &'a Account, key: &str) -> Option<&'a str> {
-    a.attributes.iter().find(|x| x.key == key).map(|x| x.value.as_str())
+    a.attributes
+        .iter()
+        .find(|x| x.key == key)
+        .map(|x| x.value.as_str())
 }
 
 impl ExchangeOnline {
@@ -196,7 +220,10 @@ impl ExchangeOnline {
             .delta_link;
         self.directory = self.load_directory()?;
         self.warned.clear();
-        host::info(&format!("{} mailboxes in the Exchange admin API", self.directory.len()));
+        host::info(&format!(
+            "{} mailboxes in the Exchange admin API",
+            self.directory.len()
+        ));
         let first = self.api.graph_url(&format!(
             "users?$select={USER_SELECT}&$top={}",
             self.page_size
@@ -244,7 +271,11 @@ impl ExchangeOnline {
             page.value.into_iter().partition(|u| u.removed.is_some());
         for u in &removed {
             let reason = u.removed.as_ref().and_then(|r| r.reason.as_deref());
-            host::debug(&format!("user {} removed ({})", u.id, reason.unwrap_or("deleted")));
+            host::debug(&format!(
+                "user {} removed ({})",
+                u.id,
+                reason.unwrap_or("deleted")
+            ));
         }
         let accounts = self.accounts(changed)?;
         let next_cursor = page.next_link.map(|next| Cursor::Delta { next }.encode());
@@ -285,7 +316,9 @@ impl ExchangeOnline {
             .iter()
             .map(|p| self.api.mailbox_url(p, "/MailboxPermission"))
             .collect();
-        let answers = self.api.get_many::<Page<PermissionEntry>>(Service::Exchange, &urls)?;
+        let answers = self
+            .api
+            .get_many::<Page<PermissionEntry>>(Service::Exchange, &urls)?;
         for (primary, answer) in primaries.iter().zip(answers) {
             let holders = answer?
                 .map(|page| {
@@ -302,7 +335,10 @@ impl ExchangeOnline {
     }
 
     fn fetch_mailboxes(&mut self, identities: &[String]) -> Result<()> {
-        let urls: Vec<String> = identities.iter().map(|i| self.api.mailbox_url(i, "")).collect();
+        let urls: Vec<String> = identities
+            .iter()
+            .map(|i| self.api.mailbox_url(i, ""))
+            .collect();
         let answers = self.api.get_many::<MailboxJson>(Service::Exchange, &urls)?;
         for (identity, answer) in identities.iter().zip(answers) {
             match answer? {
@@ -333,7 +369,11 @@ impl ExchangeOnline {
                 let Lookup::Found(m) = self.directory.find(&u.id) else {
                     continue;
                 };
-                if let Walk::Need { mailboxes, permissions } = self.directory.delegates(&m.primary) {
+                if let Walk::Need {
+                    mailboxes,
+                    permissions,
+                } = self.directory.delegates(&m.primary)
+                {
                     boxes.extend(mailboxes);
                     perms.extend(permissions);
                 }
@@ -347,7 +387,9 @@ impl ExchangeOnline {
             self.directory = d;
             result?;
         }
-        Err(Error::other("delegate lookups did not settle after 32 rounds"))
+        Err(Error::other(
+            "delegate lookups did not settle after 32 rounds",
+        ))
     }
 
     fn accounts(&mut self, users: Vec<GraphUser>) -> Result<Vec<Account>> {
@@ -362,7 +404,10 @@ impl ExchangeOnline {
                 (Some(m), true) => self.delegates(&m.primary),
                 _ => vec![],
             };
-            if user.mail.is_none() && user.proxy_addresses.as_ref().is_none_or(Vec::is_empty) && mailbox.is_none() {
+            if user.mail.is_none()
+                && user.proxy_addresses.as_ref().is_none_or(Vec::is_empty)
+                && mailbox.is_none()
+            {
                 host::debug(&format!("user {} has no mail address; skipped", user.id));
                 continue;
             }
@@ -396,12 +441,20 @@ impl ExchangeOnline {
             .iter()
             .enumerate()
             .map(|(i, id)| {
-                (i, self.api.graph_url(&format!("groups/{id}/members?$select=id&$top={}", self.page_size)))
+                (
+                    i,
+                    self.api.graph_url(&format!(
+                        "groups/{id}/members?$select=id&$top={}",
+                        self.page_size
+                    )),
+                )
             })
             .collect();
         while !pending.is_empty() {
             let urls: Vec<String> = pending.iter().map(|(_, u)| u.clone()).collect();
-            let answers = self.api.get_many::<Page<DirectoryObject>>(Service::Graph, &urls)?;
+            let answers = self
+                .api
+                .get_many::<Page<DirectoryObject>>(Service::Graph, &urls)?;
             let mut next = Vec::new();
             for ((i, url), answer) in pending.into_iter().zip(answers) {
                 let Some(page) = answer? else {
@@ -426,12 +479,24 @@ impl ExchangeOnline {
             .get_many::<MailboxJson>(Service::Exchange, &[url])?
             .pop()
             .unwrap_or(Ok(None))?
-            .ok_or_else(|| Error::not_found(format!("no mailbox {address} in tenant {}", self.api.tenant)))?;
+            .ok_or_else(|| {
+                Error::not_found(format!(
+                    "no mailbox {address} in tenant {}",
+                    self.api.tenant
+                ))
+            })?;
         self.directory.insert(&mailbox);
-        let id = mailbox.external_directory_object_id.clone().ok_or_else(|| {
-            Error::other(format!("mailbox {address} has no ExternalDirectoryObjectId"))
-        })?;
-        let url = self.api.graph_url(&format!("users/{id}?$select={USER_SELECT}"));
+        let id = mailbox
+            .external_directory_object_id
+            .clone()
+            .ok_or_else(|| {
+                Error::other(format!(
+                    "mailbox {address} has no ExternalDirectoryObjectId"
+                ))
+            })?;
+        let url = self
+            .api
+            .graph_url(&format!("users/{id}?$select={USER_SELECT}"));
         let user: GraphUser = self.api.get_json(Service::Graph, &url)?;
         self.accounts(vec![user])?
             .pop()

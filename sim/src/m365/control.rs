@@ -49,23 +49,11 @@ async fn put_faults(State(sim): State<Shared>, Json(faults): Json<Faults>) -> St
 /// A Graph list or delta body: each item is upserted, or removed when it
 /// carries `@removed` (reason `deleted` or `changed`).
 async fn change_users(State(sim): State<Shared>, Json(body): Json<Value>) -> Response {
-    let Some(items) = body["value"].as_array() else {
-        return bad("expected {\"value\": [users]}".into());
-    };
     let mut t = sim.tenant.write().unwrap_or_else(|p| p.into_inner());
-    for item in items {
-        let Some(obj) = item.as_object() else {
-            return bad(format!("not a user object: {item}"));
-        };
-        if let Some(removed) = obj.get("@removed") {
-            let id = obj.get("id").and_then(Value::as_str).unwrap_or_default();
-            let reason = removed["reason"].as_str().unwrap_or("deleted");
-            t.remove_user(id, reason);
-        } else if let Err(e) = t.upsert_user(obj.clone()) {
-            return bad(e);
-        }
+    match t.apply_graph_changes(&body) {
+        Ok(_) => StatusCode::NO_CONTENT.into_response(),
+        Err(e) => bad(e),
     }
-    StatusCode::NO_CONTENT.into_response()
 }
 
 /// Mailboxes keyed by primary address (the fixture's shape) or a `value` list.
@@ -100,7 +88,10 @@ async fn change_permissions(State(sim): State<Shared>, Json(body): Json<Value>) 
 }
 
 async fn expire_delta(State(sim): State<Shared>) -> StatusCode {
-    sim.tenant.write().unwrap_or_else(|p| p.into_inner()).epoch += 1;
+    sim.tenant
+        .write()
+        .unwrap_or_else(|p| p.into_inner())
+        .expire_delta_tokens();
     StatusCode::NO_CONTENT
 }
 

@@ -59,20 +59,9 @@ pub fn load(manifest: &Path) -> Result<Tenant> {
     }
     for file in &m.users {
         let v = read_json(dir, file)?;
-        let Some(items) = v["value"].as_array() else {
-            bail!("{}: expected a Graph list with `value`", file.display());
-        };
-        for item in items {
-            let obj = item.as_object().context("a user that is not an object")?;
-            if let Some(removed) = obj.get("@removed") {
-                let id = obj.get("id").and_then(Value::as_str).unwrap_or_default();
-                t.remove_user(id, removed["reason"].as_str().unwrap_or("deleted"));
-            } else {
-                t.upsert_user(obj.clone())
-                    .map_err(anyhow::Error::msg)
-                    .with_context(|| file.display().to_string())?;
-            }
-        }
+        t.apply_graph_changes(&v)
+            .map_err(anyhow::Error::msg)
+            .with_context(|| file.display().to_string())?;
     }
     for file in &m.mailboxes {
         let v = read_json(dir, file)?;

@@ -131,6 +131,33 @@ impl Tenant {
         });
     }
 
+    /// Applies a Graph list or delta body (`{"value": [...]}`): each item
+    /// is upserted, or removed when it carries `@removed` (reason `deleted`
+    /// or `changed`). Returns how many items were applied.
+    pub fn apply_graph_changes(&mut self, body: &Value) -> Result<usize, String> {
+        let items = body["value"]
+            .as_array()
+            .ok_or("expected {\"value\": [users]}")?;
+        for item in items {
+            let obj = item
+                .as_object()
+                .ok_or_else(|| format!("not a user object: {item}"))?;
+            match obj.get("@removed") {
+                Some(removed) => {
+                    let id = obj.get("id").and_then(Value::as_str).unwrap_or_default();
+                    self.remove_user(id, removed["reason"].as_str().unwrap_or("deleted"));
+                }
+                None => self.upsert_user(obj.clone())?,
+            }
+        }
+        Ok(items.len())
+    }
+
+    /// Every delta token issued so far answers 410 from now on.
+    pub fn expire_delta_tokens(&mut self) {
+        self.epoch += 1;
+    }
+
     /// Adds or replaces a mailbox (Exchange admin shape).
     pub fn upsert_mailbox(&mut self, mailbox: Value) -> Result<(), String> {
         let primary = mailbox
