@@ -18,6 +18,7 @@
 pub mod faults;
 pub mod m365;
 pub mod server;
+pub mod zivver;
 
 pub use faults::{FaultGate, Faults, Throttle};
 pub use server::Running;

@@ -4,7 +4,7 @@
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use roster_sim::{Faults, m365};
+use roster_sim::{Faults, m365, zivver};
 use std::io::{BufRead, Write};
 use std::path::PathBuf;
 
@@ -40,6 +40,27 @@ enum Sim {
         #[arg(long)]
         faults: Option<String>,
     },
+    /// Zivver: SCIM 2.0 Users, Groups (functional accounts) and Guests at `/api/scim/v2/`.
+    Zivver {
+        /// An organisation manifest (`org.json`) to seed from.
+        #[arg(long)]
+        seed: PathBuf,
+        #[arg(long, default_value_t = 0)]
+        port: u16,
+        /// Enforce the real budget of 50 requests per 10 s.
+        #[arg(long)]
+        real_budget: bool,
+        /// Faults to inject, as JSON (see `roster_sim::Faults`).
+        #[arg(long)]
+        faults: Option<String>,
+    },
+}
+
+fn faults_of(json: Option<String>) -> anyhow::Result<Faults> {
+    match json {
+        Some(json) => serde_json::from_str(&json).context("--faults"),
+        None => Ok(Faults::default()),
+    }
 }
 
 fn main() -> anyhow::Result<()> {
@@ -63,12 +84,23 @@ fn main() -> anyhow::Result<()> {
                 (None, None) => anyhow::bail!("give --seed FILE or --generate N"),
             };
             let id = tenant.id.clone();
-            let faults: Faults = match faults {
-                Some(json) => serde_json::from_str(&json).context("--faults")?,
-                None => Faults::default(),
-            };
-            let (running, _) = m365::start(tenant, faults, port)?;
+            let (running, _) = m365::start(tenant, faults_of(faults)?, port)?;
             println!("listening {} tenant={id}", running.url());
+            running
+        }
+        Sim::Zivver {
+            seed,
+            port,
+            real_budget,
+            faults,
+        } => {
+            let org = zivver::seed::load(&seed)?;
+            let mut faults = faults_of(faults)?;
+            if real_budget {
+                faults.throttle = Some(zivver::real_budget());
+            }
+            let (running, _) = zivver::start(org, faults, port)?;
+            println!("listening {}/api/scim/v2/", running.url());
             running
         }
     };

@@ -1,0 +1,59 @@
+//! `/_sim/…` routes of the Zivver simulator: mail received from an outside
+//! address (which makes a guest), the whole state (SSO keys included, for
+//! tests), faults and stats.
+
+use super::Shared;
+use super::org::Owner;
+use crate::faults::Faults;
+use axum::Json;
+use axum::Router;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use serde_json::{Value, json};
+
+pub fn routes() -> Router<Shared> {
+    Router::new()
+        .route("/_sim/stats", get(stats))
+        .route("/_sim/stats/reset", post(reset_stats))
+        .route("/_sim/faults", get(get_faults).put(put_faults))
+        .route("/_sim/zivver/receive", post(receive))
+        .route("/_sim/zivver/state", get(state))
+}
+
+async fn stats(State(sim): State<Shared>) -> Json<crate::faults::Stats> {
+    Json(sim.faults.stats())
+}
+
+async fn reset_stats(State(sim): State<Shared>) -> StatusCode {
+    sim.faults.reset_stats();
+    StatusCode::NO_CONTENT
+}
+
+async fn get_faults(State(sim): State<Shared>) -> Json<Faults> {
+    Json(sim.faults.faults())
+}
+
+async fn put_faults(State(sim): State<Shared>, Json(faults): Json<Faults>) -> StatusCode {
+    sim.faults.set(faults);
+    StatusCode::NO_CONTENT
+}
+
+/// `{"to": "address"}`: Zivver mail sent to an outside address makes it a guest.
+async fn receive(State(sim): State<Shared>, Json(body): Json<Value>) -> Json<Value> {
+    let to = body["to"].as_str().unwrap_or_default();
+    let owner = sim
+        .org
+        .write()
+        .unwrap_or_else(|p| p.into_inner())
+        .receive_mail(to);
+    Json(match owner {
+        Owner::Guest(id) => json!({"guest": id}),
+        Owner::User(id) => json!({"user": id}),
+        Owner::Group(id) => json!({"group": id}),
+    })
+}
+
+async fn state(State(sim): State<Shared>) -> Json<Value> {
+    Json(sim.org.read().unwrap_or_else(|p| p.into_inner()).dump())
+}
