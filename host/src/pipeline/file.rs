@@ -97,6 +97,10 @@ pub struct FilterStage {
     /// Keep only direct members of one of these groups (by name, id or address).
     #[serde(default)]
     pub member_of: Vec<String>,
+    /// The domains the target organisation owns: accounts elsewhere are left
+    /// out, and so are aliases and delegates elsewhere; each with a warning.
+    #[serde(default)]
+    pub claimed_domains: Vec<String>,
 }
 
 #[derive(Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default, serde::Serialize)]

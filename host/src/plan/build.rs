@@ -3,6 +3,7 @@
 use super::diff::{desired, diff};
 use super::filter::{filter, syncable};
 use super::link::{Linker, Match, TargetIndex, source_key};
+use super::shape::{Rules, shape};
 use super::*;
 use crate::model::{
     Account, AccountKind, AccountRef, Change, Descriptor, ErrorKind, Group, Operation,
@@ -55,6 +56,19 @@ pub fn build(input: &PlanInput) -> Plan {
     let pipeline = input.pipeline;
     let filters: Vec<&crate::pipeline::FilterStage> = pipeline.filters().collect();
     let scope = filter(input.source, input.source_groups, &filters);
+    let rules = Rules {
+        claimed: filters
+            .iter()
+            .flat_map(|f| &f.claimed_domains)
+            .map(|d| d.trim().to_ascii_lowercase())
+            .collect(),
+        target: input.target,
+        delegates: input
+            .target_descriptor
+            .fields
+            .contains(&crate::model::Field::Delegates),
+    };
+    let shaped = shape(&scope.kept, &rules);
     let mut b = Builder {
         input,
         sync: pipeline.sync_stage().cloned().unwrap_or_default(),
@@ -64,7 +78,7 @@ pub fn build(input: &PlanInput) -> Plan {
         summary: Summary {
             source_accounts: input.source.len(),
             source_read: input.source_read,
-            in_scope: scope.kept.len(),
+            in_scope: shaped.accounts.len(),
             target_accounts: input.target.len(),
             ..Summary::default()
         },
@@ -76,9 +90,12 @@ pub fn build(input: &PlanInput) -> Plan {
     let index = TargetIndex::new(input.target);
     let linker = Linker::new(link_stage, &index, input.links);
 
-    let mut in_scope: Vec<&Account> = scope
-        .kept
-        .into_iter()
+    for (account, message) in &shaped.warnings {
+        b.note(NoteLevel::Warning, account, None, message.clone());
+    }
+    let mut in_scope: Vec<&Account> = shaped
+        .accounts
+        .iter()
         .filter(|a| syncable(a.kind))
         .collect();
     b.summary.skipped += b.summary.in_scope - in_scope.len();
@@ -546,8 +563,15 @@ impl<'a> Builder<'a> {
     }
 
     fn finish(mut self, refused: Option<String>) -> Plan {
-        self.changes
-            .sort_by(|a, b| (a.phase, &a.email, &a.key).cmp(&(b.phase, &b.email, &b.key)));
+        // Within a phase, people before functional accounts: a functional
+        // account's members (its delegates) must exist when it is written.
+        let rank = |c: &PlannedChange| match &c.change.op {
+            Operation::Create { account } => u8::from(account.kind == AccountKind::Functional),
+            _ => 0,
+        };
+        self.changes.sort_by(|a, b| {
+            (a.phase, rank(a), &a.email, &a.key).cmp(&(b.phase, rank(b), &b.email, &b.key))
+        });
         self.links
             .sort_by(|a, b| a.source_email.cmp(&b.source_email));
         for n in &self.notes {

@@ -9,6 +9,7 @@ mod build;
 mod diff;
 mod filter;
 mod link;
+mod shape;
 
 pub use build::{PlanInput, build};
 pub use filter::{FilterOutcome, filter};
