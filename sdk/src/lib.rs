@@ -45,6 +45,7 @@ pub mod http;
 pub mod native;
 pub mod oauth;
 pub mod paging;
+pub mod scim;
 
 pub use bindings::types::{
     Account, AccountKind, AccountPage, AccountRef, Applied, Attribute, Change, ChangeResult,

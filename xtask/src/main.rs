@@ -1,7 +1,8 @@
 //! Project tasks, so a fresh machine needs two commands:
 //!
-//! - `cargo xtask demo`: builds the host and every connector component, then
-//!   runs the demo pipeline end to end (check, plan, apply, plan again, status).
+//! - `cargo xtask demo`: builds the host, the simulators and every connector
+//!   component, then runs the Exchange Online → Zivver pipeline end to end
+//!   against the simulators (check, test-connection, plan, apply, plan again, status).
 //! - `cargo xtask test`: builds the components, then runs every test.
 //!
 //! Also `cargo xtask plugins` (build the components into `target/plugins/`).
@@ -14,6 +15,7 @@ use std::process::Command;
 const COMPONENTS: &[(&str, &str)] = &[
     ("plugins/csv", "csv"),
     ("plugins/exchange-online", "exchange-online"),
+    ("plugins/zivver", "zivver"),
     ("tests/components/misbehave", "misbehave"),
 ];
 
@@ -90,65 +92,138 @@ fn package_name(root: &Path, dir: &str) -> Result<String> {
         .with_context(|| format!("no package name in {dir}/Cargo.toml"))
 }
 
-fn build_host(root: &Path) -> Result<PathBuf> {
+fn build_host(root: &Path) -> Result<(PathBuf, PathBuf)> {
     let mut c = cargo(root);
-    c.args(["build", "--quiet", "-p", "roster-host", "--bin", "roster"]);
+    c.args([
+        "build",
+        "--quiet",
+        "-p",
+        "roster-host",
+        "--bin",
+        "roster",
+        "-p",
+        "roster-sim",
+        "--bin",
+        "roster-sim",
+    ]);
     run(c)?;
-    Ok(root.join("target/debug/roster"))
+    Ok((
+        root.join("target/debug/roster"),
+        root.join("target/debug/roster-sim"),
+    ))
 }
 
-fn copy_dir(from: &Path, to: &Path) -> Result<()> {
-    std::fs::create_dir_all(to)?;
-    for entry in std::fs::read_dir(from)? {
-        let entry = entry?;
-        let dest = to.join(entry.file_name());
-        if entry.file_type()?.is_dir() {
-            copy_dir(&entry.path(), &dest)?;
-        } else {
-            std::fs::copy(entry.path(), dest)?;
+/// A simulator process; it stops when its stdin closes (on drop).
+struct Simulator(std::process::Child);
+
+impl Simulator {
+    fn start(sim: &Path, args: &[&str]) -> Result<Simulator> {
+        use std::io::BufRead;
+        let mut child = Command::new(sim)
+            .args(args)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .with_context(|| format!("starting {}", sim.display()))?;
+        let out = child.stdout.take().context("simulator stdout")?;
+        let mut line = String::new();
+        std::io::BufReader::new(out).read_line(&mut line)?;
+        if !line.starts_with("listening") {
+            let _ = child.kill();
+            bail!(
+                "simulator `{}` did not start (is its port free?)",
+                args.join(" ")
+            );
         }
+        println!("  simulator: {}", line.trim());
+        Ok(Simulator(child))
     }
-    Ok(())
 }
 
+impl Drop for Simulator {
+    fn drop(&mut self) {
+        drop(self.0.stdin.take());
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// The seed scenario: Exchange Online mailboxes into Zivver, against the
+/// bundled simulators, on a fresh SQLite state.
 fn demo(root: &Path) -> Result<()> {
     let plugins = build_plugins(root)?;
-    let roster = build_host(root)?;
-    // A fresh copy each time, so the demo always starts from the same data.
+    let (roster, sim) = build_host(root)?;
+    let example = root.join("examples/exchange-to-zivver");
     let work = root.join("target/demo");
     if work.exists() {
         std::fs::remove_dir_all(&work)?;
     }
-    copy_dir(&root.join("examples/demo"), &work)?;
-    let pipeline = work.join("demo.toml");
+    std::fs::create_dir_all(&work)?;
+    let pipeline = work.join("exchange-to-zivver.toml");
+    std::fs::copy(example.join("exchange-to-zivver.toml"), &pipeline)?;
+    println!("starting the simulators (Microsoft 365 on :18401, Zivver on :18402)");
+    let seed = |rel: &str| example.join(rel).to_string_lossy().into_owned();
+    let _m365 = Simulator::start(
+        &sim,
+        &[
+            "m365",
+            "--seed",
+            &seed("m365/tenant.json"),
+            "--port",
+            "18401",
+        ],
+    )?;
+    let _zivver = Simulator::start(
+        &sim,
+        &[
+            "zivver",
+            "--seed",
+            &seed("zivver/org.json"),
+            "--port",
+            "18402",
+        ],
+    )?;
     let step = |title: &str, args: &[&str]| -> Result<std::process::ExitStatus> {
         println!("\n$ roster {}    # {title}", args.join(" "));
         let mut c = Command::new(&roster);
         c.args(args)
             .env("ROSTER_PLUGINS_DIR", &plugins)
-            .env("DEMO_DIRECTORY_TOKEN", "demo-token-not-a-real-secret");
+            .env("ROSTER_CACHE_DIR", work.join("cache"))
+            .env("EXCHANGE_CLIENT_SECRET", "sim-client-secret")
+            .env("ZIVVER_API_KEY", "zivver-demo-api-key");
         Ok(c.status()?)
     };
     let p = pipeline.to_str().context("non-UTF-8 path")?;
+    let zivver_wasm = plugins.join("zivver.wasm");
     step(
         "describe a connector component",
-        &[
-            "plugins",
-            "inspect",
-            plugins.join("csv.wasm").to_str().unwrap_or(""),
-        ],
+        &["plugins", "inspect", zivver_wasm.to_str().unwrap_or("")],
     )?;
     must(step(
         "validate the pipeline and show the grants",
         &["check", p],
     )?)?;
+    must(step(
+        "the tenant, the Graph and Exchange permissions, one mailbox",
+        &[
+            "test-connection",
+            p,
+            "--connector",
+            "exchange",
+            "--account",
+            "teamtangerine@zivvertest.onmicrosoft.com",
+        ],
+    )?)?;
     must(step("what would change", &["plan", p])?)?;
     must(step("make the changes", &["apply", p, "--yes"])?)?;
-    must(step("a second plan proposes nothing", &["plan", p])?)?;
+    must(step(
+        "a second plan proposes nothing (an incremental read)",
+        &["plan", p],
+    )?)?;
     must(step("what the state store remembers", &["status", p])?)?;
     println!(
-        "\ndemo done: the target file is {}",
-        work.join("directory/accounts.csv").display()
+        "\ndemo done: state in {}",
+        work.join("exchange-to-zivver.state.sqlite").display()
     );
     Ok(())
 }

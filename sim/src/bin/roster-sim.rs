@@ -5,7 +5,7 @@
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use roster_sim::{Faults, m365, zivver};
-use std::io::{BufRead, Write};
+use std::io::Write;
 use std::path::PathBuf;
 
 #[derive(Parser)]
@@ -106,11 +106,7 @@ fn main() -> anyhow::Result<()> {
     };
     std::io::stdout().flush()?;
     // Until stdin closes: the parent holds the pipe.
-    for line in std::io::stdin().lock().lines() {
-        if line.is_err() {
-            break;
-        }
-    }
+    let _ = std::io::copy(&mut std::io::stdin().lock(), &mut std::io::sink());
     drop(running);
     Ok(())
 }

@@ -209,18 +209,24 @@ impl Tenant {
         self.mailboxes.get(key)
     }
 
-    /// A Graph user for every mailbox that has none, as Entra would have:
-    /// the fixtures of the Exchange side carry no Graph users of their own.
+    /// A Graph user for every mailbox, as Entra would have one: the
+    /// fixtures of the Exchange side carry no Graph users of their own.
+    /// Properties a user file already gave are kept.
     pub fn derive_missing_users(&mut self) {
-        let missing: Vec<Map<String, Value>> = self
+        let derived: Vec<Map<String, Value>> = self
             .mailboxes
             .values()
             .filter_map(|m| {
                 let id = m.get("ExternalDirectoryObjectId")?.as_str()?;
-                (!self.users.contains_key(id)).then(|| user_for_mailbox(id, m))
+                Some(user_for_mailbox(id, m))
             })
             .collect();
-        for u in missing {
+        for mut u in derived {
+            let id = u["id"].as_str().unwrap_or_default().to_string();
+            if let Some(existing) = self.users.get(&id) {
+                u.retain(|k, _| !existing.props.contains_key(k));
+                u.insert("id".into(), id.into());
+            }
             let _ = self.upsert_user(u);
         }
     }

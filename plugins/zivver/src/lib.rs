@@ -1,0 +1,511 @@
+//! Roster connector `zivver`: Zivver's SCIM 2.0 API as a source and a target.
+//!
+//! People are `/Users`, functional accounts `/Groups` (members are the
+//! delegates' user UUIDs), guests `/Guests`. Users are written with a full
+//! PUT carrying the whole Zivver extension (the write-only `SsoAccountKey`
+//! included); a functional account is emptied with a PATCH, because the
+//! service ignores a PUT with no members. Vendor errors are kept word for
+//! word on the record they belong to.
+
+mod resources;
+
+use resources::{functional, group_body, guest, person, user_body};
+use roster_sdk::prelude::*;
+use roster_sdk::scim::ScimClient;
+use roster_sdk::{AccountRef, MergeGuest, Update, paging};
+use serde_json::{Value, json};
+use std::collections::HashMap;
+
+const GUEST_TEXT: &str = "Alias is a guest: ";
+
+pub struct Zivver {
+    scim: ScimClient,
+    /// Claimed domains (lower case); empty: not checked here.
+    domains: Vec<String>,
+    merge_guests: bool,
+    page_size: u32,
+    /// What the last read saw, by id: the base of full PUTs.
+    users: HashMap<String, Value>,
+    groups: HashMap<String, Value>,
+    /// Lower-cased userName → user id (members are UUIDs).
+    user_ids: HashMap<String, String>,
+    /// Lower-cased address → guest id.
+    guests: HashMap<String, String>,
+    snapshot: Vec<Account>,
+}
+
+impl Connector for Zivver {
+    fn describe() -> Descriptor {
+        Descriptor::new("zivver", env!("CARGO_PKG_VERSION"))
+            .description("Zivver users, functional accounts and guests (SCIM 2.0)")
+            .source()
+            .target()
+            .kinds(&[AccountKind::Person, AccountKind::Functional, AccountKind::Guest])
+            // SsoAccountKey is written but never returned: not compared.
+            .fields(&[Field::Email, Field::Aliases, Field::DisplayName, Field::Enabled, Field::Delegates])
+            .secret("api_key", "Zivver API key (Organisation settings → API keys)")
+            .optional("base_url", "SCIM base URL", Some("https://app.zivver.com/api/scim/v2/"))
+            .optional(
+                "domains",
+                "Claimed domains, comma-separated: aliases and delegates elsewhere are left out with a warning",
+                None,
+            )
+            .optional(
+                "merge_guests",
+                "Merge a guest that still blocks an alias into the account, then write the alias again",
+                Some("false"),
+            )
+            .optional("page_size", "Resources per SCIM page", Some("1000"))
+            .host("app.zivver.com")
+    }
+
+    fn configure(config: Config) -> Result<Self> {
+        Ok(Zivver {
+            scim: ScimClient::new(
+                config.get_or("base_url", "https://app.zivver.com/api/scim/v2/"),
+                config.required("api_key")?,
+            ),
+            domains: config
+                .list("domains")
+                .iter()
+                .map(|d| d.to_lowercase())
+                .collect(),
+            merge_guests: config.bool("merge_guests", false)?,
+            page_size: config.number("page_size", 1000)?,
+            users: HashMap::new(),
+            groups: HashMap::new(),
+            user_ids: HashMap::new(),
+            guests: HashMap::new(),
+            snapshot: vec![],
+        })
+    }
+
+    fn test_connection(&mut self, account: Option<String>) -> Result<ConnectionReport> {
+        let users = self.scim.list_all("Users", None, 1).map_err(classify)?;
+        let mut checks = vec![format!(
+            "SCIM API at {} answered; API key accepted ({} user{} seen)",
+            self.scim.base(),
+            users.len(),
+            if users.len() == 1 { "" } else { "s" }
+        )];
+        let found = match account {
+            None => None,
+            Some(address) => {
+                let a = match self
+                    .scim
+                    .find("Users", "userName", &address)
+                    .map_err(classify)?
+                {
+                    Some(u) => person(&u),
+                    None => self
+                        .scim
+                        .find("Groups", "externalId", &address)
+                        .map_err(classify)?
+                        .and_then(|g| functional(&g, &HashMap::new()).map(|(a, _)| a)),
+                };
+                let a =
+                    a.ok_or_else(|| Error::not_found(format!("no Zivver account {address}")))?;
+                checks.push(format!("account {address} found ({})", a.id));
+                Some(a)
+            }
+        };
+        Ok(ConnectionReport {
+            checks,
+            account: found,
+        })
+    }
+
+    fn read_accounts(&mut self, request: PageRequest) -> Result<AccountPage> {
+        if request.cursor.is_none() {
+            self.load()?;
+        }
+        let (accounts, next_cursor) = paging::offset_page(&self.snapshot, &request)?;
+        Ok(AccountPage {
+            accounts,
+            next_cursor,
+            watermark: None,
+            removed_ids: vec![],
+            full: true,
+        })
+    }
+
+    fn apply_change(&mut self, change: Change) -> Result<Applied> {
+        let id = match change.op {
+            Operation::Create(a) if a.kind == AccountKind::Functional => self.create_group(&a)?,
+            Operation::Create(a) => self.create_user(&a)?,
+            Operation::Update(u) => self.update(u)?,
+            Operation::Disable(id) => self.disable(&id)?,
+            Operation::Delete(id) => self.delete(&id)?,
+            Operation::MergeGuest(m) => self.merge(m)?,
+        };
+        Ok(Applied { id: Some(id) })
+    }
+}
+
+/// Vendor texts to error kinds; the text itself is kept.
+fn classify(e: Error) -> Error {
+    let m = e.message.as_str();
+    let kind = if m.contains("Alias is a guest")
+        || m.contains("Alias is already taken")
+        || m.contains("already exists")
+    {
+        ErrorKind::Conflict
+    } else if m.contains("Unknown account with uuid") || m.contains("Member Not Found") {
+        ErrorKind::NotFound
+    } else if m.contains("Domain Not Owned")
+        || m.contains("outside the organization")
+        || m.contains("Invalid division")
+    {
+        ErrorKind::Invalid
+    } else {
+        e.kind
+    };
+    Error::new(kind, e.message)
+}
+
+/// The guest address in `Alias is a guest: <address>`.
+fn blocking_guest(e: &Error) -> Option<String> {
+    let at = e.message.find(GUEST_TEXT)? + GUEST_TEXT.len();
+    let rest = &e.message[at..];
+    Some(
+        rest.split_whitespace()
+            .next()
+            .unwrap_or(rest)
+            .trim_end_matches(['.', ','])
+            .to_string(),
+    )
+}
+
+fn with_remedy(e: Error) -> Error {
+    match blocking_guest(&e) {
+        Some(guest) => Error::new(
+            ErrorKind::Conflict,
+            format!(
+                "{} ({guest} received Zivver mail as a guest: merge the guest into this account, with the merge stage and `merge_guests = \"true\"` on the zivver connector, or in Zivver)",
+                e.message
+            ),
+        ),
+        None => e,
+    }
+}
+
+impl Zivver {
+    fn load(&mut self) -> Result<()> {
+        let users = self
+            .scim
+            .list_all("Users", None, self.page_size)
+            .map_err(classify)?;
+        let groups = self
+            .scim
+            .list_all("Groups", None, self.page_size)
+            .map_err(classify)?;
+        let guests = match self.scim.list_all("Guests", None, self.page_size) {
+            Ok(g) => g,
+            Err(e) if matches!(e.kind, ErrorKind::NotFound | ErrorKind::Invalid) => {
+                host::debug(&format!(
+                    "no Guests resource here ({}); reading no guests",
+                    e.message
+                ));
+                vec![]
+            }
+            Err(e) => return Err(classify(e)),
+        };
+        self.users.clear();
+        self.groups.clear();
+        self.user_ids.clear();
+        self.guests.clear();
+        let mut names = HashMap::new();
+        let mut snapshot = Vec::with_capacity(users.len() + groups.len() + guests.len());
+        for u in users {
+            if let Some(a) = person(&u) {
+                names.insert(a.id.clone(), a.email.clone());
+                self.user_ids.insert(a.email.to_lowercase(), a.id.clone());
+                self.users.insert(a.id.clone(), u);
+                snapshot.push(a);
+            }
+        }
+        for g in groups {
+            if let Some((a, unknown)) = functional(&g, &names) {
+                if !unknown.is_empty() {
+                    host::warn(&format!(
+                        "functional account {}: {} member(s) are no Zivver user (e.g. {})",
+                        a.email,
+                        unknown.len(),
+                        unknown[0]
+                    ));
+                }
+                self.groups.insert(a.id.clone(), g);
+                snapshot.push(a);
+            }
+        }
+        for g in guests {
+            if let Some(a) = guest(&g) {
+                self.guests.insert(a.email.to_lowercase(), a.id.clone());
+                snapshot.push(a);
+            }
+        }
+        self.snapshot = snapshot;
+        Ok(())
+    }
+
+    fn claimed(&self, address: &str) -> bool {
+        let domain = address
+            .rsplit_once('@')
+            .map(|(_, d)| d.to_lowercase())
+            .unwrap_or_default();
+        self.domains.is_empty() || self.domains.contains(&domain)
+    }
+
+    /// `list` without addresses outside the claimed domains, each with a warning.
+    fn in_domains(&self, owner: &str, what: &str, list: &[String]) -> Vec<String> {
+        list.iter()
+            .filter(|a| {
+                let ok = self.claimed(a);
+                if !ok {
+                    host::warn(&format!(
+                        "{owner}: {what} {a} is outside the claimed domains; left out"
+                    ));
+                }
+                ok
+            })
+            .cloned()
+            .collect()
+    }
+
+    /// Delegates as user UUIDs; those that are no Zivver user are dropped with a warning.
+    fn member_ids(&self, a: &Account) -> Vec<String> {
+        self.in_domains(&a.email, "delegate", &a.delegates)
+            .iter()
+            .filter_map(|d| {
+                let id = self.user_ids.get(&d.to_lowercase()).cloned();
+                if id.is_none() {
+                    host::warn(&format!(
+                        "{}: delegate {d} is no Zivver account; left out",
+                        a.email
+                    ));
+                }
+                id
+            })
+            .collect()
+    }
+
+    fn user(&mut self, id: &str) -> Result<Value> {
+        if let Some(u) = self.users.get(id) {
+            return Ok(u.clone());
+        }
+        let u = self.scim.get("Users", id).map_err(classify)?;
+        self.users.insert(id.to_string(), u.clone());
+        Ok(u)
+    }
+
+    fn remember_user(&mut self, stored: &Value, a: &Account) -> String {
+        let id = stored["id"].as_str().unwrap_or_default().to_string();
+        self.user_ids.insert(a.email.to_lowercase(), id.clone());
+        self.users.insert(id.clone(), stored.clone());
+        id
+    }
+
+    fn put_user(&mut self, id: &str, a: &Account, aliases: &[String]) -> Result<Value> {
+        let base = self.user(id)?;
+        let delegates = self.in_domains(&a.email, "delegate", &a.delegates);
+        let body = user_body(Some(&base), a, aliases, &delegates);
+        self.scim.replace("Users", id, &body).map_err(classify)
+    }
+
+    fn create_user(&mut self, a: &Account) -> Result<String> {
+        let aliases = self.in_domains(&a.email, "alias", &a.aliases);
+        let delegates = self.in_domains(&a.email, "delegate", &a.delegates);
+        let body = user_body(None, a, &aliases, &delegates);
+        match self.scim.create("Users", &body).map_err(classify) {
+            Ok(stored) => Ok(self.remember_user(&stored, a)),
+            Err(e) if self.merge_guests && blocking_guest(&e).is_some() => {
+                // Create without the blocked alias, merge the guest, then add it.
+                let guest = blocking_guest(&e).unwrap_or_default();
+                let fewer: Vec<String> = aliases
+                    .iter()
+                    .filter(|x| !x.eq_ignore_ascii_case(&guest))
+                    .cloned()
+                    .collect();
+                let stored = self
+                    .scim
+                    .create("Users", &user_body(None, a, &fewer, &delegates))
+                    .map_err(classify)?;
+                let id = self.remember_user(&stored, a);
+                self.merge_address(&guest, &id)?;
+                self.put_user(&id, a, &aliases).map_err(with_remedy)?;
+                Ok(id)
+            }
+            Err(e) => Err(with_remedy(e)),
+        }
+    }
+
+    fn update(&mut self, u: Update) -> Result<String> {
+        let a = u.account;
+        if self.groups.contains_key(&u.id) || a.kind == AccountKind::Functional {
+            return self.update_group(&u.id, &a);
+        }
+        let aliases = self.in_domains(&a.email, "alias", &a.aliases);
+        let stored = match self.put_user(&u.id, &a, &aliases) {
+            Ok(stored) => stored,
+            Err(e) if self.merge_guests && blocking_guest(&e).is_some() => {
+                let guest = blocking_guest(&e).unwrap_or_default();
+                self.merge_address(&guest, &u.id)?;
+                self.put_user(&u.id, &a, &aliases).map_err(with_remedy)?
+            }
+            Err(e) => return Err(with_remedy(e)),
+        };
+        if stored.is_object() {
+            self.remember_user(&stored, &a);
+        }
+        Ok(u.id)
+    }
+
+    fn create_group(&mut self, a: &Account) -> Result<String> {
+        let aliases = self.in_domains(&a.email, "alias", &a.aliases);
+        let members = self.member_ids(a);
+        let stored = self
+            .scim
+            .create("Groups", &group_body(None, a, &aliases, &members))
+            .map_err(classify)
+            .map_err(with_remedy)?;
+        let id = stored["id"].as_str().unwrap_or_default().to_string();
+        self.groups.insert(id.clone(), stored);
+        Ok(id)
+    }
+
+    fn update_group(&mut self, id: &str, a: &Account) -> Result<String> {
+        let base = match self.groups.get(id) {
+            Some(g) => g.clone(),
+            None => self.scim.get("Groups", id).map_err(classify)?,
+        };
+        let aliases = self.in_domains(&a.email, "alias", &a.aliases);
+        let members = self.member_ids(a);
+        let stored = self
+            .scim
+            .replace(
+                "Groups",
+                id,
+                &group_body(Some(&base), a, &aliases, &members),
+            )
+            .map_err(classify)
+            .map_err(with_remedy)?;
+        // A PUT with no members leaves them as they were: empty them explicitly.
+        let had_members = base["members"].as_array().is_some_and(|m| !m.is_empty());
+        if members.is_empty() && had_members {
+            self.empty_group(id)?;
+        } else if stored.is_object() {
+            self.groups.insert(id.to_string(), stored);
+        }
+        Ok(id.to_string())
+    }
+
+    fn empty_group(&mut self, id: &str) -> Result<()> {
+        let stored = self
+            .scim
+            .patch(
+                "Groups",
+                id,
+                vec![json!({"op": "remove", "path": "members"})],
+            )
+            .map_err(classify)?;
+        match stored.is_object() {
+            true => self.groups.insert(id.to_string(), stored),
+            false => self.groups.remove(id),
+        };
+        Ok(())
+    }
+
+    /// A person is deactivated; a functional account cannot be, so it loses its members.
+    fn disable(&mut self, id: &str) -> Result<String> {
+        if self.groups.contains_key(id) {
+            self.empty_group(id)?;
+            return Ok(id.to_string());
+        }
+        let base = self.user(id)?;
+        let mut a =
+            person(&base).ok_or_else(|| Error::other(format!("user {id} has no userName")))?;
+        a.enabled = false;
+        let aliases = a.aliases.clone();
+        let body = user_body(Some(&base), &a, &aliases, &a.delegates);
+        let stored = self.scim.replace("Users", id, &body).map_err(classify)?;
+        if stored.is_object() {
+            self.users.insert(id.to_string(), stored);
+        }
+        Ok(id.to_string())
+    }
+
+    fn delete(&mut self, id: &str) -> Result<String> {
+        let resource = if self.groups.contains_key(id) {
+            "Groups"
+        } else {
+            "Users"
+        };
+        self.scim.delete(resource, id).map_err(classify)?;
+        self.users.remove(id);
+        self.groups.remove(id);
+        Ok(id.to_string())
+    }
+
+    fn merge(&mut self, m: MergeGuest) -> Result<String> {
+        let MergeGuest { guest, into } = m;
+        let AccountRef {
+            id: into_id,
+            email: into_email,
+        } = into;
+        let into_id = into_id.or_else(|| self.user_ids.get(&into_email.to_lowercase()).cloned());
+        match into_id {
+            Some(id) => {
+                self.merge_guest(&guest, &id)?;
+                Ok(id)
+            }
+            // The guest holds the new account's own address: Zivver turns
+            // the guest into the account when it is created.
+            None if guest.email.eq_ignore_ascii_case(&into_email) => {
+                Ok(guest.id.unwrap_or_default())
+            }
+            None => Err(Error::not_found(format!(
+                "{into_email} is no Zivver account yet: the guest {} cannot be merged into it",
+                guest.email
+            ))),
+        }
+    }
+
+    fn merge_guest(&mut self, guest: &AccountRef, into: &str) -> Result<()> {
+        let gid = match &guest.id {
+            Some(id) => id.clone(),
+            None => self
+                .guests
+                .get(&guest.email.to_lowercase())
+                .cloned()
+                .ok_or_else(|| Error::not_found(format!("no guest {}", guest.email)))?,
+        };
+        self.scim
+            .post(&format!("Guests/{gid}/merge"), &json!({"into": into}))
+            .map_err(classify)?;
+        self.guests.remove(&guest.email.to_lowercase());
+        host::info(&format!("guest {} merged into {into}", guest.email));
+        Ok(())
+    }
+
+    /// Merges the guest holding `address` (found by listing guests when unknown).
+    fn merge_address(&mut self, address: &str, into: &str) -> Result<()> {
+        if !self.guests.contains_key(&address.to_lowercase()) {
+            for g in self
+                .scim
+                .list_all("Guests", None, self.page_size)
+                .map_err(classify)?
+            {
+                if let Some(a) = guest(&g) {
+                    self.guests.insert(a.email.to_lowercase(), a.id);
+                }
+            }
+        }
+        let guest = AccountRef {
+            id: self.guests.get(&address.to_lowercase()).cloned(),
+            email: address.into(),
+        };
+        self.merge_guest(&guest, into)
+    }
+}
+
+roster_sdk::export_connector!(Zivver);
