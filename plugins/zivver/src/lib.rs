@@ -32,6 +32,8 @@ pub struct Zivver {
     /// Lower-cased address → guest id.
     guests: HashMap<String, String>,
     snapshot: Vec<Account>,
+    /// Whether the caches hold a read (an apply of a saved plan starts without one).
+    loaded: bool,
 }
 
 impl Connector for Zivver {
@@ -77,6 +79,7 @@ impl Connector for Zivver {
             user_ids: HashMap::new(),
             guests: HashMap::new(),
             snapshot: vec![],
+            loaded: false,
         })
     }
 
@@ -130,6 +133,7 @@ impl Connector for Zivver {
     }
 
     fn apply_change(&mut self, change: Change) -> Result<Applied> {
+        self.ensure_loaded()?;
         let id = match change.op {
             Operation::Create(a) if a.kind == AccountKind::Functional => self.create_group(&a)?,
             Operation::Create(a) => self.create_user(&a)?,
@@ -245,7 +249,16 @@ impl Zivver {
             }
         }
         self.snapshot = snapshot;
+        self.loaded = true;
         Ok(())
+    }
+
+    /// The caches, read once when an apply starts without a read.
+    fn ensure_loaded(&mut self) -> Result<()> {
+        match self.loaded {
+            true => Ok(()),
+            false => self.load(),
+        }
     }
 
     fn claimed(&self, address: &str) -> bool {
@@ -273,8 +286,10 @@ impl Zivver {
     }
 
     /// Delegates as user UUIDs; those that are no Zivver user are dropped with a warning.
-    fn member_ids(&self, a: &Account) -> Vec<String> {
-        self.in_domains(&a.email, "delegate", &a.delegates)
+    fn member_ids(&mut self, a: &Account) -> Result<Vec<String>> {
+        self.ensure_loaded()?;
+        Ok(self
+            .in_domains(&a.email, "delegate", &a.delegates)
             .iter()
             .filter_map(|d| {
                 let id = self.user_ids.get(&d.to_lowercase()).cloned();
@@ -286,7 +301,7 @@ impl Zivver {
                 }
                 id
             })
-            .collect()
+            .collect())
     }
 
     fn user(&mut self, id: &str) -> Result<Value> {
@@ -362,7 +377,7 @@ impl Zivver {
 
     fn create_group(&mut self, a: &Account) -> Result<String> {
         let aliases = self.in_domains(&a.email, "alias", &a.aliases);
-        let members = self.member_ids(a);
+        let members = self.member_ids(a)?;
         let stored = self
             .scim
             .create("Groups", &group_body(None, a, &aliases, &members))
@@ -379,7 +394,7 @@ impl Zivver {
             None => self.scim.get("Groups", id).map_err(classify)?,
         };
         let aliases = self.in_domains(&a.email, "alias", &a.aliases);
-        let members = self.member_ids(a);
+        let members = self.member_ids(a)?;
         let stored = self
             .scim
             .replace(

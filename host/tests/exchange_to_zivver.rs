@@ -1,0 +1,504 @@
+//! The first seed scenario through the real binary, the real components and
+//! real HTTP: Exchange Online mailboxes into Zivver (both simulated,
+//! seeded from `examples/exchange-to-zivver/`), with the final Zivver state
+//! checked account by account; vendor errors on their records; throttling;
+//! an apply killed part-way.
+
+mod common;
+
+use common::{Run, Work};
+use roster_sim::{Faults, Running, Throttle, m365, zivver};
+use serde_json::{Value, json};
+use std::path::{Path, PathBuf};
+
+const Z: &str = "@zivvertest.onmicrosoft.com";
+const API_KEY: &str = "zivver-demo-api-key";
+
+fn example(rel: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../examples/exchange-to-zivver")
+        .join(rel)
+}
+
+struct Scenario {
+    work: Work,
+    m365: m365::Shared,
+    zivver: zivver::Shared,
+    _running: (Running, Running),
+}
+
+impl Scenario {
+    /// The example's tenants, changed by `org` first; the example's pipeline, changed by `edit`.
+    fn start(org: impl FnOnce(&mut zivver::Org), edit: impl FnOnce(String) -> String) -> Scenario {
+        let tenant = m365::seed::load(&example("m365/tenant.json")).unwrap();
+        let mut z = zivver::seed::load(&example("zivver/org.json")).unwrap();
+        org(&mut z);
+        let (m_run, m365) = m365::start(tenant, Faults::default(), 0).unwrap();
+        let (z_run, zivver) = zivver::start(z, Faults::default(), 0).unwrap();
+        let pipeline = std::fs::read_to_string(example("exchange-to-zivver.toml"))
+            .unwrap()
+            .replace("http://127.0.0.1:18401", &m_run.url())
+            .replace("http://127.0.0.1:18402", &z_run.url());
+        let work = Work::new();
+        work.write("pipeline.toml", &edit(pipeline));
+        Scenario {
+            work,
+            m365,
+            zivver,
+            _running: (m_run, z_run),
+        }
+    }
+
+    fn roster(&self) -> std::process::Command {
+        let mut c = self.work.roster();
+        c.env("EXCHANGE_CLIENT_SECRET", "sim-client-secret")
+            .env("ZIVVER_API_KEY", API_KEY);
+        c
+    }
+
+    fn run(&self, args: &[&str]) -> Run {
+        Run::from(self.roster().args(args).output().unwrap())
+    }
+
+    fn state(&self) -> Value {
+        self.zivver.org.read().unwrap().dump()
+    }
+}
+
+fn user<'a>(state: &'a Value, name: &str) -> Option<&'a Value> {
+    state["users"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|u| u["userName"].as_str().unwrap().eq_ignore_ascii_case(name))
+}
+
+fn group<'a>(state: &'a Value, address: &str) -> &'a Value {
+    state["groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|g| g["externalId"] == address)
+        .unwrap_or_else(|| panic!("no functional account {address}"))
+}
+
+fn ext<'a>(u: &'a Value, key: &str) -> Vec<&'a str> {
+    let mut v: Vec<&str> = u[zivver::org::USER_EXT][key]
+        .as_array()
+        .map(|a| a.iter().map(|s| s.as_str().unwrap()).collect())
+        .unwrap_or_default();
+    v.sort();
+    v
+}
+
+fn members(state: &Value, address: &str) -> Vec<String> {
+    let mut names: Vec<String> = group(state, address)["members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| {
+            let id = m["value"].as_str().unwrap();
+            let u = state["users"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|u| u["id"] == id)
+                .unwrap_or_else(|| panic!("member {id} is no user"));
+            u["userName"].as_str().unwrap().to_string()
+        })
+        .collect();
+    names.sort();
+    names
+}
+
+fn at(locals: &[&str]) -> Vec<String> {
+    locals.iter().map(|l| format!("{l}{Z}")).collect()
+}
+
+fn count_users(state: &Value, name: &str) -> usize {
+    state["users"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|u| u["userName"].as_str().unwrap().eq_ignore_ascii_case(name))
+        .count()
+}
+
+#[test]
+fn the_guest_merge_scenario_end_to_end() {
+    let s = Scenario::start(|_| {}, |p| p);
+    let before = s.state();
+    let plan = s.run(&["plan", "pipeline.toml", "--json"]).ok().json();
+    let sum = &plan["summary"];
+    assert_eq!(
+        (
+            sum["creates"].as_u64(),
+            sum["updates"].as_u64(),
+            sum["merges"].as_u64()
+        ),
+        (Some(24), Some(5), Some(3)),
+        "{sum:#}"
+    );
+    let notes: Vec<String> = plan["notes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| {
+            format!(
+                "{}: {}",
+                n["account"].as_str().unwrap_or(""),
+                n["message"].as_str().unwrap()
+            )
+        })
+        .collect();
+    assert!(
+        notes.contains(
+            &"test-e2e@pablees.org: is outside the claimed domains; left out".to_string()
+        ),
+        "{notes:#?}"
+    );
+    assert!(
+        notes
+            .iter()
+            .any(|n| n
+                .contains("alias test.account@leakfreemail.com is outside the claimed domains"))
+    );
+    let table = s.run(&["plan", "pipeline.toml"]).ok().stdout();
+    assert!(
+        table.contains("24 to create, 5 to update, 3 guest merges"),
+        "{table}"
+    );
+
+    // Apply asks first; without a terminal to ask on, it refuses and touches nothing.
+    let unasked = s.run(&["apply", "pipeline.toml"]);
+    assert_eq!(unasked.code(), 2);
+    assert!(unasked.stderr().contains("--yes"), "{}", unasked.stderr());
+    assert_eq!(s.state(), before);
+
+    // The plan as reviewed; meanwhile agile's alias receives Zivver mail and
+    // becomes a guest the plan does not know: the connector merges it and
+    // writes the alias again.
+    s.run(&["plan", "pipeline.toml", "--out", "reviewed.json"])
+        .ok();
+    s.zivver
+        .org
+        .write()
+        .unwrap()
+        .receive_mail(&format!("agile{Z}"));
+    let report = s
+        .run(&[
+            "apply",
+            "pipeline.toml",
+            "--plan",
+            "reviewed.json",
+            "--yes",
+            "--json",
+        ])
+        .ok()
+        .json();
+    assert_eq!(report["report"]["failed"], 0, "{report:#}");
+    let after = s.state();
+
+    // Guests merged into the accounts whose aliases they were; the unrelated guest stays.
+    let guests: Vec<&str> = after["guests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| g["userName"].as_str().unwrap())
+        .collect();
+    assert_eq!(guests, ["someone@partner.example"]);
+
+    // An existing user, updated with a full PUT: aliases, delegates, name, SSO key;
+    // what Roster does not manage (nickName, division) survives.
+    let bruno = user(&after, &format!("bruno.broccoli{Z}")).unwrap();
+    assert_eq!(bruno["id"], "5d0e1b7a-3c44-4f0e-9b1d-2a6f7c8d9e01");
+    assert_eq!(ext(bruno, "aliases"), at(&["bruno.alias2", "bruno.alias"]));
+    assert_eq!(ext(bruno, "delegates"), at(&["agile.bottom", "craze.dash"]));
+    assert_eq!(bruno["name"]["formatted"], "Bruno Broccoli");
+    assert_eq!(
+        bruno[zivver::org::USER_EXT]["SsoAccountKey"],
+        "fbf95ad5-8bf5-4d47-9999-a464fdcd3269"
+    );
+    let agile = user(&after, &format!("agile.bottom{Z}")).unwrap();
+    assert_eq!(agile["nickName"], "agile");
+    assert_eq!(ext(agile, "aliases"), at(&["agile"]));
+
+    // New users: the guest's alias after the merge, aliases outside the claimed domains left out.
+    let fancy = user(&after, &format!("fancy.flip{Z}")).unwrap();
+    assert_eq!(ext(fancy, "aliases"), at(&["fancy"]));
+    assert_eq!(
+        fancy[zivver::org::USER_EXT]["SsoAccountKey"],
+        "9bac80e9-5a15-4c70-bc2e-4d742c76a15d"
+    );
+    let stef = user(&after, &format!("stef.mooij{Z}")).unwrap();
+    assert_eq!(ext(stef, "aliases"), at(&["webmaster"]));
+
+    // Shared mailboxes: functional accounts whose members are the delegates' user UUIDs.
+    assert_eq!(
+        members(&after, &format!("teamtangerine{Z}")),
+        at(&[
+            "bruno.broccoli",
+            "fancy.flip",
+            "memo.delight",
+            "rain.drift",
+            "salted.pip"
+        ])
+    );
+    assert_eq!(
+        group(&after, &format!("teamtangerine{Z}"))[zivver::org::GROUP_EXT]["aliases"],
+        json!([format!("team1{Z}")])
+    );
+    assert_eq!(
+        members(&after, &format!("teampotato{Z}")),
+        at(&["bruno.broccoli", "memo.delight", "rain.drift", "salted.pip"])
+    );
+
+    // Left out: an excluded OU, a disabled mailbox, an excluded domain, an unclaimed domain.
+    for absent in [
+        format!("testplugin2{Z}"),
+        format!("testgeof{Z}"),
+        "cameron.white@contoso.com".into(),
+        "test-e2e@pablees.org".into(),
+    ] {
+        assert!(user(&after, &absent).is_none(), "{absent} was created");
+    }
+    // The organisation's other accounts are untouched.
+    for u in before["users"].as_array().unwrap() {
+        let name = u["userName"].as_str().unwrap();
+        if name.ends_with("@zivver.com") {
+            assert_eq!(user(&after, name), Some(u), "{name} changed");
+        }
+    }
+
+    let again = s.run(&["plan", "pipeline.toml", "--json"]).ok().json();
+    assert_eq!(again["changes"], json!([]), "{again:#}");
+    assert_eq!(again["summary"]["source_read"]["mode"], "incremental");
+    let status = s.run(&["status", "pipeline.toml", "--json"]).ok().json();
+    assert_eq!(status["runs"][0]["applied"], 32);
+    assert_eq!(status["links"].as_array().unwrap().len(), 27);
+}
+
+#[test]
+fn vendor_errors_end_up_on_their_records() {
+    let s = Scenario::start(
+        |org| {
+            // Only these divisions exist: agile's stored one does not.
+            org.divisions = vec!["/".into(), "tc".into()];
+            let mut agile = org.dump()["users"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|u| u["userName"] == format!("agile.bottom{Z}"))
+                .unwrap()
+                .clone();
+            agile[zivver::org::ENTERPRISE]["division"] = "Kitchen".into();
+            org.seed_user(agile);
+            // An unlinked account already holds jan-arie's alias.
+            org.seed_user(json!({
+                "id": "11111111-2222-4333-8444-555555555555",
+                "userName": format!("old.jan{Z}"),
+                "active": true,
+                zivver::org::USER_EXT: {"aliases": [format!("fanvanpat{Z}")], "delegates": []},
+            }));
+        },
+        |p| {
+            p.replace("mode = \"alias-only\"", "mode = \"off\"")
+                .replace("merge_guests = \"true\"", "merge_guests = \"false\"")
+                // Claimed here, though Zivver does not own them.
+                .replace(
+                    "domains = \"zivvertest.onmicrosoft.com,zivver.com\"\n",
+                    "",
+                )
+                .replace(
+                    "claimed_domains = [\"zivvertest.onmicrosoft.com\", \"zivver.com\"]",
+                    "claimed_domains = [\"zivvertest.onmicrosoft.com\", \"zivver.com\", \"pablees.org\", \"stef.zivvertest.onmicrosoft.com\"]",
+                )
+        },
+    );
+    let run = s.run(&["apply", "pipeline.toml", "--yes", "--json"]);
+    assert_eq!(
+        run.code(),
+        1,
+        "some failed, the rest applied: {}",
+        run.stderr()
+    );
+    let report = run.json();
+    let error_of = |email: &str| -> String {
+        report["report"]["outcomes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|o| o["email"] == email && o["status"] == "failed")
+            .and_then(|o| o["error"].as_str())
+            .unwrap_or_else(|| panic!("no failure for {email}: {report:#}"))
+            .to_string()
+    };
+    let expected = [
+        (
+            format!("bruno.broccoli{Z}"),
+            format!("Error creating alias: Alias is a guest: bruno.alias{Z}"),
+        ),
+        (
+            format!("agile.bottom{Z}"),
+            "Invalid division: Kitchen".into(),
+        ),
+        (
+            format!("jan-arie{Z}"),
+            "Alias is already taken for 11111111-2222-4333-8444-555555555555".into(),
+        ),
+        (
+            format!("stef.mooij{Z}"),
+            "Error creating alias: Domain Not Owned".into(),
+        ),
+        (
+            "test-e2e@pablees.org".into(),
+            "Account is outside the organization".into(),
+        ),
+    ];
+    for (email, text) in &expected {
+        assert!(
+            error_of(email).contains(text.as_str()),
+            "{email}: {}",
+            error_of(email)
+        );
+    }
+    assert!(
+        error_of(&format!("bruno.broccoli{Z}")).contains("merge the guest into this account"),
+        "the remedy is given"
+    );
+    // The rest went in.
+    assert!(user(&s.state(), &format!("rain.drift{Z}")).is_some());
+
+    // `roster status` keeps each account's last error.
+    let status = s.run(&["status", "pipeline.toml", "--json"]).ok().json();
+    for (email, text) in &expected {
+        let e = status["errors"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["account"] == email.as_str())
+            .unwrap_or_else(|| panic!("no error for {email} in status"));
+        assert!(e["message"].as_str().unwrap().contains(text.as_str()));
+    }
+
+    // A linked account deleted in Zivver after the plan was saved.
+    s.run(&["plan", "pipeline.toml", "--out", "saved.json"]);
+    let agile_id = user(&s.state(), &format!("agile.bottom{Z}")).unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    s.zivver
+        .org
+        .write()
+        .unwrap()
+        .delete_user(&agile_id)
+        .unwrap();
+    let run = s.run(&[
+        "apply",
+        "pipeline.toml",
+        "--plan",
+        "saved.json",
+        "--yes",
+        "--json",
+    ]);
+    assert_eq!(run.code(), 1);
+    let report = run.json();
+    let agile = report["report"]["outcomes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|o| o["email"] == format!("agile.bottom{Z}"))
+        .unwrap();
+    assert!(
+        agile["error"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("Unknown account with uuid {agile_id}")),
+        "{agile:#}"
+    );
+}
+
+#[test]
+fn throttled_writes_are_waited_out_with_nothing_lost_or_doubled() {
+    let s = Scenario::start(|_| {}, |p| p);
+    s.zivver.faults.set(Faults {
+        throttle: Some(Throttle {
+            budget: 15,
+            window_ms: 1000,
+            retry_after: true,
+        }),
+        ..Faults::default()
+    });
+    let report = s
+        .run(&["apply", "pipeline.toml", "--yes", "--json"])
+        .ok()
+        .json();
+    assert_eq!(report["report"]["failed"], 0);
+    assert!(s.zivver.faults.stats().throttled > 0, "the budget was hit");
+    let state = s.state();
+    for name in at(&["fancy.flip", "stef.mooij", "rain.drift", "bruno.broccoli"]) {
+        assert_eq!(count_users(&state, &name), 1, "{name}");
+    }
+    s.zivver.faults.set(Faults::default());
+    let again = s.run(&["plan", "pipeline.toml", "--json"]).ok().json();
+    assert_eq!(again["changes"], json!([]));
+}
+
+#[test]
+fn an_apply_killed_part_way_finishes_on_rerun_without_duplicates() {
+    let s = Scenario::start(
+        |_| {},
+        |p| {
+            p.replace(
+                "[[stages]]\ntype = \"link\"",
+                "[apply]\nbatch_size = 2\n\n[[stages]]\ntype = \"link\"",
+            )
+        },
+    );
+    s.zivver.faults.set(Faults {
+        latency_ms: 40,
+        ..Faults::default()
+    });
+    let mut child = s
+        .roster()
+        .args(["apply", "pipeline.toml", "--yes"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // Wait until some, not all, accounts are in, then kill it.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let created = s.state()["users"].as_array().unwrap().len();
+        if created >= 22 || std::time::Instant::now() > deadline {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let partial = s.state()["users"].as_array().unwrap().len();
+    s.zivver.faults.set(Faults::default());
+
+    let rerun = s
+        .run(&["apply", "pipeline.toml", "--yes", "--json"])
+        .ok()
+        .json();
+    assert_eq!(rerun["report"]["failed"], 0, "{rerun:#}");
+    let state = s.state();
+    let users = state["users"].as_array().unwrap();
+    let mut names: Vec<String> = users
+        .iter()
+        .map(|u| u["userName"].as_str().unwrap().to_lowercase())
+        .collect();
+    names.sort();
+    let total = names.len();
+    names.dedup();
+    assert_eq!(names.len(), total, "an account was created twice");
+    assert!(
+        partial < total,
+        "the first apply was cut short ({partial} of {total})"
+    );
+    let again = s.run(&["plan", "pipeline.toml", "--json"]).ok().json();
+    assert_eq!(again["changes"], json!([]));
+}
