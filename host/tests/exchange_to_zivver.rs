@@ -275,6 +275,24 @@ fn the_guest_merge_scenario_end_to_end() {
     assert_eq!(again["summary"]["source_read"]["mode"], "incremental");
     let status = s.run(&["status", "pipeline.toml", "--json"]).ok().json();
     assert_eq!(status["runs"][0]["applied"], 32);
+
+    // A rename in Exchange reaches Zivver as exactly one update, read incrementally.
+    s.m365
+        .tenant
+        .write()
+        .unwrap()
+        .apply_graph_changes(&json!({"value": [
+            {"id": "fbf95ad5-8bf5-4d47-9999-a464fdcd3269", "displayName": "Bruno Broccoli-Groen"}
+        ]}))
+        .unwrap();
+    let renamed = s.run(&["plan", "pipeline.toml", "--json"]).ok().json();
+    let changes = renamed["changes"].as_array().unwrap();
+    assert_eq!(changes.len(), 1, "{renamed:#}");
+    assert_eq!(changes[0]["diff"][0]["field"], "display-name");
+    assert_eq!(
+        renamed["summary"]["source_read"],
+        json!({"mode": "incremental", "changed": 1, "removed": 0})
+    );
     assert_eq!(status["links"].as_array().unwrap().len(), 27);
 }
 

@@ -236,7 +236,30 @@ fn must(status: std::process::ExitStatus) -> Result<()> {
     }
 }
 
+/// The independent SCIM server the zivver tests run against, in a virtualenv.
+const SCIM_PEER: &str = "scim2-server==0.8.3";
+
+fn install_scim_peer(root: &Path) -> Result<()> {
+    let venv = root.join("target/venv-scim");
+    if venv.join("bin/scim2-server").is_file() {
+        return Ok(());
+    }
+    println!("installing {SCIM_PEER} into {}", venv.display());
+    let mut c = Command::new("python3");
+    c.args(["-m", "venv"]).arg(&venv);
+    run(c)?;
+    let mut c = Command::new(venv.join("bin/pip"));
+    c.args([
+        "install",
+        "--quiet",
+        "--disable-pip-version-check",
+        SCIM_PEER,
+    ]);
+    run(c)
+}
+
 fn test(root: &Path, extra: Vec<String>) -> Result<()> {
+    install_scim_peer(root)?;
     let plugins = build_plugins(root)?;
     let mut c = cargo(root);
     c.args(["test", "--workspace"])

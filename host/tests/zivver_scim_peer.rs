@@ -1,0 +1,206 @@
+//! The `zivver` component against a real, independent SCIM 2.0 server:
+//! `scim2-server` from PyPI (installed by `cargo xtask test` into
+//! `target/venv-scim`), started on loopback with the Zivver extension
+//! schemas. Users and groups are created, updated and emptied through the
+//! real binary; the server's own answers are checked.
+
+mod common;
+
+use common::{HEADER, Work};
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const TOKEN: &str = "peer-bearer-token";
+
+fn server_binary() -> PathBuf {
+    let path = std::env::var_os("SCIM2_SERVER")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/venv-scim/bin/scim2-server")
+        });
+    assert!(
+        path.is_file(),
+        "scim2-server is not installed at {}: run the tests with `cargo xtask test` (it installs it), or set SCIM2_SERVER",
+        path.display()
+    );
+    path
+}
+
+struct Peer {
+    child: Child,
+    url: String,
+}
+
+impl Drop for Peer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Peer {
+    fn start() -> Peer {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("../sim/fixtures/scim");
+        let child = Command::new(server_binary())
+            .args(["--hostname", "127.0.0.1", "--port", &port.to_string()])
+            .args(["--bearer-token", TOKEN])
+            .arg("--schema")
+            .arg(fixtures.join("zivver-schemas.json"))
+            .arg("--resource-type")
+            .arg(fixtures.join("zivver-resource-types.json"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("starting scim2-server");
+        let peer = Peer {
+            child,
+            url: format!("http://127.0.0.1:{port}/v2"),
+        };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while peer.get("Users").is_none() {
+            assert!(Instant::now() < deadline, "scim2-server did not come up");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        peer
+    }
+
+    fn get(&self, path: &str) -> Option<Value> {
+        let answer = ureq::get(&format!("{}/{path}", self.url))
+            .header("Authorization", &format!("Bearer {TOKEN}"))
+            .call()
+            .ok()?;
+        answer.into_body().read_json().ok()
+    }
+
+    fn resources(&self, kind: &str) -> Vec<Value> {
+        self.get(kind).unwrap()["Resources"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+    }
+}
+
+const SOURCE: &str = "\
+s1,person,ann@corp.example,ann.alias@corp.example,Ann Smith,Ann,Smith,true,,key-1,,
+s2,person,bob@corp.example,,Bob Jones,Bob,Jones,true,,key-2,,
+s3,functional,team@corp.example,team.alias@corp.example,Team,,,true,,key-3,ann@corp.example;bob@corp.example,
+";
+
+fn pipeline(url: &str) -> String {
+    let origin = url.trim_end_matches("/v2");
+    format!(
+        r#"
+name = "peer"
+source = "hr"
+target = "zivver"
+
+[connectors.hr]
+plugin = "csv"
+directory = "hr"
+directory_read_only = true
+
+[connectors.zivver]
+plugin = "zivver"
+allowed_hosts = ["{origin}"]
+config = {{ base_url = "{url}/", api_key = "${{file:token}}" }}
+
+[[stages]]
+type = "link"
+
+[[stages]]
+type = "sync"
+"#
+    )
+}
+
+fn ext<'a>(u: &'a Value, key: &str) -> Vec<&'a str> {
+    let mut v: Vec<&str> = u["urn:ietf:params:scim:schemas:zivver:0.1:User"][key]
+        .as_array()
+        .map(|a| a.iter().map(|s| s.as_str().unwrap()).collect())
+        .unwrap_or_default();
+    v.sort();
+    v
+}
+
+#[test]
+fn users_and_groups_are_created_updated_and_emptied_on_a_real_scim_server() {
+    let peer = Peer::start();
+    let w = Work::new();
+    w.write("token", TOKEN);
+    w.write("hr/accounts.csv", &format!("{HEADER}{SOURCE}"));
+    w.write("pipeline.toml", &pipeline(&peer.url));
+
+    let report = w
+        .run(&["apply", "pipeline.toml", "--yes", "--json"])
+        .ok()
+        .json();
+    assert_eq!(report["report"]["failed"], 0, "{report:#}");
+    let users = peer.resources("Users");
+    assert_eq!(users.len(), 2);
+    let ann = users
+        .iter()
+        .find(|u| u["userName"] == "ann@corp.example")
+        .unwrap();
+    assert_eq!(ext(ann, "aliases"), ["ann.alias@corp.example"]);
+    assert_eq!(ann["name"]["formatted"], "Ann Smith");
+    assert_eq!(
+        ann["urn:ietf:params:scim:schemas:zivver:0.1:User"]["SsoAccountKey"],
+        "key-1"
+    );
+    let groups = peer.resources("Groups");
+    assert_eq!(groups.len(), 1);
+    let team = &groups[0];
+    assert_eq!(team["externalId"], "team@corp.example");
+    let mut member_ids: Vec<&str> = team["members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["value"].as_str().unwrap())
+        .collect();
+    member_ids.sort();
+    let mut user_ids: Vec<&str> = users.iter().map(|u| u["id"].as_str().unwrap()).collect();
+    user_ids.sort();
+    assert_eq!(member_ids, user_ids, "members are the delegates' user ids");
+
+    let again = w.run(&["plan", "pipeline.toml", "--json"]).ok().json();
+    assert_eq!(again["changes"], serde_json::json!([]), "{again:#}");
+
+    // A rename, a new alias, and the functional account loses its delegates.
+    let changed = SOURCE
+        .replace("Ann Smith", "Ann de Smith")
+        .replace(
+            "ann.alias@corp.example",
+            "ann.alias@corp.example;a.smith@corp.example",
+        )
+        .replace("ann@corp.example;bob@corp.example", "");
+    w.write("hr/accounts.csv", &format!("{HEADER}{changed}"));
+    let report = w
+        .run(&["apply", "pipeline.toml", "--yes", "--json"])
+        .ok()
+        .json();
+    assert_eq!(report["report"]["failed"], 0, "{report:#}");
+    let users = peer.resources("Users");
+    let ann = users
+        .iter()
+        .find(|u| u["userName"] == "ann@corp.example")
+        .unwrap();
+    assert_eq!(ann["name"]["formatted"], "Ann de Smith");
+    assert_eq!(
+        ext(ann, "aliases"),
+        ["a.smith@corp.example", "ann.alias@corp.example"]
+    );
+    let team = &peer.resources("Groups")[0];
+    assert!(
+        team["members"].as_array().is_none_or(Vec::is_empty),
+        "{team:#}"
+    );
+    let again = w.run(&["plan", "pipeline.toml", "--json"]).ok().json();
+    assert_eq!(again["changes"], serde_json::json!([]), "{again:#}");
+}
