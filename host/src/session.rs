@@ -293,29 +293,22 @@ pub async fn read_source(
         false => None,
     };
     let watermark = prior.as_ref().map(|p| p.watermark.clone());
-    let (mut read, mut removed, mut last_watermark, mut was_full) =
-        (Vec::new(), Vec::new(), None, false);
-    let mut cursor = None;
-    loop {
+    let (mut removed, mut last_watermark, mut was_full) = (Vec::new(), None, false);
+    let read = async |r: PageRequest| {
         let page = c
             .read_accounts(&PageRequest {
-                cursor,
                 watermark: watermark.clone(),
-                size: PAGE_SIZE,
+                ..r
             })
             .await?;
-        read.extend(page.accounts);
         removed.extend(page.removed_ids);
         was_full |= page.full;
         if page.watermark.is_some() {
             last_watermark = page.watermark;
         }
-        progress(read.len());
-        match page.next_cursor {
-            Some(next) => cursor = Some(next),
-            None => break,
-        }
-    }
+        Ok((page.accounts, page.next_cursor))
+    };
+    let read = read_pages(read, &mut progress).await?;
     let keep = if incremental {
         last_watermark.as_deref()
     } else {
