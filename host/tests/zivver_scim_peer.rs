@@ -204,3 +204,81 @@ fn users_and_groups_are_created_updated_and_emptied_on_a_real_scim_server() {
     let again = w.run(&["plan", "pipeline.toml", "--json"]).ok().json();
     assert_eq!(again["changes"], serde_json::json!([]), "{again:#}");
 }
+
+#[test]
+fn the_exchange_to_zivver_pipeline_runs_against_the_real_scim_server() {
+    use roster_sim::{Faults, m365};
+    let peer = Peer::start();
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/exchange-to-zivver");
+    let tenant = m365::seed::load(&example.join("m365/tenant.json")).unwrap();
+    let (running, sim) = m365::start(tenant, Faults::default(), 0).unwrap();
+    let origin = peer.url.trim_end_matches("/v2").to_string();
+    let pipeline = std::fs::read_to_string(example.join("exchange-to-zivver.toml"))
+        .unwrap()
+        .replace("http://127.0.0.1:18401", &running.url())
+        .replace(
+            "http://127.0.0.1:18402/api/scim/v2/",
+            &format!("{}/", peer.url),
+        )
+        .replace("http://127.0.0.1:18402", &origin);
+    let w = Work::new();
+    w.write("pipeline.toml", &pipeline);
+    let run = |args: &[&str]| {
+        common::Run::from(
+            w.roster()
+                .env("EXCHANGE_CLIENT_SECRET", "sim-client-secret")
+                .env("ZIVVER_API_KEY", TOKEN)
+                .args(args)
+                .output()
+                .unwrap(),
+        )
+    };
+    let report = run(&["apply", "pipeline.toml", "--yes", "--json"])
+        .ok()
+        .json();
+    assert_eq!(report["report"]["failed"], 0, "{report:#}");
+    let users = peer.resources("Users");
+    let groups = peer.resources("Groups");
+    assert_eq!(
+        (users.len(), groups.len()),
+        (16, 11),
+        "people and functional accounts"
+    );
+    let bruno = users
+        .iter()
+        .find(|u| u["userName"] == "bruno.broccoli@zivvertest.onmicrosoft.com")
+        .unwrap();
+    assert_eq!(
+        ext(bruno, "aliases"),
+        [
+            "bruno.alias2@zivvertest.onmicrosoft.com",
+            "bruno.alias@zivvertest.onmicrosoft.com"
+        ]
+    );
+    let tangerine = groups
+        .iter()
+        .find(|g| g["externalId"] == "teamtangerine@zivvertest.onmicrosoft.com")
+        .unwrap();
+    assert_eq!(tangerine["members"].as_array().unwrap().len(), 5);
+    let again = run(&["plan", "pipeline.toml", "--json"]).ok().json();
+    assert_eq!(again["changes"], serde_json::json!([]), "{again:#}");
+
+    // A rename in Exchange is one PUT on the peer.
+    sim.tenant
+        .write()
+        .unwrap()
+        .apply_graph_changes(&serde_json::json!({"value": [
+            {"id": "fbf95ad5-8bf5-4d47-9999-a464fdcd3269", "displayName": "Bruno Groen"}
+        ]}))
+        .unwrap();
+    let report = run(&["apply", "pipeline.toml", "--yes", "--json"])
+        .ok()
+        .json();
+    assert_eq!(report["report"]["applied"], 1, "{report:#}");
+    let bruno = peer
+        .resources("Users")
+        .into_iter()
+        .find(|u| u["userName"] == "bruno.broccoli@zivvertest.onmicrosoft.com")
+        .unwrap();
+    assert_eq!(bruno["name"]["formatted"], "Bruno Groen");
+}
