@@ -5,7 +5,10 @@
 //!   against the simulators (check, test-connection, plan, apply, plan again, status).
 //! - `cargo xtask test`: builds the components, then runs every test.
 //!
-//! Also `cargo xtask plugins` (build the components into `target/plugins/`).
+//! Also `cargo xtask plugins` (build the components into `target/plugins/`)
+//! and `cargo xtask bench plan [1000,10000,100000]` (whole-run benchmarks, release).
+
+mod bench;
 
 use anyhow::{Context, Result, bail};
 use std::path::{Path, PathBuf};
@@ -26,7 +29,8 @@ fn main() -> Result<()> {
         "plugins" => build_plugins(&root).map(|_| ()),
         "demo" => demo(&root),
         "test" => test(&root, std::env::args().skip(2).collect()),
-        _ => bail!("usage: cargo xtask <demo | test | plugins>"),
+        "bench" => bench_task(&root, std::env::args().skip(2).collect()),
+        _ => bail!("usage: cargo xtask <demo | test | plugins | bench (plan [SIZES])>"),
     }
 }
 
@@ -266,4 +270,45 @@ fn test(root: &Path, extra: Vec<String>) -> Result<()> {
         .args(extra)
         .env("ROSTER_PLUGINS_DIR", &plugins);
     run(c)
+}
+
+fn bench_task(root: &Path, args: Vec<String>) -> Result<()> {
+    let plugins = build_plugins(root)?;
+    let mut c = cargo(root);
+    c.args([
+        "build",
+        "--quiet",
+        "--release",
+        "-p",
+        "roster-host",
+        "--bin",
+        "roster",
+        "-p",
+        "roster-sim",
+        "--bin",
+        "roster-sim",
+    ]);
+    run(c)?;
+    let b = bench::Binaries {
+        roster: root.join("target/release/roster"),
+        sim: root.join("target/release/roster-sim"),
+        plugins,
+    };
+    match args.first().map(String::as_str) {
+        Some("plan") => {
+            let sizes: Vec<usize> = match args.get(1) {
+                Some(list) => list
+                    .split(',')
+                    .map(|n| {
+                        n.trim()
+                            .parse()
+                            .context("sizes: numbers separated by commas")
+                    })
+                    .collect::<Result<_>>()?,
+                None => vec![1_000, 10_000, 100_000],
+            };
+            bench::plan(root, &b, &sizes)
+        }
+        _ => bail!("usage: cargo xtask bench plan [SIZES]"),
+    }
 }

@@ -54,6 +54,24 @@ enum Sim {
         #[arg(long)]
         faults: Option<String>,
     },
+    /// A generated Microsoft 365 tenant and a Zivver organisation that goes
+    /// with it (part of it in sync), for benchmarks.
+    Pair {
+        #[arg(long)]
+        mailboxes: usize,
+        #[arg(long, default_value_t = 1)]
+        rng_seed: u64,
+        /// Share of the mailboxes already in Zivver and in sync.
+        #[arg(long, default_value_t = 0.5)]
+        in_sync: f64,
+        #[arg(long, default_value_t = 0)]
+        m365_port: u16,
+        #[arg(long, default_value_t = 0)]
+        zivver_port: u16,
+        /// Faults for the Zivver side, as JSON (latency, throttle budget …).
+        #[arg(long)]
+        zivver_faults: Option<String>,
+    },
 }
 
 fn faults_of(json: Option<String>) -> anyhow::Result<Faults> {
@@ -102,6 +120,24 @@ fn main() -> anyhow::Result<()> {
             let (running, _) = zivver::start(org, faults, port)?;
             println!("listening {}/api/scim/v2/", running.url());
             running
+        }
+        Sim::Pair {
+            mailboxes,
+            rng_seed,
+            in_sync,
+            m365_port,
+            zivver_port,
+            zivver_faults,
+        } => {
+            let tenant = m365::generate::tenant(&m365::generate::Spec::new(mailboxes, rng_seed));
+            let org = zivver::generate::from_tenant(&tenant, in_sync, rng_seed, "bench-api-key");
+            let (z, _) = zivver::start(org, faults_of(zivver_faults)?, zivver_port)?;
+            let (m, _) = m365::start(tenant, Faults::default(), m365_port)?;
+            println!("listening {} {}", m.url(), z.url());
+            std::io::stdout().flush()?;
+            let _ = std::io::copy(&mut std::io::stdin().lock(), &mut std::io::sink());
+            drop((m, z));
+            return Ok(());
         }
     };
     std::io::stdout().flush()?;

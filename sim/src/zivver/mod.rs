@@ -8,6 +8,7 @@
 //! call publicly, so its shape here is this project's.
 
 mod control;
+pub mod generate;
 pub mod org;
 mod scim;
 pub mod seed;

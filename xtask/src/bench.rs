@@ -1,0 +1,185 @@
+//! Whole-run benchmarks (`cargo xtask bench plan|incremental`): the release
+//! `roster` binary against the simulators on loopback, timed from outside
+//! with each run's own peak RSS (from `wait4`), so the figures are what an
+//! admin would see. Criterion micro-benchmarks live in `benches/`.
+
+use anyhow::{Context, Result, bail};
+use std::io::BufRead;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub struct Binaries {
+    pub roster: PathBuf,
+    pub sim: PathBuf,
+    pub plugins: PathBuf,
+}
+
+/// The simulator pair (Microsoft 365 and Zivver) for a generated tenant.
+struct Pair {
+    child: Child,
+    m365: String,
+    zivver: String,
+}
+
+impl Drop for Pair {
+    fn drop(&mut self) {
+        drop(self.child.stdin.take());
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Pair {
+    fn start(sim: &Path, mailboxes: usize, extra: &[&str]) -> Result<Pair> {
+        let mut child = Command::new(sim)
+            .args(["pair", "--mailboxes", &mailboxes.to_string()])
+            .args(extra)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .context("starting roster-sim pair")?;
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.take().context("stdout")?).read_line(&mut line)?;
+        let parts: Vec<&str> = line.split_whitespace().collect();
+        let [_, m365, zivver] = parts[..] else {
+            bail!("roster-sim pair said `{line}`");
+        };
+        Ok(Pair {
+            m365: m365.into(),
+            zivver: zivver.into(),
+            child,
+        })
+    }
+}
+
+/// The benchmark pipeline: generated Exchange tenant into a generated Zivver organisation.
+fn pipeline(pair: &Pair) -> String {
+    format!(
+        r#"name = "bench"
+source = "exchange"
+target = "zivver"
+
+[connectors.exchange]
+plugin = "exchange-online"
+allowed_hosts = ["{m}"]
+[connectors.exchange.config]
+tenant_id = "bench.example"
+client_id = "roster-sim-client"
+client_secret = "${{env:EXCHANGE_CLIENT_SECRET}}"
+login_url = "{m}"
+graph_url = "{m}"
+admin_url = "{m}"
+
+[connectors.zivver]
+plugin = "zivver"
+allowed_hosts = ["{z}"]
+[connectors.zivver.config]
+base_url = "{z}/api/scim/v2/"
+api_key = "${{env:ZIVVER_API_KEY}}"
+
+[[stages]]
+type = "filter"
+claimed_domains = ["bench.example"]
+
+[[stages]]
+type = "link"
+
+[[stages]]
+type = "merge"
+mode = "alias-only"
+
+[[stages]]
+type = "sync"
+"#,
+        m = pair.m365,
+        z = pair.zivver
+    )
+}
+
+pub struct Measured {
+    pub wall: Duration,
+    pub peak_rss_mb: f64,
+    pub ok: bool,
+}
+
+/// Runs `roster ARGS` and measures it alone: wall time and its own peak RSS.
+pub fn measure(b: &Binaries, work: &Path, args: &[&str]) -> Result<Measured> {
+    let start = Instant::now();
+    let child = Command::new(&b.roster)
+        .args(args)
+        .current_dir(work)
+        .env("ROSTER_PLUGINS_DIR", &b.plugins)
+        .env("ROSTER_CACHE_DIR", work.join("cache"))
+        .env("EXCHANGE_CLIENT_SECRET", "sim-client-secret")
+        .env("ZIVVER_API_KEY", "bench-api-key")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()?;
+    let (status, rss_kb) = wait4(child.id() as i32)?;
+    Ok(Measured {
+        wall: start.elapsed(),
+        peak_rss_mb: rss_kb as f64 / 1024.0,
+        ok: status == 0,
+    })
+}
+
+fn wait4(pid: i32) -> Result<(i32, i64)> {
+    let mut status = 0;
+    // SAFETY: a zeroed rusage is a valid out-parameter for wait4.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: pid is our own child; status and usage outlive the call.
+    let r = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+    if r < 0 {
+        bail!("wait4: {}", std::io::Error::last_os_error());
+    }
+    let code = if libc::WIFEXITED(status) {
+        libc::WEXITSTATUS(status)
+    } else {
+        -1
+    };
+    Ok((code, usage.ru_maxrss))
+}
+
+fn work_dir(root: &Path, name: &str) -> Result<PathBuf> {
+    let dir = root.join("target/bench").join(name);
+    if dir.exists() {
+        std::fs::remove_dir_all(&dir)?;
+    }
+    std::fs::create_dir_all(&dir)?;
+    Ok(dir)
+}
+
+/// `roster plan` for generated tenants of each size: wall time and peak RSS.
+pub fn plan(root: &Path, b: &Binaries, sizes: &[usize]) -> Result<()> {
+    println!("| mailboxes | accounts read | wall (s) | peak RSS (MB) | s per 10k |");
+    println!("|---:|---:|---:|---:|---:|");
+    for &n in sizes {
+        let pair = Pair::start(&b.sim, n, &[])?;
+        let work = work_dir(root, &format!("plan-{n}"))?;
+        std::fs::write(work.join("pipeline.toml"), pipeline(&pair))?;
+        // Compile the components once, outside the measurement.
+        measure(b, &work, &["check", "pipeline.toml"])?;
+        let m = measure(
+            b,
+            &work,
+            &["plan", "pipeline.toml", "--json", "--out", "plan.json"],
+        )?;
+        if !m.ok {
+            bail!(
+                "roster plan failed for {n} mailboxes (run it in {} to see why)",
+                work.display()
+            );
+        }
+        let plan: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(work.join("plan.json"))?)?;
+        let secs = m.wall.as_secs_f64();
+        println!(
+            "| {n} | {} | {secs:.2} | {:.0} | {:.2} |",
+            plan["summary"]["source_accounts"],
+            m.peak_rss_mb,
+            secs / (n as f64 / 10_000.0)
+        );
+    }
+    Ok(())
+}
