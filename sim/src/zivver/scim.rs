@@ -70,8 +70,9 @@ fn filter_of(q: &HashMap<String, String>) -> Option<(String, String)> {
         .then(|| (attr.to_string(), value.trim().trim_matches('"').to_string()))
 }
 
-fn list(items: Vec<Value>, q: &HashMap<String, String>) -> Value {
-    let total = items.len();
+/// One page of `items` (a clonable iterator, so only the page is copied).
+fn list<'a>(items: impl Iterator<Item = &'a Value> + Clone, q: &HashMap<String, String>) -> Value {
+    let total = items.clone().count();
     let start = q
         .get("startIndex")
         .and_then(|s| s.parse::<usize>().ok())
@@ -82,7 +83,7 @@ fn list(items: Vec<Value>, q: &HashMap<String, String>) -> Value {
         .and_then(|s| s.parse::<usize>().ok())
         .unwrap_or(total)
         .min(1000);
-    let page: Vec<Value> = items.into_iter().skip(start - 1).take(count).collect();
+    let page: Vec<Value> = items.skip(start - 1).take(count).cloned().collect();
     // Zivver's list answers carry no `schemas` and no itemsPerPage (see the fixtures).
     json!({"Resources": page, "totalResults": total})
 }
@@ -112,12 +113,7 @@ pub async fn list_users(State(sim): State<Shared>, headers: HeaderMap, Query(q):
     }
     let filter = filter_of(&q);
     let o = org(&sim);
-    let items: Vec<Value> = o
-        .users
-        .values()
-        .filter(|u| matches(u, &filter))
-        .cloned()
-        .collect();
+    let items = o.users.values().filter(|u| matches(u, &filter));
     ok(StatusCode::OK, list(items, &q))
 }
 
@@ -188,12 +184,7 @@ pub async fn list_groups(State(sim): State<Shared>, headers: HeaderMap, Query(q)
     }
     let filter = filter_of(&q);
     let o = org(&sim);
-    let items: Vec<Value> = o
-        .groups
-        .values()
-        .filter(|g| matches(g, &filter))
-        .cloned()
-        .collect();
+    let items = o.groups.values().filter(|g| matches(g, &filter));
     ok(StatusCode::OK, list(items, &q))
 }
 
@@ -295,7 +286,7 @@ pub async fn list_guests(State(sim): State<Shared>, headers: HeaderMap, Query(q)
         .iter()
         .map(|(id, a)| json!({"id": id, "userName": a, "meta": {"resourceType": "Guest"}}))
         .collect();
-    ok(StatusCode::OK, list(items, &q))
+    ok(StatusCode::OK, list(items.iter(), &q))
 }
 
 pub async fn merge_guest(
