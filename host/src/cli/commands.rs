@@ -204,7 +204,8 @@ async fn read(
     Ok(ExitCode::SUCCESS)
 }
 
-/// Reads both sides and plans; also hands back the started target and the state.
+/// Reads both sides at once and plans; also hands back the started target
+/// and the state.
 async fn make_plan(
     session: &Session,
     quiet: bool,
@@ -213,21 +214,30 @@ async fn make_plan(
     let p = &session.pipeline;
     let progress = render::Progress::new(quiet);
     let mut state = SqliteStore::open(&p.state_path)?;
-    let mut source = session.start(&p.source).await?;
-    let bar = progress.counter(&format!("reading {}", p.source));
-    let read = session::read_source(session, &mut source, &mut state, full, |n| bar.set(n)).await?;
-    let groups = if p.filters().any(|f| !f.member_of.is_empty()) {
-        session::read_groups(&mut source).await?
-    } else {
-        vec![]
+    let source_side = async {
+        let mut source = session.start(&p.source).await?;
+        let bar = progress.counter(&format!("reading {}", p.source));
+        let read =
+            session::read_source(session, &mut source, &mut state, full, |n| bar.set(n)).await?;
+        let groups = if p.filters().any(|f| !f.member_of.is_empty()) {
+            session::read_groups(&mut source).await?
+        } else {
+            vec![]
+        };
+        bar.finish();
+        Ok::<_, Failure>((read, groups))
     };
-    bar.finish();
-    drop(source);
-    let mut target = session.start(&p.target).await?;
-    let bar = progress.counter(&format!("reading {}", p.target));
-    let target_accounts = session::read_accounts(&mut target, |n| bar.set(n)).await?;
-    bar.finish();
-    let free_seats = target.seats().await?;
+    let target_side = async {
+        let mut target = session.start(&p.target).await?;
+        let bar = progress.counter(&format!("reading {}", p.target));
+        let accounts = session::read_accounts(&mut target, |n| bar.set(n)).await?;
+        bar.finish();
+        let free_seats = target.seats().await?;
+        Ok::<_, Failure>((target, accounts, free_seats))
+    };
+    let (source_side, target_side) = tokio::join!(source_side, target_side);
+    let (read, groups) = source_side?;
+    let (target, target_accounts, free_seats) = target_side?;
     let links = state.links()?;
     let input = PlanInput {
         pipeline: p,

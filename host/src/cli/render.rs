@@ -8,7 +8,7 @@ use crate::runtime::{LoadedComponent, Redactor};
 use crate::session::Session;
 use crate::state::{AccountError, RunRecord, StoredLink};
 use comfy_table::{ContentArrangement, Table, presets::UTF8_BORDERS_ONLY};
-use indicatif::{ProgressBar, ProgressStyle};
+use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 use serde_json::json;
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -37,9 +37,10 @@ fn table() -> Table {
     t
 }
 
-/// Progress on stderr, only when it is a terminal and output is for people.
+/// Progress on stderr, only when it is a terminal and output is for people;
+/// several bars (the source and the target read at once) share the lines.
 pub struct Progress {
-    on: bool,
+    multi: Option<MultiProgress>,
 }
 
 pub struct Bar(Option<ProgressBar>);
@@ -59,13 +60,14 @@ impl Bar {
 
 impl Progress {
     pub fn new(quiet: bool) -> Self {
+        let on = !quiet && std::io::stderr().is_terminal();
         Progress {
-            on: !quiet && std::io::stderr().is_terminal(),
+            multi: on.then(MultiProgress::new),
         }
     }
     pub fn counter(&self, what: &str) -> Bar {
-        Bar(self.on.then(|| {
-            let b = ProgressBar::new_spinner().with_message(what.to_string());
+        Bar(self.multi.as_ref().map(|m| {
+            let b = m.add(ProgressBar::new_spinner().with_message(what.to_string()));
             b.set_style(
                 ProgressStyle::with_template("{spinner} {msg}: {pos} accounts")
                     .unwrap_or_else(|_| ProgressStyle::default_spinner()),
@@ -75,8 +77,8 @@ impl Progress {
         }))
     }
     pub fn bar(&self, what: &str, len: usize) -> Bar {
-        Bar(self.on.then(|| {
-            let b = ProgressBar::new(len as u64).with_message(what.to_string());
+        Bar(self.multi.as_ref().map(|m| {
+            let b = m.add(ProgressBar::new(len as u64).with_message(what.to_string()));
             b.set_style(
                 ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len} ({eta})")
                     .unwrap_or_else(|_| ProgressStyle::default_bar()),
