@@ -369,6 +369,7 @@ fn throttling_is_waited_out_and_nothing_is_lost_or_doubled() {
             budget: 25,
             window_ms: 1000,
             retry_after: true,
+            headers: false,
         }),
         ..Faults::default()
     });
@@ -383,6 +384,7 @@ fn throttling_is_waited_out_and_nothing_is_lost_or_doubled() {
             budget: 40,
             window_ms: 500,
             retry_after: false,
+            headers: false,
         }),
         ..Faults::default()
     });

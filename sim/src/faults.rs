@@ -42,6 +42,10 @@ pub struct Throttle {
     /// Send `Retry-After` (whole seconds until the window ends) with the 429.
     #[serde(default = "yes")]
     pub retry_after: bool,
+    /// Send the RateLimit header fields (limit, remaining, reset) with every
+    /// answer, as Zivver does; Microsoft Graph does not.
+    #[serde(default)]
+    pub headers: bool,
 }
 
 fn yes() -> bool {
@@ -75,7 +79,8 @@ struct GateState {
 }
 
 enum Verdict {
-    Pass,
+    /// Through; with the budget left in this window when one is enforced.
+    Pass(Option<(u32, u32, u64)>),
     Throttle(Option<u64>, String),
     Fail(u16),
     Malformed,
@@ -125,6 +130,7 @@ impl FaultGate {
         let n = s.stats.requests;
         let f = s.faults.clone();
         let every = |k: Option<u64>| k.is_some_and(|k| k > 0 && n.is_multiple_of(k));
+        let mut budget = None;
         let verdict = if let Some(t) = &f.throttle {
             let window = Duration::from_millis(t.window_ms.max(1));
             if s.window_start.elapsed() >= window {
@@ -132,12 +138,15 @@ impl FaultGate {
                 s.window_count = 0;
             }
             s.window_count += 1;
+            let left = window.saturating_sub(s.window_start.elapsed());
+            let reset = left.as_millis().div_ceil(1000).max(1) as u64;
+            if t.headers {
+                budget = Some((t.budget, t.budget.saturating_sub(s.window_count), reset));
+            }
             if s.window_count > t.budget {
                 s.stats.throttled += 1;
-                let left = window.saturating_sub(s.window_start.elapsed());
-                let secs = left.as_millis().div_ceil(1000).max(1) as u64;
                 Some(Verdict::Throttle(
-                    t.retry_after.then_some(secs),
+                    t.retry_after.then_some(reset),
                     (self.throttle_body)(t),
                 ))
             } else {
@@ -157,7 +166,7 @@ impl FaultGate {
                 s.stats.dropped += 1;
                 Verdict::Drop
             } else {
-                Verdict::Pass
+                Verdict::Pass(budget)
             }
         });
         (verdict, f.latency_ms)
@@ -175,7 +184,17 @@ pub async fn inject(State(gate): State<Arc<FaultGate>>, request: Request, next: 
         tokio::time::sleep(Duration::from_millis(latency)).await;
     }
     match verdict {
-        Verdict::Pass => next.run(request).await,
+        Verdict::Pass(budget) => {
+            let mut r = next.run(request).await;
+            // The RateLimit header fields (draft-ietf-httpapi-ratelimit-headers).
+            if let Some((limit, remaining, reset)) = budget {
+                let h = r.headers_mut();
+                h.insert("ratelimit-limit", HeaderValue::from(limit));
+                h.insert("ratelimit-remaining", HeaderValue::from(remaining));
+                h.insert("ratelimit-reset", HeaderValue::from(reset));
+            }
+            r
+        }
         Verdict::Throttle(retry_after, body) => {
             let mut r = (StatusCode::TOO_MANY_REQUESTS, json_body(body)).into_response();
             if let Some(secs) = retry_after {

@@ -182,6 +182,7 @@ pub struct OutboundHttp {
     client: reqwest::Client,
     limiter: Option<DefaultDirectRateLimiter>,
     slots: Semaphore,
+    budget: super::budget::ServerBudget,
     redactor: Redactor,
     pub stats: HttpStats,
 }
@@ -205,6 +206,7 @@ impl OutboundHttp {
             client,
             limiter,
             slots,
+            budget: Default::default(),
             redactor,
             stats: HttpStats::default(),
         }
@@ -250,8 +252,15 @@ impl OutboundHttp {
             if let Some(limiter) = &self.limiter {
                 limiter.until_ready().await;
             }
+            self.budget.acquire().await;
             self.stats.requests.fetch_add(1, Ordering::Relaxed);
             let outcome = self.send_once(&method, &url, &request).await;
+            self.budget.observe(
+                outcome
+                    .as_ref()
+                    .ok()
+                    .map(|r| (r.status, r.headers.as_slice())),
+            );
             let wait = match &outcome {
                 Ok(r) if r.status == 429 || r.status == 503 => {
                     self.stats.throttled.fetch_add(1, Ordering::Relaxed);

@@ -3,6 +3,7 @@
 //! connector instance. Each host capability lives in its own module
 //! (`http`, `output`, `redact`, `store`) and is granted per connector.
 
+mod budget;
 pub mod cache;
 pub mod http;
 pub mod instance;

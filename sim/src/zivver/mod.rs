@@ -49,6 +49,7 @@ pub fn real_budget() -> Throttle {
         budget: 50,
         window_ms: 10_000,
         retry_after: true,
+        headers: true,
     }
 }
 
