@@ -440,6 +440,7 @@ fn vendor_errors_end_up_on_their_records() {
 fn throttled_writes_are_waited_out_with_nothing_lost_or_doubled() {
     // Without RateLimit header fields the 429s come, and are waited out;
     // with them (as Zivver sends) the host learns the budget and stays under it.
+    let mut throttled = vec![];
     for headers in [false, true] {
         let s = Scenario::start(|_| {}, |p| p);
         s.zivver.faults.set(Faults {
@@ -457,14 +458,11 @@ fn throttled_writes_are_waited_out_with_nothing_lost_or_doubled() {
             .json();
         assert_eq!(report["report"]["failed"], 0);
         let stats = s.zivver.faults.stats();
-        match headers {
-            false => assert!(stats.throttled > 0, "the budget was hit: {stats:?}"),
-            true => assert_eq!(stats.throttled, 0, "{stats:?}"),
-        }
         assert!(
             stats.requests > 15,
             "more than one window's worth: {stats:?}"
         );
+        throttled.push(stats.throttled);
         let state = s.state();
         for name in at(&["fancy.flip", "stef.mooij", "rain.drift", "bruno.broccoli"]) {
             assert_eq!(count_users(&state, &name), 1, "{name}");
@@ -473,6 +471,10 @@ fn throttled_writes_are_waited_out_with_nothing_lost_or_doubled() {
         let again = s.run(&["plan", "pipeline.toml", "--json"]).ok().json();
         assert_eq!(again["changes"], json!([]));
     }
+    // Without the header fields the budget is hit and waited out; with them
+    // it is learned: at most one 429, at a window's edge.
+    assert!(throttled[0] > 1, "{throttled:?}");
+    assert!(throttled[1] <= 1, "{throttled:?}");
 }
 
 #[test]

@@ -106,6 +106,28 @@ impl ScimClient {
         .map(|_| ())
     }
 
+    /// Several writes at once (the host bounds the concurrency): each
+    /// `(method, path, body)`, answered in order.
+    pub fn send_all(&self, writes: &[(&str, String, Value)]) -> Vec<Result<Value>> {
+        let requests: Vec<Request> = writes
+            .iter()
+            .map(|(method, path, body)| {
+                let bytes = serde_json::to_vec(body).unwrap_or_default();
+                self.http.request(method, path).body(bytes, CONTENT_TYPE)
+            })
+            .collect();
+        crate::http::send_all(&requests)
+            .into_iter()
+            .map(|answer| {
+                let r = answer?;
+                match r.is_success() {
+                    true => body_or_null(r),
+                    false => Err(error(&r)),
+                }
+            })
+            .collect()
+    }
+
     /// A POST to a vendor route under the same base (e.g. an action on a resource).
     pub fn post(&self, path: &str, body: &Value) -> Result<Value> {
         body_or_null(self.with_body("POST", path, body)?)

@@ -62,6 +62,8 @@ pub struct Stats {
     pub malformed: u64,
     /// Requests per route (ids replaced by `*`), throttled ones included.
     pub routes: BTreeMap<String, u64>,
+    /// Requests answered 429, per route.
+    pub throttled_routes: BTreeMap<String, u64>,
 }
 
 /// The fault state of one simulator.
@@ -126,7 +128,7 @@ impl FaultGate {
     fn judge(&self, route: String) -> (Verdict, u64) {
         let mut s = self.lock();
         s.stats.requests += 1;
-        *s.stats.routes.entry(route).or_default() += 1;
+        *s.stats.routes.entry(route.clone()).or_default() += 1;
         let n = s.stats.requests;
         let f = s.faults.clone();
         let every = |k: Option<u64>| k.is_some_and(|k| k > 0 && n.is_multiple_of(k));
@@ -145,6 +147,7 @@ impl FaultGate {
             }
             if s.window_count > t.budget {
                 s.stats.throttled += 1;
+                *s.stats.throttled_routes.entry(route).or_default() += 1;
                 Some(Verdict::Throttle(
                     t.retry_after.then_some(reset),
                     (self.throttle_body)(t),

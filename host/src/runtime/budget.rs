@@ -8,6 +8,9 @@
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+/// How often a request waiting for the first answer of a window looks again.
+const PROBE_WAIT: Duration = Duration::from_millis(2);
+
 #[derive(Default)]
 struct State {
     /// Requests the service will still take in this window; none: unknown.
@@ -16,6 +19,9 @@ struct State {
     reset_at: Option<Instant>,
     /// Sent and not answered yet: the service has not counted them in what it said.
     in_flight: u32,
+    /// The service tells its budget: while it is unknown (a new window),
+    /// one request goes first and the rest wait for its answer.
+    tells: bool,
 }
 
 #[derive(Default)]
@@ -35,44 +41,52 @@ impl ServerBudget {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Waits while the budget is spent, then takes one request from it.
-    pub async fn acquire(&self) {
+    /// Waits while the budget is spent, then takes one request from it; the
+    /// ticket is handed back with the answer (or dropped, if none comes).
+    pub async fn acquire(&self) -> Ticket<'_> {
         loop {
-            let wait = {
-                let mut s = self.lock();
-                let now = Instant::now();
-                match (s.remaining, s.reset_at) {
-                    (_, Some(at)) if at > now && s.remaining == Some(0) => Some(at - now),
-                    (Some(0), _) => {
-                        // The window is over: unknown again until an answer says.
-                        s.remaining = None;
-                        s.reset_at = None;
-                        None
-                    }
-                    _ => None,
-                }
-            };
-            match wait {
-                Some(d) => tokio::time::sleep(d).await,
-                None => {
-                    let mut s = self.lock();
-                    s.in_flight += 1;
-                    if let Some(r) = s.remaining.as_mut() {
-                        *r = r.saturating_sub(1);
-                    }
-                    return;
-                }
+            match self.try_take() {
+                Some(wait) => tokio::time::sleep(wait).await,
+                None => return Ticket(Some(self)),
             }
         }
     }
 
-    /// Learns from an answer (or from a request that got none).
-    pub fn observe(&self, answer: Option<(u16, &[(String, String)])>) {
+    /// Takes a request from the budget, or says how long to wait first;
+    /// decided under one lock, so two requests never take the same place.
+    fn try_take(&self) -> Option<Duration> {
+        let mut s = self.lock();
+        let now = Instant::now();
+        let wait = match (s.remaining, s.reset_at) {
+            (Some(0), Some(at)) if at > now => Some(at - now),
+            (Some(0), _) => {
+                // The window is over: unknown again until an answer says.
+                s.remaining = None;
+                s.reset_at = None;
+                (s.in_flight > 0).then_some(PROBE_WAIT)
+            }
+            (None, _) if s.tells && s.in_flight > 0 => Some(PROBE_WAIT),
+            _ => None,
+        };
+        if wait.is_none() {
+            s.in_flight += 1;
+            if let Some(r) = s.remaining.as_mut() {
+                *r -= 1;
+            }
+        }
+        wait
+    }
+
+    fn landed(&self) {
         let mut s = self.lock();
         s.in_flight = s.in_flight.saturating_sub(1);
-        let Some((status, headers)) = answer else {
-            return;
-        };
+    }
+
+    /// Learns from the answer to a request sent with `ticket`.
+    pub fn observe(&self, mut ticket: Ticket<'_>, status: u16, headers: &[(String, String)]) {
+        ticket.0 = None;
+        let mut s = self.lock();
+        s.in_flight = s.in_flight.saturating_sub(1);
         let now = Instant::now();
         let secs = |name| {
             header(headers, name)
@@ -91,9 +105,21 @@ impl ServerBudget {
         else {
             return;
         };
+        s.tells = true;
         // What the service said does not count the requests still under way.
         s.remaining = Some(remaining.saturating_sub(s.in_flight));
         s.reset_at = secs("ratelimit-reset").map(|d| now + d);
+    }
+}
+
+/// One request under way; dropping it without an answer gives its place back.
+pub struct Ticket<'a>(Option<&'a ServerBudget>);
+
+impl Drop for Ticket<'_> {
+    fn drop(&mut self) {
+        if let Some(b) = self.0.take() {
+            b.landed();
+        }
     }
 }
 
@@ -111,47 +137,70 @@ mod tests {
     #[tokio::test]
     async fn a_spent_budget_holds_every_request_until_the_window_resets() {
         let b = ServerBudget::default();
-        b.acquire().await;
-        b.observe(Some((
+        let t = b.acquire().await;
+        b.observe(
+            t,
             200,
             &h(&[("RateLimit-Remaining", "0"), ("RateLimit-Reset", "1")]),
-        )));
+        );
         let before = Instant::now();
-        b.acquire().await;
+        let t = b.acquire().await;
         assert!(before.elapsed() >= Duration::from_secs(1));
         // The window is over: requests flow again.
+        b.observe(t, 200, &h(&[]));
         let before = Instant::now();
-        b.observe(Some((200, &h(&[]))));
-        b.acquire().await;
+        let _t = b.acquire().await;
         assert!(before.elapsed() < Duration::from_millis(500));
     }
 
     #[tokio::test]
     async fn a_429_pauses_everyone_for_its_retry_after() {
         let b = ServerBudget::default();
-        b.acquire().await;
-        b.observe(Some((429, &h(&[("Retry-After", "1")]))));
+        let t = b.acquire().await;
+        b.observe(t, 429, &h(&[("Retry-After", "1")]));
         let before = Instant::now();
-        b.acquire().await;
+        let _t = b.acquire().await;
         assert!(before.elapsed() >= Duration::from_secs(1));
     }
 
     #[tokio::test]
     async fn requests_under_way_are_counted_against_what_the_service_said() {
         let b = ServerBudget::default();
-        for _ in 0..3 {
-            b.acquire().await;
-        }
+        let (t1, t2, t3) = (b.acquire().await, b.acquire().await, b.acquire().await);
         // Answer to the first: 2 left, but two more are already under way.
-        b.observe(Some((
+        b.observe(
+            t1,
             200,
             &h(&[("RateLimit-Remaining", "2"), ("RateLimit-Reset", "1")]),
-        )));
+        );
+        drop((t2, t3));
         let before = Instant::now();
-        b.acquire().await;
+        let _t = b.acquire().await;
         assert!(
             before.elapsed() >= Duration::from_secs(1),
             "no budget left for a fourth"
         );
+    }
+
+    #[tokio::test]
+    async fn in_a_new_window_one_request_goes_first() {
+        let b = ServerBudget::default();
+        let t = b.acquire().await;
+        b.observe(
+            t,
+            200,
+            &h(&[("RateLimit-Remaining", "5"), ("RateLimit-Reset", "1")]),
+        );
+        let first = b.acquire().await;
+        // Budget known: a second goes at once.
+        let second = b.acquire().await;
+        drop((first, second));
+        {
+            let mut s = b.lock();
+            s.remaining = None;
+            s.in_flight = 1;
+        }
+        let waiting = tokio::time::timeout(Duration::from_millis(50), b.acquire()).await;
+        assert!(waiting.is_err(), "waits for the first answer of the window");
     }
 }

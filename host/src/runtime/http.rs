@@ -252,15 +252,12 @@ impl OutboundHttp {
             if let Some(limiter) = &self.limiter {
                 limiter.until_ready().await;
             }
-            self.budget.acquire().await;
+            let ticket = self.budget.acquire().await;
             self.stats.requests.fetch_add(1, Ordering::Relaxed);
             let outcome = self.send_once(&method, &url, &request).await;
-            self.budget.observe(
-                outcome
-                    .as_ref()
-                    .ok()
-                    .map(|r| (r.status, r.headers.as_slice())),
-            );
+            if let Ok(r) = &outcome {
+                self.budget.observe(ticket, r.status, &r.headers);
+            }
             let wait = match &outcome {
                 Ok(r) if r.status == 429 || r.status == 503 => {
                     self.stats.throttled.fetch_add(1, Ordering::Relaxed);

@@ -132,6 +132,54 @@ impl Connector for Zivver {
         })
     }
 
+    /// People's creates and updates in a batch go out at once; the rest, and
+    /// any write that needs a guest merged first, one by one in order.
+    fn apply(&mut self, changes: Vec<Change>) -> Vec<ChangeResult> {
+        if let Err(e) = self.ensure_loaded() {
+            return changes
+                .into_iter()
+                .map(|c| ChangeResult {
+                    change_id: c.id,
+                    outcome: Err(e.clone()),
+                })
+                .collect();
+        }
+        let mut outcomes: Vec<Option<Result<Applied>>> = changes.iter().map(|_| None).collect();
+        let writes: Vec<(usize, &'static str, String, Value, &Account)> = changes
+            .iter()
+            .enumerate()
+            .filter_map(|(i, c)| self.person_write(&c.op).map(|(m, p, b, a)| (i, m, p, b, a)))
+            .collect();
+        let ops: Vec<(&str, String, Value)> = writes
+            .iter()
+            .map(|(_, m, p, b, _)| (*m, p.clone(), b.clone()))
+            .collect();
+        let answers = self.scim.send_all(&ops);
+        for ((i, _, _, _, account), answer) in writes.iter().zip(answers) {
+            outcomes[*i] = match answer.map_err(classify) {
+                Ok(stored) => {
+                    let id = match stored["id"].as_str() {
+                        Some(_) => self.remember_user(&stored, account),
+                        None => change_target(&changes[*i].op).unwrap_or_default(),
+                    };
+                    Some(Ok(Applied { id: Some(id) }))
+                }
+                // Merged and written again on the one-by-one path.
+                Err(e) if self.merge_guests && blocking_guest(&e).is_some() => None,
+                Err(e) => Some(Err(with_remedy(e))),
+            };
+        }
+        changes
+            .into_iter()
+            .zip(outcomes)
+            .map(|(change, outcome)| {
+                let change_id = change.id.clone();
+                let outcome = outcome.unwrap_or_else(|| self.apply_change(change));
+                ChangeResult { change_id, outcome }
+            })
+            .collect()
+    }
+
     fn apply_change(&mut self, change: Change) -> Result<Applied> {
         self.ensure_loaded()?;
         let id = match change.op {
@@ -193,7 +241,49 @@ fn with_remedy(e: Error) -> Error {
     }
 }
 
+/// The target id a change names, if any.
+fn change_target(op: &Operation) -> Option<String> {
+    match op {
+        Operation::Update(u) => Some(u.id.clone()),
+        Operation::Disable(id) | Operation::Delete(id) => Some(id.clone()),
+        _ => None,
+    }
+}
+
 impl Zivver {
+    /// The one request a person's create or update is, when it needs nothing
+    /// looked up first: (method, path, body, account).
+    fn person_write<'c>(
+        &self,
+        op: &'c Operation,
+    ) -> Option<(&'static str, String, Value, &'c Account)> {
+        match op {
+            Operation::Create(a) if a.kind == AccountKind::Person => {
+                let aliases = self.in_domains(&a.email, "alias", &a.aliases);
+                let delegates = self.in_domains(&a.email, "delegate", &a.delegates);
+                Some((
+                    "POST",
+                    "Users".into(),
+                    user_body(None, a, &aliases, &delegates),
+                    a,
+                ))
+            }
+            Operation::Update(u) if u.account.kind == AccountKind::Person => {
+                let base = self.users.get(&u.id)?;
+                let a = &u.account;
+                let aliases = self.in_domains(&a.email, "alias", &a.aliases);
+                let delegates = self.in_domains(&a.email, "delegate", &a.delegates);
+                Some((
+                    "PUT",
+                    format!("Users/{}", u.id),
+                    user_body(Some(base), a, &aliases, &delegates),
+                    a,
+                ))
+            }
+            _ => None,
+        }
+    }
+
     fn load(&mut self) -> Result<()> {
         let users = self
             .scim
