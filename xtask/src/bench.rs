@@ -55,6 +55,10 @@ impl Pair {
 
 /// The benchmark pipeline: generated Exchange tenant into a generated Zivver organisation.
 fn pipeline(pair: &Pair) -> String {
+    pipeline_with(pair, "")
+}
+
+fn pipeline_with(pair: &Pair, zivver_limits: &str) -> String {
     format!(
         r#"name = "bench"
 source = "exchange"
@@ -77,6 +81,7 @@ allowed_hosts = ["{z}"]
 [connectors.zivver.config]
 base_url = "{z}/api/scim/v2/"
 api_key = "${{env:ZIVVER_API_KEY}}"
+{zivver_limits}
 
 [[stages]]
 type = "filter"
@@ -95,6 +100,64 @@ type = "sync"
         m = pair.m365,
         z = pair.zivver
     )
+}
+
+/// A simulator's `/_sim/stats`, over a plain HTTP/1.0 GET.
+fn sim_stats(base: &str) -> Result<serde_json::Value> {
+    use std::io::{Read, Write};
+    let addr = base.trim_start_matches("http://");
+    let mut conn = std::net::TcpStream::connect(addr)?;
+    write!(conn, "GET /_sim/stats HTTP/1.0\r\nHost: {addr}\r\n\r\n")?;
+    let mut answer = String::new();
+    conn.read_to_string(&mut answer)?;
+    let body = answer
+        .split("\r\n\r\n")
+        .nth(1)
+        .context("no body in /_sim/stats")?;
+    Ok(serde_json::from_str(body)?)
+}
+
+/// Creates into a throttled Zivver with 20 ms per request: throughput against
+/// the budget's bound, and the share of requests answered 429.
+pub fn apply(root: &Path, b: &Binaries) -> Result<()> {
+    println!(
+        "| mailboxes | budget | Zivver requests | answered 429 | wall (s) | throughput / bound |"
+    );
+    println!("|---:|---|---:|---:|---:|---:|");
+    for (mailboxes, budget, window_ms) in [(300usize, 50u32, 10_000u64), (5_000, 500, 1_000)] {
+        let faults = format!(
+            r#"{{"latency_ms": 20, "throttle": {{"budget": {budget}, "window_ms": {window_ms}, "retry_after": true, "headers": true}}}}"#
+        );
+        let pair = Pair::start(
+            &b.sim,
+            mailboxes,
+            &["--in-sync", "0", "--zivver-faults", &faults],
+        )?;
+        let work = work_dir(root, &format!("apply-{mailboxes}"))?;
+        std::fs::write(
+            work.join("pipeline.toml"),
+            pipeline_with(&pair, "\n[connectors.zivver.limits]\nconcurrency = 16\n"),
+        )?;
+        measure(b, &work, &["check", "pipeline.toml"])?;
+        let m = measure(b, &work, &["apply", "pipeline.toml", "--yes", "--json"])?;
+        let stats = sim_stats(&pair.zivver)?;
+        let requests = stats["requests"].as_u64().unwrap_or(0);
+        let throttled = stats["throttled"].as_u64().unwrap_or(0);
+        let secs = m.wall.as_secs_f64();
+        // The fastest the budget allows: whole windows before the last request.
+        let bound =
+            ((requests.saturating_sub(1)) / budget as u64) as f64 * window_ms as f64 / 1000.0;
+        println!(
+            "| {mailboxes} | {budget} per {} s | {requests} | {throttled} ({:.2} %) | {secs:.1} | {:.0} % |",
+            window_ms / 1000,
+            100.0 * throttled as f64 / requests.max(1) as f64,
+            100.0 * bound.max(f64::EPSILON) / secs,
+        );
+        if !m.ok {
+            println!("(the apply reported failures: see {})", work.display());
+        }
+    }
+    Ok(())
 }
 
 pub struct Measured {

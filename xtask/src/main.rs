@@ -6,7 +6,8 @@
 //! - `cargo xtask test`: builds the components, then runs every test.
 //!
 //! Also `cargo xtask plugins` (build the components into `target/plugins/`)
-//! and `cargo xtask bench plan [1000,10000,100000]` (whole-run benchmarks, release).
+//! and `cargo xtask bench plan [1000,10000,100000] | apply` (whole-run
+//! benchmarks, release).
 
 mod bench;
 
@@ -309,6 +310,7 @@ fn bench_task(root: &Path, args: Vec<String>) -> Result<()> {
             };
             bench::plan(root, &b, &sizes)
         }
-        _ => bail!("usage: cargo xtask bench plan [SIZES]"),
+        Some("apply") => bench::apply(root, &b),
+        _ => bail!("usage: cargo xtask bench plan [SIZES] | apply"),
     }
 }

@@ -106,9 +106,18 @@ impl ServerBudget {
             return;
         };
         s.tells = true;
-        // What the service said does not count the requests still under way.
-        s.remaining = Some(remaining.saturating_sub(s.in_flight));
-        s.reset_at = secs("ratelimit-reset").map(|d| now + d);
+        // What the service said does not count the requests still under way;
+        // and answers overtake each other, so within a window an answer may
+        // only lower the estimate (the window ends by `reset_at` at the latest).
+        let said = remaining.saturating_sub(s.in_flight);
+        let window_open = s.reset_at.is_some_and(|at| at > now);
+        match (s.remaining, window_open) {
+            (Some(known), true) => s.remaining = Some(known.min(said)),
+            _ => {
+                s.remaining = Some(said);
+                s.reset_at = secs("ratelimit-reset").map(|d| now + d);
+            }
+        }
     }
 }
 
@@ -179,6 +188,29 @@ mod tests {
         assert!(
             before.elapsed() >= Duration::from_secs(1),
             "no budget left for a fourth"
+        );
+    }
+
+    #[tokio::test]
+    async fn an_answer_that_was_overtaken_does_not_raise_the_estimate() {
+        let b = ServerBudget::default();
+        let (t1, t2) = (b.acquire().await, b.acquire().await);
+        // The second request's answer (none left) comes before the first's (1 left).
+        b.observe(
+            t2,
+            200,
+            &h(&[("RateLimit-Remaining", "0"), ("RateLimit-Reset", "1")]),
+        );
+        b.observe(
+            t1,
+            200,
+            &h(&[("RateLimit-Remaining", "1"), ("RateLimit-Reset", "1")]),
+        );
+        let before = Instant::now();
+        let _t3 = b.acquire().await;
+        assert!(
+            before.elapsed() >= Duration::from_millis(900),
+            "none left, not one"
         );
     }
 

@@ -132,8 +132,9 @@ impl Connector for Zivver {
         })
     }
 
-    /// People's creates and updates in a batch go out at once; the rest, and
-    /// any write that needs a guest merged first, one by one in order.
+    /// A batch's writes of people go out at once, then those of functional
+    /// accounts (whose members the people are); the rest, and any write that
+    /// needs a guest merged first, one by one in order.
     fn apply(&mut self, changes: Vec<Change>) -> Vec<ChangeResult> {
         if let Err(e) = self.ensure_loaded() {
             return changes
@@ -145,30 +146,21 @@ impl Connector for Zivver {
                 .collect();
         }
         let mut outcomes: Vec<Option<Result<Applied>>> = changes.iter().map(|_| None).collect();
-        let writes: Vec<(usize, &'static str, String, Value, &Account)> = changes
+        let people: Vec<(usize, Write)> = changes
             .iter()
             .enumerate()
-            .filter_map(|(i, c)| self.person_write(&c.op).map(|(m, p, b, a)| (i, m, p, b, a)))
+            .filter_map(|(i, c)| self.person_write(&c.op).map(|w| (i, w)))
             .collect();
-        let ops: Vec<(&str, String, Value)> = writes
-            .iter()
-            .map(|(_, m, p, b, _)| (*m, p.clone(), b.clone()))
-            .collect();
-        let answers = self.scim.send_all(&ops);
-        for ((i, _, _, _, account), answer) in writes.iter().zip(answers) {
-            outcomes[*i] = match answer.map_err(classify) {
-                Ok(stored) => {
-                    let id = match stored["id"].as_str() {
-                        Some(_) => self.remember_user(&stored, account),
-                        None => change_target(&changes[*i].op).unwrap_or_default(),
-                    };
-                    Some(Ok(Applied { id: Some(id) }))
-                }
-                // Merged and written again on the one-by-one path.
-                Err(e) if self.merge_guests && blocking_guest(&e).is_some() => None,
-                Err(e) => Some(Err(with_remedy(e))),
-            };
+        self.send_wave(&changes, people, &mut outcomes);
+        let mut groups = Vec::new();
+        for (i, c) in changes.iter().enumerate() {
+            match self.group_write(&c.op) {
+                Ok(Some(w)) => groups.push((i, w)),
+                Ok(None) => {}
+                Err(e) => outcomes[i] = Some(Err(e)),
+            }
         }
+        self.send_wave(&changes, groups, &mut outcomes);
         changes
             .into_iter()
             .zip(outcomes)
@@ -241,6 +233,15 @@ fn with_remedy(e: Error) -> Error {
     }
 }
 
+/// One write of a concurrent wave.
+struct Write {
+    method: &'static str,
+    path: String,
+    body: Value,
+    account: Account,
+    group: bool,
+}
+
 /// The target id a change names, if any.
 fn change_target(op: &Operation) -> Option<String> {
     match op {
@@ -252,35 +253,98 @@ fn change_target(op: &Operation) -> Option<String> {
 
 impl Zivver {
     /// The one request a person's create or update is, when it needs nothing
-    /// looked up first: (method, path, body, account).
-    fn person_write<'c>(
-        &self,
-        op: &'c Operation,
-    ) -> Option<(&'static str, String, Value, &'c Account)> {
-        match op {
+    /// looked up first.
+    fn person_write(&self, op: &Operation) -> Option<Write> {
+        let (method, path, base, a) = match op {
             Operation::Create(a) if a.kind == AccountKind::Person => {
-                let aliases = self.in_domains(&a.email, "alias", &a.aliases);
-                let delegates = self.in_domains(&a.email, "delegate", &a.delegates);
-                Some((
-                    "POST",
-                    "Users".into(),
-                    user_body(None, a, &aliases, &delegates),
-                    a,
-                ))
+                ("POST", "Users".to_string(), None, a)
             }
-            Operation::Update(u) if u.account.kind == AccountKind::Person => {
-                let base = self.users.get(&u.id)?;
-                let a = &u.account;
-                let aliases = self.in_domains(&a.email, "alias", &a.aliases);
-                let delegates = self.in_domains(&a.email, "delegate", &a.delegates);
-                Some((
-                    "PUT",
-                    format!("Users/{}", u.id),
-                    user_body(Some(base), a, &aliases, &delegates),
-                    a,
-                ))
+            Operation::Update(u) if u.account.kind == AccountKind::Person => (
+                "PUT",
+                format!("Users/{}", u.id),
+                Some(self.users.get(&u.id)?),
+                &u.account,
+            ),
+            _ => return None,
+        };
+        let aliases = self.in_domains(&a.email, "alias", &a.aliases);
+        let delegates = self.in_domains(&a.email, "delegate", &a.delegates);
+        Some(Write {
+            method,
+            path,
+            body: user_body(base, a, &aliases, &delegates),
+            account: a.clone(),
+            group: false,
+        })
+    }
+
+    /// The one request a functional account's create or update is, unless it
+    /// must also be emptied (a PUT cannot do that).
+    fn group_write(&mut self, op: &Operation) -> Result<Option<Write>> {
+        let (method, path, base, a) = match op {
+            Operation::Create(a) if a.kind == AccountKind::Functional => {
+                ("POST", "Groups".to_string(), None, a)
             }
-            _ => None,
+            Operation::Update(u) if u.account.kind == AccountKind::Functional => {
+                match self.groups.get(&u.id) {
+                    Some(g) => (
+                        "PUT",
+                        format!("Groups/{}", u.id),
+                        Some(g.clone()),
+                        &u.account,
+                    ),
+                    None => return Ok(None),
+                }
+            }
+            _ => return Ok(None),
+        };
+        let members = self.member_ids(a)?;
+        let had_members = base
+            .as_ref()
+            .is_some_and(|g| g["members"].as_array().is_some_and(|m| !m.is_empty()));
+        if members.is_empty() && had_members {
+            return Ok(None);
+        }
+        let aliases = self.in_domains(&a.email, "alias", &a.aliases);
+        Ok(Some(Write {
+            method,
+            path,
+            body: group_body(base.as_ref(), a, &aliases, &members),
+            account: a.clone(),
+            group: true,
+        }))
+    }
+
+    /// Sends `writes` at once and records each outcome; a write blocked by a
+    /// guest is left for the one-by-one path, which merges and writes again.
+    fn send_wave(
+        &mut self,
+        changes: &[Change],
+        writes: Vec<(usize, Write)>,
+        outcomes: &mut [Option<Result<Applied>>],
+    ) {
+        let ops: Vec<(&str, String, Value)> = writes
+            .iter()
+            .map(|(_, w)| (w.method, w.path.clone(), w.body.clone()))
+            .collect();
+        let answers = self.scim.send_all(&ops);
+        for ((i, w), answer) in writes.into_iter().zip(answers) {
+            outcomes[i] = match answer.map_err(classify) {
+                Ok(stored) => {
+                    let id = match stored["id"].as_str() {
+                        Some(id) if w.group => {
+                            let id = id.to_string();
+                            self.groups.insert(id.clone(), stored);
+                            id
+                        }
+                        Some(_) => self.remember_user(&stored, &w.account),
+                        None => change_target(&changes[i].op).unwrap_or_default(),
+                    };
+                    Some(Ok(Applied { id: Some(id) }))
+                }
+                Err(e) if self.merge_guests && blocking_guest(&e).is_some() => None,
+                Err(e) => Some(Err(with_remedy(e))),
+            };
         }
     }
 

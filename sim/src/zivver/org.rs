@@ -411,13 +411,15 @@ impl Org {
         Ok(())
     }
 
-    /// Merges a guest into a user: the guest disappears, its address is free
-    /// for the user to take as an alias.
+    /// Merges a guest into a user or a functional account: the guest
+    /// disappears, its address is free for the account to take as an alias.
     pub fn merge_guest(&mut self, guest: &str, into: &str) -> Result<(), Refusal> {
         if !self.guests.contains_key(guest) {
             return Err(refuse(400, format!("Unknown account with uuid {guest}")));
         }
-        self.user(into)?;
+        if !self.groups.contains_key(into) {
+            self.user(into)?;
+        }
         self.unindex(&Owner::Guest(guest.to_string()));
         self.guests.remove(guest);
         Ok(())
