@@ -58,33 +58,20 @@ async fn change_users(State(sim): State<Shared>, Json(body): Json<Value>) -> Res
 
 /// Mailboxes keyed by primary address (the fixture's shape) or a `value` list.
 async fn change_mailboxes(State(sim): State<Shared>, Json(body): Json<Value>) -> Response {
-    let mailboxes: Vec<Value> = match &body {
-        Value::Object(o) if o.contains_key("value") => {
-            body["value"].as_array().cloned().unwrap_or_default()
-        }
-        Value::Object(o) => o.values().cloned().collect(),
-        _ => return bad("expected mailboxes keyed by address".into()),
-    };
     let mut t = sim.tenant.write().unwrap_or_else(|p| p.into_inner());
-    for m in mailboxes {
-        if let Err(e) = t.upsert_mailbox(m) {
-            return bad(e);
-        }
+    match t.apply_mailboxes(&body) {
+        Ok(_) => StatusCode::NO_CONTENT.into_response(),
+        Err(e) => bad(e),
     }
-    StatusCode::NO_CONTENT.into_response()
 }
 
 /// Permission lists keyed by mailbox (the fixture's shape).
 async fn change_permissions(State(sim): State<Shared>, Json(body): Json<Value>) -> Response {
-    let Some(map) = body.as_object() else {
-        return bad("expected permissions keyed by mailbox".into());
-    };
     let mut t = sim.tenant.write().unwrap_or_else(|p| p.into_inner());
-    for (mailbox, entries) in map {
-        let list = entries["value"].as_array().cloned().unwrap_or_default();
-        t.set_permissions(mailbox, list);
+    match t.apply_permissions(&body) {
+        Ok(_) => StatusCode::NO_CONTENT.into_response(),
+        Err(e) => bad(e),
     }
-    StatusCode::NO_CONTENT.into_response()
 }
 
 async fn expire_delta(State(sim): State<Shared>) -> StatusCode {

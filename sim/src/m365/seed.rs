@@ -15,7 +15,7 @@
 //! mailbox without a Graph user gets one derived from it.
 
 use super::tenant::{App, Tenant};
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use serde::Deserialize;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
@@ -64,25 +64,14 @@ pub fn load(manifest: &Path) -> Result<Tenant> {
             .with_context(|| file.display().to_string())?;
     }
     for file in &m.mailboxes {
-        let v = read_json(dir, file)?;
-        let Some(map) = v.as_object() else {
-            bail!("{}: expected mailboxes keyed by address", file.display());
-        };
-        for mailbox in map.values() {
-            t.upsert_mailbox(mailbox.clone())
-                .map_err(anyhow::Error::msg)
-                .with_context(|| file.display().to_string())?;
-        }
+        t.apply_mailboxes(&read_json(dir, file)?)
+            .map_err(anyhow::Error::msg)
+            .with_context(|| file.display().to_string())?;
     }
     for file in &m.permissions {
-        let v = read_json(dir, file)?;
-        let Some(map) = v.as_object() else {
-            bail!("{}: expected permissions keyed by mailbox", file.display());
-        };
-        for (mailbox, entries) in map {
-            let list = entries["value"].as_array().cloned().unwrap_or_default();
-            t.set_permissions(mailbox, list);
-        }
+        t.apply_permissions(&read_json(dir, file)?)
+            .map_err(anyhow::Error::msg)
+            .with_context(|| file.display().to_string())?;
     }
     let mut members = serde_json::Map::new();
     for file in &m.members {

@@ -153,6 +153,33 @@ impl Tenant {
         Ok(items.len())
     }
 
+    /// Mailboxes keyed by primary address (the fixture's shape) or a `value` list.
+    pub fn apply_mailboxes(&mut self, body: &Value) -> Result<usize, String> {
+        let mailboxes: Vec<&Value> = match body {
+            Value::Object(o) if o.contains_key("value") => {
+                body["value"].as_array().into_iter().flatten().collect()
+            }
+            Value::Object(o) => o.values().collect(),
+            _ => return Err("expected mailboxes keyed by address".into()),
+        };
+        for m in &mailboxes {
+            self.upsert_mailbox((*m).clone())?;
+        }
+        Ok(mailboxes.len())
+    }
+
+    /// Permission lists keyed by mailbox (the fixture's shape).
+    pub fn apply_permissions(&mut self, body: &Value) -> Result<usize, String> {
+        let map = body
+            .as_object()
+            .ok_or("expected permissions keyed by mailbox")?;
+        for (mailbox, entries) in map {
+            let list = entries["value"].as_array().cloned().unwrap_or_default();
+            self.set_permissions(mailbox, list);
+        }
+        Ok(map.len())
+    }
+
     /// Every delta token issued so far answers 410 from now on.
     pub fn expire_delta_tokens(&mut self) {
         self.epoch += 1;
