@@ -405,7 +405,7 @@ fn confirm(plan: &Plan, target: &str) -> Result<bool, Failure> {
 }
 
 fn status(path: &Path, json: bool) -> Result<ExitCode, Failure> {
-    let pipeline = Pipeline::load(path)?;
+    let pipeline = Pipeline::load_unresolved(path)?;
     if !pipeline.state_path.exists() {
         return Err(Failure::Input(format!(
             "no state yet at {}: run `roster apply` first",

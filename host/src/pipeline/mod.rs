@@ -84,6 +84,20 @@ impl Pipeline {
         parse(path, &text)
     }
 
+    /// The pipeline without resolving `${env:…}` / `${file:…}`: for commands
+    /// that only read the state (`status`), so they need no secrets at hand.
+    pub fn load_unresolved(path: &Path) -> Result<Pipeline, Diagnostics> {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            Diagnostics(vec![Diagnostic::at(
+                path,
+                "",
+                None,
+                format!("cannot read pipeline file: {e}"),
+            )])
+        })?;
+        parse_with(path, &text, false)
+    }
+
     /// A diagnostic at a location in this pipeline file.
     pub fn diagnostic(&self, at: Location, message: impl Into<String>) -> Diagnostic {
         Diagnostic::at(&self.path, &self.text, Some(at.start..at.start), message)
@@ -137,6 +151,8 @@ struct Ctx<'a> {
     path: &'a Path,
     text: &'a str,
     errors: Vec<Diagnostic>,
+    /// Resolve `${env:…}` and `${file:…}` (not for commands that need no secrets).
+    resolve_secrets: bool,
 }
 
 impl Ctx<'_> {
@@ -155,10 +171,15 @@ impl Ctx<'_> {
 }
 
 pub fn parse(path: &Path, text: &str) -> Result<Pipeline, Diagnostics> {
+    parse_with(path, text, true)
+}
+
+fn parse_with(path: &Path, text: &str, resolve_secrets: bool) -> Result<Pipeline, Diagnostics> {
     let mut cx = Ctx {
         path,
         text,
         errors: vec![],
+        resolve_secrets,
     };
     let root = DeTable::parse(text).map_err(|e| {
         Diagnostics(vec![Diagnostic::at(
@@ -386,7 +407,14 @@ fn connector_spec(
                 continue;
             }
         };
-        match secrets::resolve(&text, dir) {
+        let resolved = match cx.resolve_secrets {
+            true => secrets::resolve(&text, dir),
+            false => Ok(secrets::Resolved {
+                from_reference: text.contains("${"),
+                value: String::new(),
+            }),
+        };
+        match resolved {
             Ok(value) => config.push(ConfigValue {
                 key,
                 value,
