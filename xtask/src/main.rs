@@ -6,7 +6,7 @@
 //! - `cargo xtask test`: builds the components, then runs every test.
 //!
 //! Also `cargo xtask plugins` (build the components into `target/plugins/`)
-//! and `cargo xtask bench plan [1000,10000,100000] | apply` (whole-run
+//! and `cargo xtask bench plan [1000,10000,100000] | apply | incremental` (whole-run
 //! benchmarks, release).
 
 mod bench;
@@ -311,6 +311,7 @@ fn bench_task(root: &Path, args: Vec<String>) -> Result<()> {
             bench::plan(root, &b, &sizes)
         }
         Some("apply") => bench::apply(root, &b),
-        _ => bail!("usage: cargo xtask bench plan [SIZES] | apply"),
+        Some("incremental") => bench::incremental(root, &b, 100_000),
+        _ => bail!("usage: cargo xtask bench plan [SIZES] | apply | incremental"),
     }
 }

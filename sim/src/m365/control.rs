@@ -22,6 +22,7 @@ pub fn routes() -> Router<Shared> {
         .route("/_sim/m365/permissions", post(change_permissions))
         .route("/_sim/m365/expire-delta", post(expire_delta))
         .route("/_sim/m365/summary", get(summary))
+        .route("/_sim/m365/touch", post(touch))
 }
 
 fn bad(message: String) -> Response {
@@ -80,6 +81,17 @@ async fn expire_delta(State(sim): State<Shared>) -> StatusCode {
         .unwrap_or_else(|p| p.into_inner())
         .expire_delta_tokens();
     StatusCode::NO_CONTENT
+}
+
+/// `{"every": N}`: renames every N-th member user.
+async fn touch(State(sim): State<Shared>, Json(body): Json<Value>) -> Json<Value> {
+    let every = body["every"].as_u64().unwrap_or(100) as usize;
+    let changed = sim
+        .tenant
+        .write()
+        .unwrap_or_else(|p| p.into_inner())
+        .touch(every);
+    Json(json!({ "changed": changed }))
 }
 
 async fn summary(State(sim): State<Shared>) -> Json<Value> {

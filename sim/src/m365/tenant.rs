@@ -180,6 +180,31 @@ impl Tenant {
         Ok(map.len())
     }
 
+    /// Renames every `step`-th member user (display name), as a change for
+    /// delta rounds to find; returns how many changed.
+    pub fn touch(&mut self, step: usize) -> usize {
+        let ids: Vec<String> = self
+            .users
+            .iter()
+            .filter(|(_, u)| u.props.get("userType").and_then(Value::as_str) != Some("Guest"))
+            .map(|(id, _)| id.clone())
+            .step_by(step.max(1))
+            .collect();
+        for id in &ids {
+            let name = self.users[id]
+                .props
+                .get("displayName")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_string();
+            let mut change = Map::new();
+            change.insert("id".into(), id.clone().into());
+            change.insert("displayName".into(), format!("{name} (renamed)").into());
+            let _ = self.upsert_user(change);
+        }
+        ids.len()
+    }
+
     /// Every delta token issued so far answers 410 from now on.
     pub fn expire_delta_tokens(&mut self) {
         self.epoch += 1;
