@@ -55,7 +55,9 @@ impl Pair {
 
 /// The benchmark pipeline: generated Exchange tenant into a generated Zivver organisation.
 fn pipeline(pair: &Pair) -> String {
-    pipeline_with(pair, "")
+    // 100,000 Zivver users with their full resources (kept for full PUTs)
+    // need more than the default 256 MiB.
+    pipeline_with(pair, "\n[connectors.zivver.limits]\nmemory_mb = 1024\n")
 }
 
 fn pipeline_with(pair: &Pair, zivver_limits: &str) -> String {
@@ -206,7 +208,10 @@ pub fn apply(root: &Path, b: &Binaries) -> Result<()> {
         let work = work_dir(root, &format!("apply-{mailboxes}"))?;
         std::fs::write(
             work.join("pipeline.toml"),
-            pipeline_with(&pair, "\n[connectors.zivver.limits]\nconcurrency = 16\n"),
+            pipeline_with(
+                &pair,
+                "\n[connectors.zivver.limits]\nconcurrency = 16\nmemory_mb = 1024\n",
+            ),
         )?;
         measure(b, &work, &["check", "pipeline.toml"])?;
         let m = measure(b, &work, &["apply", "pipeline.toml", "--yes", "--json"])?;
@@ -238,6 +243,7 @@ pub struct Measured {
 
 /// Runs `roster ARGS` and measures it alone: wall time and its own peak RSS.
 pub fn measure(b: &Binaries, work: &Path, args: &[&str]) -> Result<Measured> {
+    let log = std::fs::File::create(work.join(format!("{}.log", args[0])))?;
     let start = Instant::now();
     let child = Command::new(&b.roster)
         .args(args)
@@ -247,7 +253,7 @@ pub fn measure(b: &Binaries, work: &Path, args: &[&str]) -> Result<Measured> {
         .env("EXCHANGE_CLIENT_SECRET", "sim-client-secret")
         .env("ZIVVER_API_KEY", "bench-api-key")
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(log)
         .spawn()?;
     let (status, rss_kb) = wait4(child.id() as i32)?;
     Ok(Measured {

@@ -73,11 +73,12 @@ pub fn shape(kept: &[&Account], rules: &Rules) -> Shaped {
 }
 
 /// Addresses that will belong to accounts in the target: the in-scope
-/// source accounts' and the target's own (guests do not count).
+/// source accounts' that are enabled (disabled ones are not created) and the
+/// target's own (guests do not count).
 fn known_accounts(in_scope: &[Account], target: &[Account]) -> HashSet<String> {
     in_scope
         .iter()
-        .filter(|a| a.kind != AccountKind::Guest)
+        .filter(|a| a.kind != AccountKind::Guest && a.enabled)
         .flat_map(|a| std::iter::once(&a.email).chain(&a.aliases))
         .chain(
             target
@@ -87,4 +88,51 @@ fn known_accounts(in_scope: &[Account], target: &[Account]) -> HashSet<String> {
         )
         .map(|s| s.to_ascii_lowercase())
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn account(email: &str, kind: AccountKind, enabled: bool, delegates: &[&str]) -> Account {
+        Account {
+            id: email.into(),
+            kind,
+            email: email.into(),
+            aliases: vec![],
+            display_name: None,
+            given_name: None,
+            family_name: None,
+            enabled,
+            org_unit: None,
+            external_key: None,
+            delegates: delegates.iter().map(|d| d.to_string()).collect(),
+            groups: vec![],
+            attributes: Default::default(),
+        }
+    }
+
+    #[test]
+    fn delegates_that_will_not_be_accounts_are_left_out() {
+        let team = account(
+            "team@x.nl",
+            AccountKind::Functional,
+            true,
+            &["ann@x.nl", "off@x.nl", "old@x.nl", "out@y.nl", "guest@x.nl"],
+        );
+        let ann = account("ann@x.nl", AccountKind::Person, true, &[]);
+        let off = account("off@x.nl", AccountKind::Person, false, &[]);
+        let target = [
+            account("old@x.nl", AccountKind::Person, true, &[]),
+            account("guest@x.nl", AccountKind::Guest, true, &[]),
+        ];
+        let rules = Rules {
+            claimed: HashSet::from(["x.nl".to_string()]),
+            target: &target,
+            delegates: true,
+        };
+        let shaped = shape(&[&team, &ann, &off], &rules);
+        assert_eq!(shaped.accounts[0].delegates, ["ann@x.nl", "old@x.nl"]);
+        assert_eq!(shaped.warnings.len(), 3, "{:?}", shaped.warnings);
+    }
 }
