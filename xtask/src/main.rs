@@ -6,8 +6,8 @@
 //! - `cargo xtask test`: builds the components, then runs every test.
 //!
 //! Also `cargo xtask plugins` (build the components into `target/plugins/`)
-//! and `cargo xtask bench plan [1000,10000,100000] | apply | incremental` (whole-run
-//! benchmarks, release).
+//! and `cargo xtask bench plan [1000,10000,100000] | apply | incremental`
+//! (whole-run benchmarks, release) and `cargo xtask bench host` (criterion).
 
 mod bench;
 
@@ -275,6 +275,13 @@ fn test(root: &Path, extra: Vec<String>) -> Result<()> {
 
 fn bench_task(root: &Path, args: Vec<String>) -> Result<()> {
     let plugins = build_plugins(root)?;
+    if args.first().map(String::as_str) == Some("host") {
+        let mut c = cargo(root);
+        c.args(["bench", "-p", "roster-benches", "--bench", "host"])
+            .args(&args[1..])
+            .env("ROSTER_PLUGINS_DIR", &plugins);
+        return run(c);
+    }
     let mut c = cargo(root);
     c.args([
         "build",
@@ -312,6 +319,6 @@ fn bench_task(root: &Path, args: Vec<String>) -> Result<()> {
         }
         Some("apply") => bench::apply(root, &b),
         Some("incremental") => bench::incremental(root, &b, 100_000),
-        _ => bail!("usage: cargo xtask bench plan [SIZES] | apply | incremental"),
+        _ => bail!("usage: cargo xtask bench plan [SIZES] | apply | incremental | host"),
     }
 }
