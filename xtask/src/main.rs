@@ -277,9 +277,17 @@ fn bench_task(root: &Path, args: Vec<String>) -> Result<()> {
     let plugins = build_plugins(root)?;
     if args.first().map(String::as_str) == Some("host") {
         let mut c = cargo(root);
-        c.args(["bench", "-p", "roster-benches", "--bench", "host"])
-            .args(&args[1..])
-            .env("ROSTER_PLUGINS_DIR", &plugins);
+        c.args([
+            "bench",
+            "-p",
+            "roster-benches",
+            "--bench",
+            "host",
+            "--bench",
+            "parse",
+        ])
+        .args(&args[1..])
+        .env("ROSTER_PLUGINS_DIR", &plugins);
         return run(c);
     }
     let mut c = cargo(root);
