@@ -11,6 +11,8 @@ use axum::extract::{Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -174,6 +176,30 @@ impl FaultGate {
         });
         (verdict, f.latency_ms)
     }
+}
+
+/// The gate's own control routes, the same for every simulator: `GET
+/// /_sim/stats`, `POST /_sim/stats/reset`, `GET|PUT /_sim/faults`.
+pub fn routes<S: Clone + Send + Sync + 'static>(gate: Arc<FaultGate>) -> Router<S> {
+    let (g1, g2, g3, g4) = (gate.clone(), gate.clone(), gate.clone(), gate);
+    Router::new()
+        .route("/_sim/stats", get(move || async move { Json(g1.stats()) }))
+        .route(
+            "/_sim/stats/reset",
+            post(move || async move {
+                g2.reset_stats();
+                StatusCode::NO_CONTENT
+            }),
+        )
+        .route(
+            "/_sim/faults",
+            get(move || async move { Json(g3.faults()) }).put(
+                move |Json(f): Json<Faults>| async move {
+                    g4.set(f);
+                    StatusCode::NO_CONTENT
+                },
+            ),
+        )
 }
 
 /// The middleware: `axum::middleware::from_fn_with_state(gate, inject)`.

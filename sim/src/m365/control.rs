@@ -1,9 +1,8 @@
 //! The simulator's own control routes (`/_sim/…`), for tests, the demo and
-//! benchmarks: change the tenant (with bodies in the real shapes), expire
-//! delta tokens, set faults and read what the fault gate counted.
+//! benchmarks: change the tenant (with bodies in the real shapes) and expire
+//! delta tokens. The fault gate adds its own (`crate::faults::routes`).
 
 use super::Shared;
-use crate::faults::Faults;
 use axum::Json;
 use axum::Router;
 use axum::extract::State;
@@ -14,9 +13,6 @@ use serde_json::{Value, json};
 
 pub fn routes() -> Router<Shared> {
     Router::new()
-        .route("/_sim/stats", get(stats))
-        .route("/_sim/stats/reset", post(reset_stats))
-        .route("/_sim/faults", get(get_faults).put(put_faults))
         .route("/_sim/m365/users", post(change_users))
         .route("/_sim/m365/mailboxes", post(change_mailboxes))
         .route("/_sim/m365/permissions", post(change_permissions))
@@ -27,24 +23,6 @@ pub fn routes() -> Router<Shared> {
 
 fn bad(message: String) -> Response {
     (StatusCode::BAD_REQUEST, Json(json!({"error": message}))).into_response()
-}
-
-async fn stats(State(sim): State<Shared>) -> Json<crate::faults::Stats> {
-    Json(sim.faults.stats())
-}
-
-async fn reset_stats(State(sim): State<Shared>) -> StatusCode {
-    sim.faults.reset_stats();
-    StatusCode::NO_CONTENT
-}
-
-async fn get_faults(State(sim): State<Shared>) -> Json<Faults> {
-    Json(sim.faults.faults())
-}
-
-async fn put_faults(State(sim): State<Shared>, Json(faults): Json<Faults>) -> StatusCode {
-    sim.faults.set(faults);
-    StatusCode::NO_CONTENT
 }
 
 /// A Graph list or delta body: each item is upserted, or removed when it

@@ -51,7 +51,8 @@ pub fn router(tenant: Tenant, faults: Faults) -> (Router, Shared) {
         .route("/v1.0/groups", get(graph::groups))
         .route("/v1.0/groups/{id}/members", get(graph::members))
         .route("/adminapi/beta/{tenant}/{*rest}", get(admin::dispatch))
-        .layer(axum::middleware::from_fn_with_state(gate, inject))
+        .layer(axum::middleware::from_fn_with_state(gate.clone(), inject))
+        .merge(crate::faults::routes(gate))
         .merge(control::routes())
         .with_state(sim.clone());
     (router, sim)

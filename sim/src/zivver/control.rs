@@ -1,42 +1,19 @@
 //! `/_sim/…` routes of the Zivver simulator: mail received from an outside
 //! address (which makes a guest), the whole state (SSO keys included, for
-//! tests), faults and stats.
+//! tests). The fault gate adds its own (`crate::faults::routes`).
 
 use super::Shared;
 use super::org::Owner;
-use crate::faults::Faults;
 use axum::Json;
 use axum::Router;
 use axum::extract::State;
-use axum::http::StatusCode;
 use axum::routing::{get, post};
 use serde_json::{Value, json};
 
 pub fn routes() -> Router<Shared> {
     Router::new()
-        .route("/_sim/stats", get(stats))
-        .route("/_sim/stats/reset", post(reset_stats))
-        .route("/_sim/faults", get(get_faults).put(put_faults))
         .route("/_sim/zivver/receive", post(receive))
         .route("/_sim/zivver/state", get(state))
-}
-
-async fn stats(State(sim): State<Shared>) -> Json<crate::faults::Stats> {
-    Json(sim.faults.stats())
-}
-
-async fn reset_stats(State(sim): State<Shared>) -> StatusCode {
-    sim.faults.reset_stats();
-    StatusCode::NO_CONTENT
-}
-
-async fn get_faults(State(sim): State<Shared>) -> Json<Faults> {
-    Json(sim.faults.faults())
-}
-
-async fn put_faults(State(sim): State<Shared>, Json(faults): Json<Faults>) -> StatusCode {
-    sim.faults.set(faults);
-    StatusCode::NO_CONTENT
 }
 
 /// `{"to": "address"}`: Zivver mail sent to an outside address makes it a guest.

@@ -87,7 +87,12 @@ pub fn router(org: Org, faults: Faults) -> (Router, Shared) {
             &format!("{base}/Guests/{{id}}/merge"),
             post(scim::merge_guest),
         )
-        .layer(axum::middleware::from_fn_with_state(gate, inject))
+        .layer(axum::middleware::from_fn_with_state(
+            sim.clone(),
+            scim::require_api_key,
+        ))
+        .layer(axum::middleware::from_fn_with_state(gate.clone(), inject))
+        .merge(crate::faults::routes(gate))
         .merge(control::routes())
         .with_state(sim.clone());
     (router, sim)

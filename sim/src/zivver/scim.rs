@@ -7,8 +7,9 @@
 use super::Shared;
 use super::org::{Org, Refusal};
 use axum::body::Bytes;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, Query, Request, State};
 use axum::http::{HeaderMap, StatusCode};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 use std::collections::HashMap;
@@ -40,20 +41,38 @@ fn ok(status: StatusCode, v: Value) -> Response {
         .into_response()
 }
 
-fn authorized(sim: &Shared, headers: &HeaderMap) -> Result<(), Response> {
-    let key = sim
-        .org
-        .read()
-        .unwrap_or_else(|p| p.into_inner())
-        .api_key
-        .clone();
-    let given = headers
+/// The API key check, once in front of every SCIM route.
+pub async fn require_api_key(State(sim): State<Shared>, request: Request, next: Next) -> Response {
+    let key = org(&sim).api_key.clone();
+    let given = request
+        .headers()
         .get("authorization")
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "));
     match given {
-        Some(k) if k == key => Ok(()),
-        _ => Err(scim_error(401, "Unauthorized")),
+        Some(k) if k == key => next.run(request).await,
+        _ => scim_error(401, "Unauthorized"),
+    }
+}
+
+/// The resource with `status`, or Zivver's refusal; 204 carries no body.
+fn answer(result: Result<Value, Refusal>, status: StatusCode) -> Response {
+    match result {
+        Ok(_) if status == StatusCode::NO_CONTENT => status.into_response(),
+        Ok(v) => ok(status, v),
+        Err(r) => refused(r),
+    }
+}
+
+/// A write: the JSON body handed to `op`, its outcome answered with `status`.
+fn write(
+    body: &Bytes,
+    status: StatusCode,
+    op: impl FnOnce(Value) -> Result<Value, Refusal>,
+) -> Response {
+    match body_json(body) {
+        Ok(v) => answer(op(v), status),
+        Err(r) => r,
     }
 }
 
@@ -107,132 +126,63 @@ fn org_mut(sim: &Shared) -> std::sync::RwLockWriteGuard<'_, Org> {
 
 type Q = Query<HashMap<String, String>>;
 
-pub async fn list_users(State(sim): State<Shared>, headers: HeaderMap, Query(q): Q) -> Response {
-    if let Err(r) = authorized(&sim, &headers) {
-        return r;
-    }
+pub async fn list_users(State(sim): State<Shared>, Query(q): Q) -> Response {
     let filter = filter_of(&q);
     let o = org(&sim);
     let items = o.users.values().filter(|u| matches(u, &filter));
     ok(StatusCode::OK, list(items, &q))
 }
 
-pub async fn get_user(
-    State(sim): State<Shared>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
-) -> Response {
-    if let Err(r) = authorized(&sim, &headers) {
-        return r;
-    }
-    match org(&sim).user(&id) {
-        Ok(u) => ok(StatusCode::OK, u.clone()),
-        Err(r) => refused(r),
-    }
+pub async fn get_user(State(sim): State<Shared>, Path(id): Path<String>) -> Response {
+    answer(org(&sim).user(&id).cloned(), StatusCode::OK)
 }
 
-pub async fn create_user(State(sim): State<Shared>, headers: HeaderMap, body: Bytes) -> Response {
-    if let Err(r) = authorized(&sim, &headers) {
-        return r;
-    }
-    let body = match body_json(&body) {
-        Ok(b) => b,
-        Err(r) => return r,
-    };
-    match org_mut(&sim).put_user(None, body) {
-        Ok(u) => ok(StatusCode::CREATED, u),
-        Err(r) => refused(r),
-    }
+pub async fn create_user(State(sim): State<Shared>, body: Bytes) -> Response {
+    write(&body, StatusCode::CREATED, |v| {
+        org_mut(&sim).put_user(None, v)
+    })
 }
 
 pub async fn replace_user(
     State(sim): State<Shared>,
-    headers: HeaderMap,
     Path(id): Path<String>,
     body: Bytes,
 ) -> Response {
-    if let Err(r) = authorized(&sim, &headers) {
-        return r;
-    }
-    let body = match body_json(&body) {
-        Ok(b) => b,
-        Err(r) => return r,
-    };
-    match org_mut(&sim).put_user(Some(&id), body) {
-        Ok(u) => ok(StatusCode::OK, u),
-        Err(r) => refused(r),
-    }
+    write(&body, StatusCode::OK, |v| {
+        org_mut(&sim).put_user(Some(&id), v)
+    })
 }
 
-pub async fn delete_user(
-    State(sim): State<Shared>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
-) -> Response {
-    if let Err(r) = authorized(&sim, &headers) {
-        return r;
-    }
-    match org_mut(&sim).delete_user(&id) {
-        Ok(()) => StatusCode::NO_CONTENT.into_response(),
-        Err(r) => refused(r),
-    }
+pub async fn delete_user(State(sim): State<Shared>, Path(id): Path<String>) -> Response {
+    let deleted = org_mut(&sim).delete_user(&id).map(|()| Value::Null);
+    answer(deleted, StatusCode::NO_CONTENT)
 }
 
-pub async fn list_groups(State(sim): State<Shared>, headers: HeaderMap, Query(q): Q) -> Response {
-    if let Err(r) = authorized(&sim, &headers) {
-        return r;
-    }
+pub async fn list_groups(State(sim): State<Shared>, Query(q): Q) -> Response {
     let filter = filter_of(&q);
     let o = org(&sim);
     let items = o.groups.values().filter(|g| matches(g, &filter));
     ok(StatusCode::OK, list(items, &q))
 }
 
-pub async fn get_group(
-    State(sim): State<Shared>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
-) -> Response {
-    if let Err(r) = authorized(&sim, &headers) {
-        return r;
-    }
-    match org(&sim).group(&id) {
-        Ok(g) => ok(StatusCode::OK, g.clone()),
-        Err(r) => refused(r),
-    }
+pub async fn get_group(State(sim): State<Shared>, Path(id): Path<String>) -> Response {
+    answer(org(&sim).group(&id).cloned(), StatusCode::OK)
 }
 
-pub async fn create_group(State(sim): State<Shared>, headers: HeaderMap, body: Bytes) -> Response {
-    if let Err(r) = authorized(&sim, &headers) {
-        return r;
-    }
-    let body = match body_json(&body) {
-        Ok(b) => b,
-        Err(r) => return r,
-    };
-    match org_mut(&sim).put_group(None, body) {
-        Ok(g) => ok(StatusCode::CREATED, g),
-        Err(r) => refused(r),
-    }
+pub async fn create_group(State(sim): State<Shared>, body: Bytes) -> Response {
+    write(&body, StatusCode::CREATED, |v| {
+        org_mut(&sim).put_group(None, v)
+    })
 }
 
 pub async fn replace_group(
     State(sim): State<Shared>,
-    headers: HeaderMap,
     Path(id): Path<String>,
     body: Bytes,
 ) -> Response {
-    if let Err(r) = authorized(&sim, &headers) {
-        return r;
-    }
-    let body = match body_json(&body) {
-        Ok(b) => b,
-        Err(r) => return r,
-    };
-    match org_mut(&sim).put_group(Some(&id), body) {
-        Ok(g) => ok(StatusCode::OK, g),
-        Err(r) => refused(r),
-    }
+    write(&body, StatusCode::OK, |v| {
+        org_mut(&sim).put_group(Some(&id), v)
+    })
 }
 
 pub async fn patch_group(
@@ -241,9 +191,6 @@ pub async fn patch_group(
     Path(id): Path<String>,
     body: Bytes,
 ) -> Response {
-    if let Err(r) = authorized(&sim, &headers) {
-        return r;
-    }
     let scim_json = headers
         .get("content-type")
         .and_then(|v| v.to_str().ok())
@@ -251,35 +198,18 @@ pub async fn patch_group(
     if !scim_json {
         return scim_error(415, "Unsupported Media Type: use application/scim+json");
     }
-    let body = match body_json(&body) {
-        Ok(b) => b,
-        Err(r) => return r,
-    };
-    let ops = body["Operations"].as_array().cloned().unwrap_or_default();
-    match org_mut(&sim).patch_group(&id, &ops) {
-        Ok(g) => ok(StatusCode::OK, g),
-        Err(r) => refused(r),
-    }
+    write(&body, StatusCode::OK, |v| {
+        let ops = v["Operations"].as_array().cloned().unwrap_or_default();
+        org_mut(&sim).patch_group(&id, &ops)
+    })
 }
 
-pub async fn delete_group(
-    State(sim): State<Shared>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
-) -> Response {
-    if let Err(r) = authorized(&sim, &headers) {
-        return r;
-    }
-    match org_mut(&sim).delete_group(&id) {
-        Ok(()) => StatusCode::NO_CONTENT.into_response(),
-        Err(r) => refused(r),
-    }
+pub async fn delete_group(State(sim): State<Shared>, Path(id): Path<String>) -> Response {
+    let deleted = org_mut(&sim).delete_group(&id).map(|()| Value::Null);
+    answer(deleted, StatusCode::NO_CONTENT)
 }
 
-pub async fn list_guests(State(sim): State<Shared>, headers: HeaderMap, Query(q): Q) -> Response {
-    if let Err(r) = authorized(&sim, &headers) {
-        return r;
-    }
+pub async fn list_guests(State(sim): State<Shared>, Query(q): Q) -> Response {
     let o = org(&sim);
     let items: Vec<Value> = o
         .guests
@@ -291,20 +221,11 @@ pub async fn list_guests(State(sim): State<Shared>, headers: HeaderMap, Query(q)
 
 pub async fn merge_guest(
     State(sim): State<Shared>,
-    headers: HeaderMap,
     Path(id): Path<String>,
     body: Bytes,
 ) -> Response {
-    if let Err(r) = authorized(&sim, &headers) {
-        return r;
-    }
-    let body = match body_json(&body) {
-        Ok(b) => b,
-        Err(r) => return r,
-    };
-    let into = body["into"].as_str().unwrap_or_default().to_string();
-    match org_mut(&sim).merge_guest(&id, &into) {
-        Ok(()) => StatusCode::NO_CONTENT.into_response(),
-        Err(r) => refused(r),
-    }
+    write(&body, StatusCode::NO_CONTENT, |v| {
+        let into = v["into"].as_str().unwrap_or_default();
+        org_mut(&sim).merge_guest(&id, into).map(|()| Value::Null)
+    })
 }
