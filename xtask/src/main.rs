@@ -97,11 +97,14 @@ fn package_name(root: &Path, dir: &str) -> Result<String> {
         .with_context(|| format!("no package name in {dir}/Cargo.toml"))
 }
 
-fn build_host(root: &Path) -> Result<(PathBuf, PathBuf)> {
+/// Builds `roster` and `roster-sim` (debug or release); their paths.
+fn build_host(root: &Path, release: bool) -> Result<(PathBuf, PathBuf)> {
     let mut c = cargo(root);
+    c.args(["build", "--quiet"]);
+    if release {
+        c.arg("--release");
+    }
     c.args([
-        "build",
-        "--quiet",
         "-p",
         "roster-host",
         "--bin",
@@ -112,10 +115,12 @@ fn build_host(root: &Path) -> Result<(PathBuf, PathBuf)> {
         "roster-sim",
     ]);
     run(c)?;
-    Ok((
-        root.join("target/debug/roster"),
-        root.join("target/debug/roster-sim"),
-    ))
+    let dir = root.join(if release {
+        "target/release"
+    } else {
+        "target/debug"
+    });
+    Ok((dir.join("roster"), dir.join("roster-sim")))
 }
 
 /// A simulator process; it stops when its stdin closes (on drop).
@@ -157,7 +162,7 @@ impl Drop for Simulator {
 /// bundled simulators, on a fresh SQLite state.
 fn demo(root: &Path) -> Result<()> {
     let plugins = build_plugins(root)?;
-    let (roster, sim) = build_host(root)?;
+    let (roster, sim) = build_host(root, false)?;
     let example = root.join("examples/exchange-to-zivver");
     let work = root.join("target/demo");
     if work.exists() {
@@ -290,24 +295,10 @@ fn bench_task(root: &Path, args: Vec<String>) -> Result<()> {
         .env("ROSTER_PLUGINS_DIR", &plugins);
         return run(c);
     }
-    let mut c = cargo(root);
-    c.args([
-        "build",
-        "--quiet",
-        "--release",
-        "-p",
-        "roster-host",
-        "--bin",
-        "roster",
-        "-p",
-        "roster-sim",
-        "--bin",
-        "roster-sim",
-    ]);
-    run(c)?;
+    let (roster, sim) = build_host(root, true)?;
     let b = bench::Binaries {
-        roster: root.join("target/release/roster"),
-        sim: root.join("target/release/roster-sim"),
+        roster,
+        sim,
         plugins,
     };
     match args.first().map(String::as_str) {

@@ -73,29 +73,13 @@ pub struct Pipeline {
 
 impl Pipeline {
     pub fn load(path: &Path) -> Result<Pipeline, Diagnostics> {
-        let text = std::fs::read_to_string(path).map_err(|e| {
-            Diagnostics(vec![Diagnostic::at(
-                path,
-                "",
-                None,
-                format!("cannot read pipeline file: {e}"),
-            )])
-        })?;
-        parse(path, &text)
+        parse(path, &read(path)?)
     }
 
     /// The pipeline without resolving `${env:…}` / `${file:…}`: for commands
     /// that only read the state (`status`), so they need no secrets at hand.
     pub fn load_unresolved(path: &Path) -> Result<Pipeline, Diagnostics> {
-        let text = std::fs::read_to_string(path).map_err(|e| {
-            Diagnostics(vec![Diagnostic::at(
-                path,
-                "",
-                None,
-                format!("cannot read pipeline file: {e}"),
-            )])
-        })?;
-        parse_with(path, &text, false)
+        parse_with(path, &read(path)?, false)
     }
 
     /// A diagnostic at a location in this pipeline file.
@@ -168,6 +152,17 @@ impl Ctx<'_> {
         };
         self.error(e.span().unwrap_or(0..0), message);
     }
+}
+
+fn read(path: &Path) -> Result<String, Diagnostics> {
+    std::fs::read_to_string(path).map_err(|e| {
+        Diagnostics(vec![Diagnostic::at(
+            path,
+            "",
+            None,
+            format!("cannot read pipeline file: {e}"),
+        )])
+    })
 }
 
 pub fn parse(path: &Path, text: &str) -> Result<Pipeline, Diagnostics> {
