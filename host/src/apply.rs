@@ -6,7 +6,7 @@
 use crate::model::{ChangeResult, Operation};
 use crate::plan::{Action, Plan, PlannedChange, PlannedLink};
 use crate::runtime::ConnectorInstance;
-use crate::state::{JournalStatus, Outcome, StateStore, StoredLink, now_ms};
+use crate::state::{JournalStatus, Outcome, StateStore, StoredLink, Unlinked, now_ms};
 use serde::Serialize;
 use std::collections::HashMap;
 
@@ -28,6 +28,7 @@ pub struct ApplyReport {
     pub failed: u64,
     pub skipped: u64,
     pub links_recorded: u64,
+    pub unlinked: u64,
     pub outcomes: Vec<ChangeOutcome>,
     /// Set when the connector was stopped and the rest was not attempted.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -41,6 +42,7 @@ fn stored(link: &PlannedLink, target_id: String) -> StoredLink {
         target_id,
         how: link.how,
         options: link.options.clone(),
+        overrides: link.overrides.clone(),
         updated_at_ms: now_ms(),
     }
 }
@@ -83,8 +85,20 @@ pub async fn apply(
         .iter()
         .filter_map(|l| l.target_id.clone().map(|id| stored(l, id)))
         .collect();
-    run.state.record(&[], &links)?;
+    let unlinks: Vec<Unlinked> = plan
+        .unlinks
+        .iter()
+        .map(|u| Unlinked {
+            source_key: u.source_key.clone(),
+            source_email: u.source_email.clone(),
+            target_id: u.target_id.clone(),
+            at_ms: now_ms(),
+        })
+        .collect();
+    run.state
+        .carry_out_link_edits(&links, &unlinks, &plan.link_edits)?;
     run.report.links_recorded += links.len() as u64;
+    run.report.unlinked += unlinks.len() as u64;
 
     let mut phases: Vec<u8> = plan.changes.iter().map(|c| c.phase).collect();
     phases.dedup();

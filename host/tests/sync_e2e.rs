@@ -313,12 +313,24 @@ fn licence_seats_turn_extra_creates_into_plan_errors() {
         .as_array()
         .unwrap()
         .iter()
-        .filter(|n| n["kind"] == "licence")
+        .filter(|n| n["kind"] == "licence" && n["account"].is_string())
         .collect();
     assert_eq!(
         licence.len(),
         3,
         "ann and two of the new people wait for a seat: {plan:#}"
+    );
+    let shortfall: Vec<&str> = plan["notes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|n| n["kind"] == "licence" && n["account"].is_null())
+        .filter_map(|n| n["message"].as_str())
+        .collect();
+    assert_eq!(
+        shortfall,
+        ["3 more licence seats are needed: 1 were free, 4 accounts need one"],
+        "the plan says how many seats are missing"
     );
     let applied = w
         .run(&["apply", "pipeline.toml", "--yes", "--json"])
@@ -544,5 +556,161 @@ fn test_connection_checks_a_connector_and_one_account() {
         unknown.stderr().contains("--connector nope"),
         "{}",
         unknown.stderr()
+    );
+}
+
+/// The `option.diary` column the csv target keeps for `address`.
+fn diary_of(w: &Work, address: &str) -> String {
+    let text = w.read("dst/accounts.csv");
+    let mut lines = text.lines();
+    let header: Vec<&str> = lines.next().unwrap().split(',').collect();
+    let col = header
+        .iter()
+        .position(|h| *h == "option.diary")
+        .expect("an option.diary column");
+    lines
+        .find(|l| l.contains(address))
+        .map(|l| csv_fields(l).get(col).cloned().unwrap_or_default())
+        .unwrap_or_else(|| panic!("{address} not in the target:\n{text}"))
+}
+
+/// One CSV line's fields, quotes honoured.
+fn csv_fields(line: &str) -> Vec<String> {
+    let (mut fields, mut field, mut quoted) = (vec![], String::new(), false);
+    for c in line.chars() {
+        match c {
+            '"' => quoted = !quoted,
+            ',' if !quoted => fields.push(std::mem::take(&mut field)),
+            c => field.push(c),
+        }
+    }
+    fields.push(field);
+    fields
+}
+
+#[test]
+fn links_are_listed_staged_by_hand_shown_in_the_plan_and_kept_after_apply() {
+    let w = setup();
+    w.run(&["apply", "pipeline.toml", "--yes"]).ok();
+    let listed = w.run(&["links", "pipeline.toml", "--json"]).ok().json();
+    let link = |v: &Value, source: &str| -> Value {
+        v["links"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|l| l["source"] == source)
+            .cloned()
+            .unwrap_or(Value::Null)
+    };
+    assert_eq!(link(&listed, "bob@corp.example")["how"], "primary");
+    assert_eq!(link(&listed, "bob@corp.example")["manual"], false);
+    assert_eq!(link(&listed, "frank@corp.example")["manual"], true);
+    assert_eq!(
+        link(&listed, "frank@corp.example")["options"]["diary"],
+        "no"
+    );
+    assert_eq!(
+        diary_of(&w, "bob@corp.example"),
+        "yes",
+        "the default reached the target"
+    );
+
+    // Bob is linked by hand, with his own options, and
+    // Frank's link is removed; nothing changes before the apply.
+    w.run(&[
+        "links",
+        "pipeline.toml",
+        "add",
+        "Bob@Corp.Example",
+        "t1",
+        "--options",
+        "diary=later",
+    ])
+    .ok();
+    w.run(&["links", "pipeline.toml", "remove", "frank@corp.example"])
+        .ok();
+    let staged = w.run(&["links", "pipeline.toml", "--json"]).ok().json();
+    assert_eq!(staged["staged"].as_array().unwrap().len(), 2, "{staged:#}");
+    assert_eq!(
+        link(&staged, "bob@corp.example")["manual"],
+        false,
+        "not yet applied"
+    );
+
+    let plan = w.run(&["plan", "pipeline.toml", "--json"]).ok().json();
+    assert_eq!(
+        plan["unlinks"][0]["source_email"], "frank@corp.example",
+        "{plan:#}"
+    );
+    assert_eq!(plan["unlinks"][0]["target_id"], "t3");
+    let bob = changes_of(&plan, "update")
+        .into_iter()
+        .find(|c| c["email"] == "bob@corp.example")
+        .expect("bob's link carries its new options to t1");
+    assert_eq!(bob["change"]["op"]["id"], "t1");
+    assert_eq!(bob["change"]["options"]["diary"], "later");
+    let text = w.run(&["plan", "pipeline.toml"]).ok().stdout();
+    assert!(
+        text.contains("frank@corp.example") && text.contains("no longer synced"),
+        "{text}"
+    );
+    assert!(
+        text.contains("link by hand: bob@corp.example → t1 (diary=later)"),
+        "{text}"
+    );
+
+    // A mistake is undone before it lands.
+    w.run(&["links", "pipeline.toml", "unstage", "frank@corp.example"])
+        .ok();
+    let plan = w.run(&["plan", "pipeline.toml", "--json"]).ok().json();
+    assert!(plan.get("unlinks").is_none(), "{plan:#}");
+    w.run(&["links", "pipeline.toml", "remove", "frank@corp.example"])
+        .ok();
+
+    w.run(&["apply", "pipeline.toml", "--yes"]).ok();
+    let after = w.run(&["links", "pipeline.toml", "--json"]).ok().json();
+    assert_eq!(link(&after, "bob@corp.example")["target_id"], "t1");
+    assert_eq!(link(&after, "bob@corp.example")["manual"], true);
+    assert!(link(&after, "frank@corp.example").is_null(), "{after:#}");
+    assert_eq!(after["unlinked"][0]["source_email"], "frank@corp.example");
+    assert!(after["staged"].as_array().unwrap().is_empty());
+    assert_eq!(diary_of(&w, "bob@corp.example"), "later");
+    assert_eq!(
+        diary_of(&w, "frank@corp.example"),
+        "no",
+        "an unlinked account is left as it is"
+    );
+
+    // Frank stays unlinked although the pipeline names a manual link (a warning says so); the next plan is empty.
+    let plan = w.run(&["plan", "pipeline.toml", "--json"]).ok().json();
+    assert!(plan["changes"].as_array().unwrap().is_empty(), "{plan:#}");
+    assert!(plan["links"].as_array().unwrap().is_empty(), "{plan:#}");
+
+    // Staging something that names no account is an error in the plan, and a bad flag a clear error.
+    w.run(&["links", "pipeline.toml", "add", "nobody@corp.example", "t1"])
+        .ok();
+    let plan = w.run(&["plan", "pipeline.toml", "--json"]).ok().json();
+    assert!(
+        plan["notes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|n| n["level"] == "error" && n["account"] == "nobody@corp.example"),
+        "{plan:#}"
+    );
+    let bad = w.run(&[
+        "links",
+        "pipeline.toml",
+        "add",
+        "x@corp.example",
+        "t1",
+        "--options",
+        "diary",
+    ]);
+    assert_eq!(bad.code(), 2);
+    assert!(
+        bad.stderr().contains("`diary` is not KEY=VALUE"),
+        "{}",
+        bad.stderr()
     );
 }

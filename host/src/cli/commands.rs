@@ -57,6 +57,11 @@ pub async fn run(cli: Cli) -> ExitCode {
             apply_cmd(&global, &pipeline, how).await
         }
         Command::Status { pipeline, json } => status(&pipeline, json),
+        Command::Links {
+            pipeline,
+            action,
+            json,
+        } => super::links::run(&pipeline, action, json),
     };
     match outcome {
         Ok(code) => code,
@@ -239,6 +244,8 @@ async fn make_plan(
     let (read, groups) = source_side?;
     let (target, target_accounts, free_seats) = target_side?;
     let links = state.links()?;
+    let link_edits = state.link_edits()?;
+    let unlinked = state.unlinked()?;
     let input = PlanInput {
         pipeline: p,
         source: &read.accounts,
@@ -247,6 +254,8 @@ async fn make_plan(
         target: &target_accounts,
         target_descriptor: &session.plugins[&p.target].descriptor,
         links: &links,
+        link_edits: &link_edits,
+        unlinked: &unlinked,
         free_seats,
     };
     Ok((build(&input), target, state))

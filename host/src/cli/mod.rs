@@ -3,6 +3,7 @@
 //! 2 bad input or configuration; 3 refused by a safety rule.
 
 mod commands;
+mod links;
 mod render;
 
 use clap::{Args, Parser, Subcommand};
@@ -99,6 +100,19 @@ enum Command {
         /// Read every source account, even where an incremental read is possible.
         #[arg(long, conflicts_with = "plan")]
         full: bool,
+    },
+    /// List linked accounts (how each was linked, its options); `add`, `remove`
+    /// and `unstage` stage link changes for the next apply.
+    #[command(
+        args_conflicts_with_subcommands = false,
+        subcommand_precedence_over_arg = false
+    )]
+    Links {
+        pipeline: PathBuf,
+        #[command(subcommand)]
+        action: Option<links::LinksAction>,
+        #[arg(long, global = true)]
+        json: bool,
     },
     /// Recent runs, linked accounts and the last error per account.
     Status {

@@ -6,7 +6,7 @@ use crate::model::{Account, ConnectionReport, Descriptor, Group};
 use crate::plan::{Action, NoteLevel, Plan};
 use crate::runtime::{LoadedComponent, Redactor};
 use crate::session::Session;
-use crate::state::{AccountError, RunRecord, StoredLink};
+use crate::state::{AccountError, LinkEdit, RunRecord, StoredLink, Unlinked};
 use comfy_table::{ContentArrangement, Table, presets::UTF8_BORDERS_ONLY};
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 use serde_json::json;
@@ -442,6 +442,36 @@ pub fn plan(out: &Out, plan: &Plan) {
         }
         out.print(&t.to_string());
     }
+    if !plan.unlinks.is_empty() {
+        let mut t = table();
+        t.set_header(["unlink", "from target id", "what happens"]);
+        for u in &plan.unlinks {
+            t.add_row([
+                u.source_email.clone(),
+                u.target_id.clone().unwrap_or_else(|| "-".into()),
+                "no longer synced; the target account is left as it is".into(),
+            ]);
+        }
+        out.print(&t.to_string());
+    }
+    // A link whose options reach the target with a change is listed with the change's options.
+    let mut manual = std::collections::BTreeMap::new();
+    for l in plan
+        .links
+        .iter()
+        .chain(plan.changes.iter().filter_map(|c| c.link.as_ref()))
+        .filter(|l| l.how == crate::plan::LinkHow::Manual)
+    {
+        manual.insert(&l.source_key, l);
+    }
+    for l in manual.values() {
+        out.print(&format!(
+            "link by hand: {} → {}{}",
+            l.source_email,
+            l.target_id.as_deref().unwrap_or("-"),
+            show_options(&l.options)
+        ));
+    }
     for (level, title) in [
         (NoteLevel::Error, "errors"),
         (NoteLevel::Conflict, "conflicts"),
@@ -469,13 +499,14 @@ pub fn plan(out: &Out, plan: &Plan) {
         out.print(&format!("no changes: {} accounts in sync", s.unchanged));
     } else {
         out.print(&format!(
-            "{} to create, {} to update, {} guest merges, {} to disable, {} to delete; {} new links; {} unchanged, {} skipped",
+            "{} to create, {} to update, {} guest merges, {} to disable, {} to delete; {} new links, {} to unlink; {} unchanged, {} skipped",
             count(Action::Create),
             count(Action::Update),
             count(Action::MergeGuest),
             count(Action::Disable),
             count(Action::Delete),
             s.new_links,
+            s.unlinks,
             s.unchanged,
             s.skipped
         ));
@@ -512,11 +543,100 @@ pub fn apply(out: &Out, plan: &Plan, report: &ApplyReport) {
         out.print(&t.to_string());
     }
     out.print(&format!(
-        "applied {}, failed {}, skipped {}; {} links recorded",
-        report.applied, report.failed, report.skipped, report.links_recorded
+        "applied {}, failed {}, skipped {}; {} links recorded, {} unlinked",
+        report.applied, report.failed, report.skipped, report.links_recorded, report.unlinked
     ));
     if let Some(s) = &report.stopped {
         out.print(&format!("stopped: {s}"));
+    }
+}
+
+/// `diary=true, task=false`.
+fn options_text(options: &std::collections::BTreeMap<String, String>) -> String {
+    let parts: Vec<String> = options.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    parts.join(", ")
+}
+
+/// ` (diary=true, task=false)`, or nothing.
+fn show_options(options: &std::collections::BTreeMap<String, String>) -> String {
+    if options.is_empty() {
+        return String::new();
+    }
+    format!(" ({})", options_text(options))
+}
+
+/// How a link was made, as the admin thinks of it.
+fn linked_by(how: crate::plan::LinkHow) -> String {
+    use crate::plan::LinkHow;
+    match how {
+        LinkHow::Manual => "manual".into(),
+        other => format!("auto ({})", other.as_str()),
+    }
+}
+
+fn link_table(links: &[StoredLink]) -> Table {
+    let mut t = table();
+    t.set_header(["source", "target id", "linked", "options"]);
+    for l in links {
+        t.add_row([
+            l.source_email.clone(),
+            l.target_id.clone(),
+            linked_by(l.how),
+            options_text(&l.options),
+        ]);
+    }
+    t
+}
+
+/// `roster links`: the links, the staged edits and the accounts unlinked on purpose.
+pub fn links(json: bool, links: &[StoredLink], edits: &[LinkEdit], unlinked: &[Unlinked]) {
+    if json {
+        let links: Vec<_> = links
+            .iter()
+            .map(|l| {
+                json!({
+                    "source": l.source_email, "source_key": l.source_key, "target_id": l.target_id,
+                    "how": l.how, "manual": l.how == crate::plan::LinkHow::Manual,
+                    "options": l.options, "overrides": l.overrides,
+                })
+            })
+            .collect();
+        let staged: Vec<_> = edits
+            .iter()
+            .map(|e| {
+                json!({
+                    "source": e.source,
+                    "action": if e.target_id.is_some() { "link" } else { "unlink" },
+                    "target_id": e.target_id, "options": e.options,
+                })
+            })
+            .collect();
+        let value = json!({"links": links, "staged": staged, "unlinked": unlinked});
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&value).unwrap_or_default()
+        );
+        return;
+    }
+    println!("{} linked accounts:\n{}", links.len(), link_table(links));
+    if !edits.is_empty() {
+        println!("staged for the next apply (see `roster plan`):");
+        for e in edits {
+            match &e.target_id {
+                Some(t) => println!("  link {} → {t}{}", e.source, show_options(&e.options)),
+                None => println!("  unlink {}", e.source),
+            }
+        }
+    }
+    if !unlinked.is_empty() {
+        println!("unlinked on purpose (not synced until linked by hand):");
+        for u in unlinked {
+            println!(
+                "  {} (was {})",
+                u.source_email,
+                u.target_id.as_deref().unwrap_or("-")
+            );
+        }
     }
 }
 
@@ -542,18 +662,7 @@ pub fn status(json: bool, runs: &[RunRecord], links: &[StoredLink], errors: &[Ac
         ]);
     }
     println!("recent runs:\n{t}");
-    let mut t = table();
-    t.set_header(["source", "target id", "linked by", "options"]);
-    for l in links {
-        let options: Vec<String> = l.options.iter().map(|(k, v)| format!("{k}={v}")).collect();
-        t.add_row([
-            l.source_email.clone(),
-            l.target_id.clone(),
-            l.how.as_str().to_string(),
-            options.join(", "),
-        ]);
-    }
-    println!("{} linked accounts:\n{t}", links.len());
+    println!("{} linked accounts:\n{}", links.len(), link_table(links));
     if !errors.is_empty() {
         let mut t = table();
         t.set_header(["account", "change", "last error"]);

@@ -157,6 +157,20 @@ pub enum Removal {
     Delete,
 }
 
+/// What the plan says about an enabled source account that is linked to
+/// nothing and not created (creating is off for its kind).
+#[derive(Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Unmatched {
+    /// Nothing; it is counted as skipped.
+    Ignore,
+    /// A warning per account.
+    #[default]
+    Warn,
+    /// An error per account (for targets where every mailbox must have an account).
+    Error,
+}
+
 fn yes() -> bool {
     true
 }
@@ -193,6 +207,9 @@ pub struct SyncStage {
     /// link's own options override these).
     #[serde(default)]
     pub options: BTreeMap<String, String>,
+    /// Enabled source accounts that match no target account and are not created.
+    #[serde(default)]
+    pub unmatched: Unmatched,
 }
 
 impl Default for SyncStage {
@@ -206,6 +223,7 @@ impl Default for SyncStage {
             max_removals: default_max_removals(),
             max_removals_percent: default_max_removals_percent(),
             options: BTreeMap::new(),
+            unmatched: Unmatched::Warn,
         }
     }
 }

@@ -11,6 +11,7 @@ use crate::runtime::http::HostPattern;
 pub use diagnostic::{Diagnostic, Diagnostics};
 pub use file::{
     FilterStage, LinkBy, LinkStage, ManualLink, MergeMode, MergeStage, Removal, Stage, SyncStage,
+    Unmatched,
 };
 use file::{RawConnector, RawPipeline};
 use secrets::Resolved;

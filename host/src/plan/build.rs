@@ -8,8 +8,8 @@ use super::*;
 use crate::model::{
     Account, AccountKind, AccountRef, Change, Descriptor, ErrorKind, Group, Operation,
 };
-use crate::pipeline::{MergeMode, Pipeline, Removal, SyncStage};
-use crate::state::StoredLink;
+use crate::pipeline::{MergeMode, Pipeline, Removal, SyncStage, Unmatched};
+use crate::state::{LinkEdit, StoredLink, Unlinked};
 use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, HashMap, HashSet};
 
@@ -20,10 +20,18 @@ pub struct PlanInput<'a> {
     pub target: &'a [Account],
     pub target_descriptor: &'a Descriptor,
     pub links: &'a [StoredLink],
+    /// Link edits staged with `roster links add|remove`.
+    pub link_edits: &'a [LinkEdit],
+    /// Accounts unlinked on purpose by an earlier apply.
+    pub unlinked: &'a [Unlinked],
     /// Free licence seats in the target; `None` when unlimited or unknown.
     pub free_seats: Option<u32>,
     pub source_read: super::ReadMode,
 }
+
+/// The attribute by which a target marks an account it will not let Roster
+/// change, with the reason as its value (see docs/writing-a-connector.md).
+pub const BLOCKED: &str = "roster:blocked";
 
 const PHASE_FREE_PRIMARY: u8 = 0;
 const PHASE_CREATE: u8 = 1;
@@ -36,6 +44,7 @@ struct Builder<'a> {
     sync: SyncStage,
     changes: Vec<PlannedChange>,
     links: Vec<PlannedLink>,
+    unlinks: Vec<PlannedUnlink>,
     notes: Vec<Note>,
     summary: Summary,
     seats_left: Option<u32>,
@@ -74,6 +83,7 @@ pub fn build(input: &PlanInput) -> Plan {
         sync: pipeline.sync_stage().cloned().unwrap_or_default(),
         changes: vec![],
         links: vec![],
+        unlinks: vec![],
         notes: vec![],
         summary: Summary {
             source_accounts: input.source.len(),
@@ -88,7 +98,13 @@ pub fn build(input: &PlanInput) -> Plan {
     let default_link = Default::default();
     let link_stage = pipeline.link_stage().unwrap_or(&default_link);
     let index = TargetIndex::new(input.target);
-    let linker = Linker::new(link_stage, &index, input.links);
+    let linker = Linker::new(
+        link_stage,
+        &index,
+        input.links,
+        input.link_edits,
+        input.unlinked,
+    );
 
     for (account, message) in &shaped.warnings {
         b.note(NoteLevel::Warning, account, None, message.clone());
@@ -146,6 +162,20 @@ pub fn build(input: &PlanInput) -> Plan {
                 b.unlinked(s, &linker, &index, has_sync);
             }
             Match::Unlinked => b.unlinked(s, &linker, &index, has_sync),
+            Match::Unlink { target_id } => {
+                b.unlinks.push(PlannedUnlink {
+                    source_key: source_key(s),
+                    source_email: s.email.clone(),
+                    target_id,
+                });
+            }
+            Match::Held { manual_in_pipeline } => {
+                b.summary.skipped += 1;
+                if manual_in_pipeline {
+                    let msg = "was unlinked with `roster links remove`, which outranks the manual link in the pipeline file; link it again with `roster links add`, or drop the manual link".to_string();
+                    b.note(NoteLevel::Warning, &s.email, None, msg);
+                }
+            }
             Match::Conflict(msg) => b.note(
                 NoteLevel::Conflict,
                 &s.email,
@@ -155,19 +185,33 @@ pub fn build(input: &PlanInput) -> Plan {
         }
     }
     let refused = if has_sync { b.removals(&index) } else { None };
-    b.finish(refused)
+    let (edits_done, unused) = linker.edits_used();
+    for edit in unused {
+        let msg = format!(
+            "the staged link edit for {} matches no source account in scope; drop it with `roster links unstage`",
+            edit.source
+        );
+        b.note(
+            NoteLevel::Error,
+            &edit.source,
+            Some(ErrorKind::NotFound),
+            msg,
+        );
+    }
+    b.finish(refused, edits_done)
 }
 
 impl<'a> Builder<'a> {
-    fn options_for(&self, s: &Account, linker: &Linker) -> BTreeMap<String, String> {
+    /// The pipeline's default options with the link's own on top, and the latter.
+    fn options_for(
+        &self,
+        s: &Account,
+        linker: &Linker,
+    ) -> (BTreeMap<String, String>, BTreeMap<String, String>) {
+        let overrides = linker.overrides(s);
         let mut options = self.sync.options.clone();
-        if let Some(stored) = linker.stored(&source_key(s)) {
-            options.extend(stored.options.clone());
-        }
-        if let Some(manual) = linker.manual_options(s) {
-            options.extend(manual.clone());
-        }
-        options
+        options.extend(overrides.clone());
+        (options, overrides)
     }
 
     fn may_create(&self, kind: AccountKind) -> bool {
@@ -289,24 +333,47 @@ impl<'a> Builder<'a> {
             return;
         }
         let key = source_key(s);
-        let options = self.options_for(s, linker);
+        let (options, overrides) = self.options_for(s, linker);
         let stored = linker.stored(&key);
-        let link_is_new = stored.is_none_or(|l| l.target_id != t.id || l.options != options);
-        let link = link_is_new.then(|| PlannedLink {
+        let how = match how {
+            LinkHow::Stored => stored.map(|l| l.how).unwrap_or(how),
+            _ => how,
+        };
+        // The target learns a link's options with a change: a new link that
+        // carries options, or changed options, is an update. Until that
+        // update succeeds the link is kept with the options the target has.
+        let options_changed = match stored {
+            Some(l) => l.options != options || l.target_id != t.id,
+            None => !options.is_empty(),
+        };
+        let recorded = PlannedLink {
             source_key: key.clone(),
             source_email: s.email.clone(),
             target_id: Some(t.id.clone()),
-            how: if how == LinkHow::Stored {
-                stored.map(|l| l.how).unwrap_or(how)
+            how,
+            options: if options_changed {
+                stored
+                    .filter(|l| l.target_id == t.id)
+                    .map(|l| l.options.clone())
+                    .unwrap_or_default()
             } else {
-                how
+                options.clone()
             },
+            overrides: overrides.clone(),
+        };
+        if stored.is_none_or(|l| {
+            l.target_id != t.id
+                || l.options != recorded.options
+                || l.overrides != overrides
+                || l.how != how
+        }) {
+            self.links.push(recorded.clone());
+        }
+        let change_link = options_changed.then(|| PlannedLink {
             options: options.clone(),
+            ..recorded
         });
         if !has_sync {
-            if let Some(link) = link {
-                self.links.push(link);
-            }
             return;
         }
         let merges = self.guests_to_merge(s, index);
@@ -318,18 +385,21 @@ impl<'a> Builder<'a> {
             .collect();
         let want = desired(s, Some(t), self.fields());
         let mut changed = diff(&want, t, self.fields());
-        let options_changed = stored.is_some_and(|l| l.options != options);
-        if options_changed {
+        if let Some(link) = &change_link {
+            let before = stored.filter(|l| l.target_id == t.id).map(|l| &l.options);
             changed.push(FieldDiff {
                 field: "options".into(),
-                from: format!("{:?}", stored.map(|l| &l.options)),
-                to: format!("{options:?}"),
+                from: show_options(before.unwrap_or(&BTreeMap::new())),
+                to: show_options(&link.options),
             });
         }
         let needs_update =
             !changed.is_empty() || !merge_keys.is_empty() && !addresses_held(&want, t);
         if needs_update && self.may_update(s.kind) {
-            self.seat_for_enable(s, t);
+            if self.blocked(s, t) || !self.seat_for_enable(s, t) {
+                self.summary.skipped += 1;
+                return;
+            }
             let fields: Vec<crate::model::Field> = self
                 .fields()
                 .iter()
@@ -355,37 +425,61 @@ impl<'a> Builder<'a> {
                 diff: changed,
                 after: merge_keys,
                 target_from: None,
-                link,
+                link: change_link,
             });
             self.summary.updates += 1;
+        } else if needs_update {
+            self.summary.skipped += 1;
         } else {
-            if needs_update {
-                self.summary.skipped += 1;
-            } else {
-                self.summary.unchanged += 1;
-            }
-            if let Some(link) = link {
-                self.links.push(link);
-            }
+            self.summary.unchanged += 1;
         }
     }
 
-    /// Enabling a disabled target account takes a seat.
-    fn seat_for_enable(&mut self, s: &Account, t: &Account) {
-        if s.enabled
-            && !t.enabled
-            && s.kind == AccountKind::Person
-            && let Some(left) = self.seats_left.as_mut()
-        {
-            *left = left.saturating_sub(1);
+    /// Enabling a disabled target account takes a seat; false when none is left.
+    fn seat_for_enable(&mut self, s: &Account, t: &Account) -> bool {
+        if !(s.enabled && !t.enabled && s.kind == AccountKind::Person) {
+            return true;
         }
+        self.take_seat(s)
+    }
+
+    /// Takes a licence seat for `s`, or notes a licence error.
+    fn take_seat(&mut self, s: &Account) -> bool {
+        let Some(left) = self.seats_left.as_mut() else {
+            return true;
+        };
+        if *left > 0 {
+            *left -= 1;
+            return true;
+        }
+        let free = self.input.free_seats.unwrap_or(0);
+        let msg = format!("no free licence seat ({free} free in the target before this plan)");
+        self.note(NoteLevel::Error, &s.email, Some(ErrorKind::Licence), msg);
+        false
+    }
+
+    /// A linked target account the target says cannot be changed (e.g. a
+    /// CRM user that is disabled in the CRM), with the target's reason.
+    fn blocked(&mut self, s: &Account, t: &Account) -> bool {
+        let Some(reason) = t.attributes.get(BLOCKED) else {
+            return false;
+        };
+        let msg = format!("target account {} ({}): {reason}", t.id, t.email);
+        self.note(NoteLevel::Error, &s.email, Some(ErrorKind::Invalid), msg);
+        true
     }
 
     fn unlinked(&mut self, s: &Account, linker: &Linker, index: &TargetIndex<'a>, has_sync: bool) {
         if !has_sync {
             return;
         }
-        if !self.may_create(s.kind) || !s.enabled {
+        self.warn_near_miss(s, index);
+        if !s.enabled {
+            self.summary.skipped += 1;
+            return;
+        }
+        if !self.may_create(s.kind) {
+            self.unmatched(s);
             self.summary.skipped += 1;
             return;
         }
@@ -398,18 +492,8 @@ impl<'a> Builder<'a> {
                 self.note(NoteLevel::Warning, &s.email, Some(ErrorKind::Conflict), msg);
             }
         }
-        if s.kind == AccountKind::Person
-            && let Some(left) = self.seats_left.as_mut()
-        {
-            if *left == 0 {
-                let free = self.input.free_seats.unwrap_or(0);
-                let msg = format!(
-                    "no free licence seat for a new account ({free} free in the target before this plan)"
-                );
-                self.note(NoteLevel::Error, &s.email, Some(ErrorKind::Licence), msg);
-                return;
-            }
-            *left -= 1;
+        if s.kind == AccountKind::Person && !self.take_seat(s) {
+            return;
         }
         let merges = self.guests_to_merge(s, index);
         let merging: HashSet<String> = merges.iter().map(|(g, _)| g.id.clone()).collect();
@@ -433,13 +517,14 @@ impl<'a> Builder<'a> {
         first
             .aliases
             .retain(|a| !held.contains(&a.to_ascii_lowercase()));
-        let options = self.options_for(s, linker);
+        let (options, overrides) = self.options_for(s, linker);
         let link = PlannedLink {
             source_key: key.clone(),
             source_email: s.email.clone(),
             target_id: None,
             how: LinkHow::Created,
             options: options.clone(),
+            overrides,
         };
         self.changes.push(PlannedChange {
             key: create_key.clone(),
@@ -499,6 +584,45 @@ impl<'a> Builder<'a> {
             });
             self.summary.updates += 1;
         }
+    }
+
+    /// An address of `s` that a target account holds otherwise than as the
+    /// same primary address does not link by itself; say so.
+    fn warn_near_miss(&mut self, s: &Account, index: &TargetIndex) {
+        if self.input.pipeline.link_stage().map(|l| l.by)
+            == Some(crate::pipeline::LinkBy::PrimaryOrAlias)
+        {
+            return;
+        }
+        let Some((address, t)) = index.near_miss(s) else {
+            return;
+        };
+        let role = if t.has_address(&s.email) && !t.email.eq_ignore_ascii_case(&s.email) {
+            "an alias of"
+        } else {
+            "the primary address of"
+        };
+        let msg = format!(
+            "not linked: {address} is {role} target account {} ({}), and only the same primary address links by itself; if they are one person, `roster links PIPELINE add {} {}`",
+            t.id, t.email, s.email, t.id
+        );
+        self.note(NoteLevel::Warning, &s.email, Some(ErrorKind::Conflict), msg);
+    }
+
+    /// An enabled source account that matches nothing and is not created.
+    fn unmatched(&mut self, s: &Account) {
+        let level = match self.sync.unmatched {
+            Unmatched::Ignore => return,
+            Unmatched::Warn => NoteLevel::Warning,
+            Unmatched::Error => NoteLevel::Error,
+        };
+        let msg = format!(
+            "no {} account has the primary address {}, and the pipeline does not create {} accounts; create it there or link it by hand",
+            self.input.pipeline.target,
+            s.email,
+            s.kind.as_str()
+        );
+        self.note(level, &s.email, Some(ErrorKind::NotFound), msg);
     }
 
     /// Linked target accounts whose source account is gone from the source
@@ -562,7 +686,7 @@ impl<'a> Builder<'a> {
         })
     }
 
-    fn finish(mut self, refused: Option<String>) -> Plan {
+    fn finish(mut self, refused: Option<String>, link_edits: Vec<String>) -> Plan {
         // Within a phase, people before functional accounts: a functional
         // account's members (its delegates) must exist when it is written.
         let rank = |c: &PlannedChange| match &c.change.op {
@@ -574,6 +698,26 @@ impl<'a> Builder<'a> {
         });
         self.links
             .sort_by(|a, b| a.source_email.cmp(&b.source_email));
+        self.unlinks
+            .sort_by(|a, b| a.source_email.cmp(&b.source_email));
+        self.summary.unlinks = self.unlinks.len();
+        let short = self
+            .notes
+            .iter()
+            .filter(|n| n.kind == Some(ErrorKind::Licence))
+            .count();
+        if short > 0 {
+            let free = self.input.free_seats.unwrap_or(0);
+            self.notes.push(Note {
+                level: NoteLevel::Error,
+                account: None,
+                kind: Some(ErrorKind::Licence),
+                message: format!(
+                    "{short} more licence seats are needed: {free} were free, {} accounts need one",
+                    free as usize + short
+                ),
+            });
+        }
         for n in &self.notes {
             match n.level {
                 NoteLevel::Warning => self.summary.warnings += 1,
@@ -593,6 +737,8 @@ impl<'a> Builder<'a> {
             target: pipeline.target.clone(),
             changes: self.changes,
             links: self.links,
+            unlinks: self.unlinks,
+            link_edits,
             notes: self.notes,
             summary: self.summary,
             refused,
@@ -601,6 +747,18 @@ impl<'a> Builder<'a> {
         plan.id = hex::encode(&digest[..8]);
         plan
     }
+}
+
+/// Options as an admin reads them: `diary=true, task=false`.
+fn show_options(options: &BTreeMap<String, String>) -> String {
+    if options.is_empty() {
+        return "(none)".into();
+    }
+    options
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// Does the target already hold every address the desired account has?

@@ -7,8 +7,9 @@
 use super::LinkHow;
 use crate::model::{Account, AccountKind};
 use crate::pipeline::{LinkBy, LinkStage};
-use crate::state::StoredLink;
-use std::collections::HashMap;
+use crate::state::{LinkEdit, StoredLink, Unlinked};
+use std::cell::RefCell;
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 /// The key a source account is linked by: its immutable external key where
 /// it has one, else its id in the source.
@@ -31,6 +32,15 @@ pub enum Match<'t> {
         how: LinkHow,
     },
     Conflict(String),
+    /// `roster links remove` staged the unlinking of this account.
+    Unlink {
+        target_id: Option<String>,
+    },
+    /// Unlinked on purpose by an earlier apply: left alone, even when the
+    /// pipeline file names a manual link for it.
+    Held {
+        manual_in_pipeline: bool,
+    },
 }
 
 /// Target accounts indexed for matching.
@@ -78,6 +88,21 @@ impl<'t> TargetIndex<'t> {
         self.by_id.get(id).copied()
     }
 
+    /// A near miss for an unlinked source account: a target account that
+    /// holds one of its addresses, but not as the same primary address.
+    pub fn near_miss<'s>(&self, s: &'s Account) -> Option<(&'s str, &'t Account)> {
+        let email = s.email.to_ascii_lowercase();
+        if let Some(t) = self.by_alias.get(&email).and_then(|v| v.first()) {
+            return Some((s.email.as_str(), *t));
+        }
+        s.aliases.iter().find_map(|a| {
+            self.by_primary
+                .get(&a.to_ascii_lowercase())
+                .and_then(|v| v.first())
+                .map(|t| (a.as_str(), *t))
+        })
+    }
+
     /// The non-guest target account holding `address` as primary or alias.
     pub fn holder(&self, address: &str) -> Option<&'t Account> {
         let a = address.to_ascii_lowercase();
@@ -88,18 +113,36 @@ impl<'t> TargetIndex<'t> {
     }
 }
 
+/// Does `name` (an address, external key or id, as an admin typed it) name `s`?
+pub fn names(name: &str, s: &Account) -> bool {
+    name.eq_ignore_ascii_case(&s.email) || s.external_key.as_deref() == Some(name) || name == s.id
+}
+
 pub struct Linker<'a, 't> {
     stage: &'a LinkStage,
     index: &'a TargetIndex<'t>,
     stored: HashMap<&'a str, &'a StoredLink>,
+    edits: &'a [LinkEdit],
+    held: HashSet<&'a str>,
+    /// The staged edits that matched an account in scope.
+    used_edits: RefCell<Vec<String>>,
 }
 
 impl<'a, 't> Linker<'a, 't> {
-    pub fn new(stage: &'a LinkStage, index: &'a TargetIndex<'t>, stored: &'a [StoredLink]) -> Self {
+    pub fn new(
+        stage: &'a LinkStage,
+        index: &'a TargetIndex<'t>,
+        stored: &'a [StoredLink],
+        edits: &'a [LinkEdit],
+        held: &'a [Unlinked],
+    ) -> Self {
         Linker {
             stage,
             index,
             stored: stored.iter().map(|l| (l.source_key.as_str(), l)).collect(),
+            edits,
+            held: held.iter().map(|u| u.source_key.as_str()).collect(),
+            used_edits: RefCell::new(vec![]),
         }
     }
 
@@ -107,45 +150,71 @@ impl<'a, 't> Linker<'a, 't> {
         self.stored.get(key).copied()
     }
 
-    pub fn manual_options(
-        &self,
-        s: &Account,
-    ) -> Option<&'a std::collections::BTreeMap<String, String>> {
-        self.manual(s).map(|m| &m.options)
+    /// The link's own options: a staged edit's, else the pipeline's manual
+    /// link's, else those stored with the link.
+    pub fn overrides(&self, s: &Account) -> BTreeMap<String, String> {
+        if let Some(edit) = self.edit(s).filter(|e| e.target_id.is_some()) {
+            return edit.options.clone();
+        }
+        if let Some(m) = self.manual(s) {
+            return m.options.clone();
+        }
+        self.stored(&source_key(s))
+            .map(|l| l.overrides.clone())
+            .unwrap_or_default()
+    }
+
+    /// The staged edit for `s`, if any.
+    pub fn edit(&self, s: &Account) -> Option<&'a LinkEdit> {
+        self.edits.iter().find(|e| names(&e.source, s))
+    }
+
+    /// Staged edits carried out by this plan, and those that matched nothing.
+    pub fn edits_used(&self) -> (Vec<String>, Vec<&'a LinkEdit>) {
+        let used = self.used_edits.borrow().clone();
+        let unused = self
+            .edits
+            .iter()
+            .filter(|e| !used.contains(&e.source))
+            .collect();
+        (used, unused)
     }
 
     fn manual(&self, s: &Account) -> Option<&'a crate::pipeline::ManualLink> {
-        self.stage.manual.iter().find(|m| {
-            m.source.eq_ignore_ascii_case(&s.email)
-                || s.external_key.as_deref() == Some(m.source.as_str())
-                || m.source == s.id
-        })
+        self.stage.manual.iter().find(|m| names(&m.source, s))
+    }
+
+    fn to_target(&self, target_id: &str, how: LinkHow) -> Match<'t> {
+        match self.index.get(target_id) {
+            Some(target) => Match::Linked { target, how },
+            None => Match::Missing {
+                target_id: target_id.to_string(),
+                how,
+            },
+        }
     }
 
     pub fn find(&self, s: &Account) -> Match<'t> {
-        if let Some(m) = self.manual(s) {
-            return match self.index.get(&m.target) {
-                Some(target) => Match::Linked {
-                    target,
-                    how: LinkHow::Manual,
-                },
-                None => Match::Missing {
-                    target_id: m.target.clone(),
-                    how: LinkHow::Manual,
+        let key = source_key(s);
+        if let Some(edit) = self.edit(s) {
+            self.used_edits.borrow_mut().push(edit.source.clone());
+            return match &edit.target_id {
+                Some(target) => self.to_target(target, LinkHow::Manual),
+                None => Match::Unlink {
+                    target_id: self.stored(&key).map(|l| l.target_id.clone()),
                 },
             };
         }
-        if let Some(link) = self.stored(&source_key(s)) {
-            return match self.index.get(&link.target_id) {
-                Some(target) => Match::Linked {
-                    target,
-                    how: LinkHow::Stored,
-                },
-                None => Match::Missing {
-                    target_id: link.target_id.clone(),
-                    how: LinkHow::Stored,
-                },
+        if self.held.contains(key.as_str()) {
+            return Match::Held {
+                manual_in_pipeline: self.manual(s).is_some(),
             };
+        }
+        if let Some(m) = self.manual(s) {
+            return self.to_target(&m.target, LinkHow::Manual);
+        }
+        if let Some(link) = self.stored(&key) {
+            return self.to_target(&link.target_id, LinkHow::Stored);
         }
         self.by_address(s)
     }

@@ -32,6 +32,12 @@ pub struct Plan {
     pub changes: Vec<PlannedChange>,
     /// Links to record that need no change in the target.
     pub links: Vec<PlannedLink>,
+    /// Links that `roster links remove` staged for removal.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unlinks: Vec<PlannedUnlink>,
+    /// Staged link edits (their sources) this plan carries out.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub link_edits: Vec<String>,
     pub notes: Vec<Note>,
     pub summary: Summary,
     /// Set when a safety rule refuses the plan; nothing may be applied.
@@ -143,6 +149,19 @@ pub struct PlannedLink {
     pub how: LinkHow,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub options: BTreeMap<String, String>,
+    /// The link's own options, on top of the pipeline's defaults.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub overrides: BTreeMap<String, String>,
+}
+
+/// A link to remove: the account stays as it is in the target, and is no
+/// longer synced (nor linked again by address) until linked by hand.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct PlannedUnlink {
+    pub source_key: String,
+    pub source_email: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_id: Option<String>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
@@ -177,6 +196,8 @@ pub struct Summary {
     pub disables: usize,
     pub deletes: usize,
     pub new_links: usize,
+    #[serde(default)]
+    pub unlinks: usize,
     pub unchanged: usize,
     pub skipped: usize,
     pub warnings: usize,
@@ -185,8 +206,11 @@ pub struct Summary {
 }
 
 impl Plan {
-    /// Nothing to change in the target and no link to record.
+    /// Nothing to change in the target and no link to record or remove.
     pub fn is_empty(&self) -> bool {
-        self.changes.is_empty() && self.links.is_empty()
+        self.changes.is_empty()
+            && self.links.is_empty()
+            && self.unlinks.is_empty()
+            && self.link_edits.is_empty()
     }
 }

@@ -18,8 +18,36 @@ pub struct StoredLink {
     pub source_email: String,
     pub target_id: String,
     pub how: LinkHow,
+    /// The options sent with the last change: the pipeline's defaults with
+    /// the link's own overrides on top.
     pub options: BTreeMap<String, String>,
+    /// This link's own options (from a manual link or `roster links add`),
+    /// kept apart so a changed default in the pipeline still reaches it.
+    pub overrides: BTreeMap<String, String>,
     pub updated_at_ms: u64,
+}
+
+/// A link change staged with `roster links add|remove`, carried out by the
+/// next apply (and shown in the plan before it).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct LinkEdit {
+    /// The source account: its address (lower case), external key or id.
+    pub source: String,
+    /// The target account to link to; `None` unlinks.
+    pub target_id: Option<String>,
+    pub options: BTreeMap<String, String>,
+    pub staged_at_ms: u64,
+}
+
+/// A source account unlinked on purpose: neither linked by address again
+/// nor created until it is linked by hand.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Unlinked {
+    pub source_key: String,
+    pub source_email: String,
+    /// The target account it was linked to, for the record.
+    pub target_id: Option<String>,
+    pub at_ms: u64,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -134,6 +162,21 @@ pub trait StateStore {
     /// and each account's last error.
     fn record(&mut self, outcomes: &[Outcome], links: &[StoredLink]) -> anyhow::Result<()>;
     fn mark_sent(&mut self, plan_id: &str, keys: &[&str]) -> anyhow::Result<()>;
+
+    fn link_edits(&self) -> anyhow::Result<Vec<LinkEdit>>;
+    /// Stages an edit; a later edit of the same source replaces it.
+    fn stage_link_edit(&mut self, edit: &LinkEdit) -> anyhow::Result<()>;
+    /// Drops a staged edit; false when there was none.
+    fn unstage_link_edit(&mut self, source: &str) -> anyhow::Result<bool>;
+    fn unlinked(&self) -> anyhow::Result<Vec<Unlinked>>;
+    /// In one transaction: stores `links`, removes the links of `unlinks` and
+    /// remembers them as unlinked, and drops the staged edits now carried out.
+    fn carry_out_link_edits(
+        &mut self,
+        links: &[StoredLink],
+        unlinks: &[Unlinked],
+        edits_done: &[String],
+    ) -> anyhow::Result<()>;
 
     fn account_errors(&self) -> anyhow::Result<Vec<AccountError>>;
 

@@ -14,7 +14,20 @@ CREATE TABLE IF NOT EXISTS links (
     target_id TEXT NOT NULL,
     how TEXT NOT NULL,
     options TEXT NOT NULL,
-    updated_at_ms INTEGER NOT NULL
+    updated_at_ms INTEGER NOT NULL,
+    overrides TEXT NOT NULL DEFAULT '{}'
+);
+CREATE TABLE IF NOT EXISTS link_edits (
+    source TEXT PRIMARY KEY,
+    target_id TEXT,
+    options TEXT NOT NULL,
+    staged_at_ms INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS unlinked (
+    source_key TEXT PRIMARY KEY,
+    source_email TEXT NOT NULL,
+    target_id TEXT,
+    at_ms INTEGER NOT NULL
 );
 CREATE TABLE IF NOT EXISTS runs (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -57,7 +70,9 @@ CREATE TABLE IF NOT EXISTS source_accounts (
 ";
 
 /// 2: source snapshots for incremental reads (`source_reads`, `source_accounts`).
-const VERSION: i64 = 2;
+/// 3: per-link option overrides, staged link edits (`link_edits`) and
+///    accounts unlinked on purpose (`unlinked`).
+const VERSION: i64 = 3;
 
 pub struct SqliteStore {
     conn: Connection,
@@ -80,6 +95,10 @@ impl SqliteStore {
                 path.display()
             );
         }
+        if (1..3).contains(&version) {
+            conn.execute_batch("ALTER TABLE links ADD COLUMN overrides TEXT NOT NULL DEFAULT '{}'")
+                .with_context(|| format!("upgrading the schema in {}", path.display()))?;
+        }
         conn.execute_batch(SCHEMA)
             .with_context(|| format!("creating the schema in {}", path.display()))?;
         conn.pragma_update(None, "user_version", VERSION)?;
@@ -101,15 +120,17 @@ impl StateStore for SqliteStore {
     fn links(&self) -> anyhow::Result<Vec<StoredLink>> {
         let mut stmt = self
             .conn
-            .prepare("SELECT source_key, source_email, target_id, how, options, updated_at_ms FROM links ORDER BY source_email")?;
+            .prepare("SELECT source_key, source_email, target_id, how, options, updated_at_ms, overrides FROM links ORDER BY source_email")?;
         let rows = stmt.query_map([], |r| {
             let options: String = r.get(4)?;
+            let overrides: String = r.get(6)?;
             Ok(StoredLink {
                 source_key: r.get(0)?,
                 source_email: r.get(1)?,
                 target_id: r.get(2)?,
                 how: how_from(&r.get::<_, String>(3)?),
                 options: serde_json::from_str(&options).unwrap_or_default(),
+                overrides: serde_json::from_str(&overrides).unwrap_or_default(),
                 updated_at_ms: r.get::<_, i64>(5)? as u64,
             })
         })?;
@@ -258,6 +279,84 @@ impl StateStore for SqliteStore {
         Ok(())
     }
 
+    fn link_edits(&self) -> anyhow::Result<Vec<LinkEdit>> {
+        let mut stmt = self.conn.prepare(
+            "SELECT source, target_id, options, staged_at_ms FROM link_edits ORDER BY source",
+        )?;
+        let rows = stmt.query_map([], |r| {
+            let options: String = r.get(2)?;
+            Ok(LinkEdit {
+                source: r.get(0)?,
+                target_id: r.get(1)?,
+                options: serde_json::from_str(&options).unwrap_or_default(),
+                staged_at_ms: r.get::<_, i64>(3)? as u64,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    fn stage_link_edit(&mut self, edit: &LinkEdit) -> anyhow::Result<()> {
+        self.conn.execute(
+            "INSERT INTO link_edits (source, target_id, options, staged_at_ms) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT (source) DO UPDATE SET target_id = excluded.target_id, options = excluded.options,
+             staged_at_ms = excluded.staged_at_ms",
+            params![
+                edit.source,
+                edit.target_id,
+                serde_json::to_string(&edit.options)?,
+                edit.staged_at_ms as i64
+            ],
+        )?;
+        Ok(())
+    }
+
+    fn unstage_link_edit(&mut self, source: &str) -> anyhow::Result<bool> {
+        Ok(self
+            .conn
+            .execute("DELETE FROM link_edits WHERE source = ?1", [source])?
+            > 0)
+    }
+
+    fn unlinked(&self) -> anyhow::Result<Vec<Unlinked>> {
+        let mut stmt = self.conn.prepare(
+            "SELECT source_key, source_email, target_id, at_ms FROM unlinked ORDER BY source_email",
+        )?;
+        let rows = stmt.query_map([], |r| {
+            Ok(Unlinked {
+                source_key: r.get(0)?,
+                source_email: r.get(1)?,
+                target_id: r.get(2)?,
+                at_ms: r.get::<_, i64>(3)? as u64,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    fn carry_out_link_edits(
+        &mut self,
+        links: &[StoredLink],
+        unlinks: &[Unlinked],
+        edits_done: &[String],
+    ) -> anyhow::Result<()> {
+        let tx = self.conn.transaction()?;
+        for link in links {
+            upsert_link(&tx, link)?;
+        }
+        for u in unlinks {
+            tx.execute("DELETE FROM links WHERE source_key = ?1", [&u.source_key])?;
+            tx.execute(
+                "INSERT INTO unlinked (source_key, source_email, target_id, at_ms) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (source_key) DO UPDATE SET source_email = excluded.source_email,
+                 target_id = excluded.target_id, at_ms = excluded.at_ms",
+                params![u.source_key, u.source_email, u.target_id, u.at_ms as i64],
+            )?;
+        }
+        for source in edits_done {
+            tx.execute("DELETE FROM link_edits WHERE source = ?1", [source])?;
+        }
+        Ok(tx.commit()?)
+    }
+
     fn account_errors(&self) -> anyhow::Result<Vec<AccountError>> {
         let mut stmt = self.conn.prepare(
             "SELECT account, change_key, message, at_ms FROM account_errors ORDER BY account",
@@ -357,17 +456,23 @@ impl StateStore for SqliteStore {
 
 fn upsert_link(conn: &Connection, link: &StoredLink) -> anyhow::Result<()> {
     conn.execute(
-        "INSERT INTO links (source_key, source_email, target_id, how, options, updated_at_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+        "INSERT INTO links (source_key, source_email, target_id, how, options, updated_at_ms, overrides) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
          ON CONFLICT (source_key) DO UPDATE SET source_email = excluded.source_email, target_id = excluded.target_id,
-         how = excluded.how, options = excluded.options, updated_at_ms = excluded.updated_at_ms",
+         how = excluded.how, options = excluded.options, updated_at_ms = excluded.updated_at_ms, overrides = excluded.overrides",
         params![
             link.source_key,
             link.source_email,
             link.target_id,
             link.how.as_str(),
             serde_json::to_string(&link.options)?,
-            link.updated_at_ms as i64
+            link.updated_at_ms as i64,
+            serde_json::to_string(&link.overrides)?
         ],
+    )?;
+    // A link made (again) ends an earlier unlinking of the account.
+    conn.execute(
+        "DELETE FROM unlinked WHERE source_key = ?1",
+        [&link.source_key],
     )?;
     Ok(())
 }
