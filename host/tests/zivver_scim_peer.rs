@@ -6,86 +6,10 @@
 
 mod common;
 
+use common::scim_peer::{Peer, TOKEN};
 use common::{HEADER, Work};
 use serde_json::Value;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
-
-const TOKEN: &str = "peer-bearer-token";
-
-fn server_binary() -> PathBuf {
-    let path = std::env::var_os("SCIM2_SERVER")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/venv-scim/bin/scim2-server")
-        });
-    assert!(
-        path.is_file(),
-        "scim2-server is not installed at {}: run the tests with `cargo xtask test` (it installs it), or set SCIM2_SERVER",
-        path.display()
-    );
-    path
-}
-
-struct Peer {
-    child: Child,
-    url: String,
-}
-
-impl Drop for Peer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Peer {
-    fn start() -> Peer {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("../sim/fixtures/scim");
-        let child = Command::new(server_binary())
-            .args(["--hostname", "127.0.0.1", "--port", &port.to_string()])
-            .args(["--bearer-token", TOKEN])
-            .arg("--schema")
-            .arg(fixtures.join("zivver-schemas.json"))
-            .arg("--resource-type")
-            .arg(fixtures.join("zivver-resource-types.json"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("starting scim2-server");
-        let peer = Peer {
-            child,
-            url: format!("http://127.0.0.1:{port}/v2"),
-        };
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while peer.get("Users").is_none() {
-            assert!(Instant::now() < deadline, "scim2-server did not come up");
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        peer
-    }
-
-    fn get(&self, path: &str) -> Option<Value> {
-        let answer = ureq::get(&format!("{}/{path}", self.url))
-            .header("Authorization", &format!("Bearer {TOKEN}"))
-            .call()
-            .ok()?;
-        answer.into_body().read_json().ok()
-    }
-
-    fn resources(&self, kind: &str) -> Vec<Value> {
-        self.get(kind).unwrap()["Resources"]
-            .as_array()
-            .cloned()
-            .unwrap_or_default()
-    }
-}
+use std::path::Path;
 
 const SOURCE: &str = "\
 s1,person,ann@corp.example,ann.alias@corp.example,Ann Smith,Ann,Smith,true,,key-1,,
@@ -131,7 +55,7 @@ fn ext<'a>(u: &'a Value, key: &str) -> Vec<&'a str> {
 
 #[test]
 fn users_and_groups_are_created_updated_and_emptied_on_a_real_scim_server() {
-    let peer = Peer::start();
+    let peer = Peer::start(true);
     let w = Work::new();
     w.write("token", TOKEN);
     w.write("hr/accounts.csv", &format!("{HEADER}{SOURCE}"));
@@ -208,7 +132,7 @@ fn users_and_groups_are_created_updated_and_emptied_on_a_real_scim_server() {
 #[test]
 fn the_exchange_to_zivver_pipeline_runs_against_the_real_scim_server() {
     use roster_sim::{Faults, m365};
-    let peer = Peer::start();
+    let peer = Peer::start(true);
     let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/exchange-to-zivver");
     let tenant = m365::seed::load(&example.join("m365/tenant.json")).unwrap();
     let (running, sim) = m365::start(tenant, Faults::default(), 0).unwrap();

@@ -65,6 +65,35 @@ pub trait Connector: Sized + 'static {
     }
 }
 
+impl crate::Account {
+    /// An enabled account with only its id, kind and primary address set.
+    pub fn new(id: impl Into<String>, kind: crate::AccountKind, email: impl Into<String>) -> Self {
+        crate::Account {
+            id: id.into(),
+            kind,
+            email: email.into(),
+            aliases: vec![],
+            display_name: None,
+            given_name: None,
+            family_name: None,
+            enabled: true,
+            org_unit: None,
+            external_key: None,
+            delegates: vec![],
+            groups: vec![],
+            attributes: vec![],
+        }
+    }
+
+    /// The value of attribute `key`, if set.
+    pub fn attribute(&self, key: &str) -> Option<&str> {
+        self.attributes
+            .iter()
+            .find(|a| a.key == key)
+            .map(|a| a.value.as_str())
+    }
+}
+
 impl AccountPage {
     /// A last page with these accounts.
     pub fn last(accounts: Vec<crate::Account>) -> Self {

@@ -67,6 +67,17 @@ impl ScimClient {
         }
     }
 
+    /// How many resources of `resource` the service holds (one small page asked).
+    pub fn total(&self, resource: &str) -> Result<u64> {
+        let page: Value = self
+            .send(
+                self.http
+                    .request("GET", &format!("{resource}?startIndex=1&count=1")),
+            )?
+            .json()?;
+        Ok(page["totalResults"].as_u64().unwrap_or(0))
+    }
+
     /// The first resource matching `attribute eq "value"`.
     pub fn find(&self, resource: &str, attribute: &str, value: &str) -> Result<Option<Value>> {
         let filter = format!("{attribute} eq \"{}\"", value.replace('"', "\\\""));
@@ -84,6 +95,23 @@ impl ScimClient {
         .json()
     }
 
+    /// What the service supports (RFC 7643 §5): PATCH, ETags, bulk, filters.
+    /// A service without the endpoint is taken to support neither PATCH nor ETags.
+    pub fn capabilities(&self) -> Result<Capabilities> {
+        let r = self.http.request("GET", "ServiceProviderConfig").send()?;
+        if r.status() == 404 {
+            return Ok(Capabilities::default());
+        }
+        if !r.is_success() {
+            return Err(error(&r));
+        }
+        let c: Value = r.json()?;
+        Ok(Capabilities {
+            patch: c["patch"]["supported"].as_bool().unwrap_or(false),
+            etag: c["etag"]["supported"].as_bool().unwrap_or(false),
+        })
+    }
+
     pub fn create(&self, resource: &str, body: &Value) -> Result<Value> {
         body_or_null(self.with_body("POST", resource, body)?)
     }
@@ -94,8 +122,40 @@ impl ScimClient {
     }
 
     pub fn patch(&self, resource: &str, id: &str, operations: Vec<Value>) -> Result<Value> {
-        let body = json!({"schemas": [PATCH_OP], "Operations": operations});
+        let body = patch_body(operations);
         body_or_null(self.with_body("PATCH", &format!("{resource}/{}", encode(id)), &body)?)
+    }
+
+    /// A PUT or PATCH (`method`) sent only if the resource is still at
+    /// `version` (its ETag); a stale version answers a `Conflict` error.
+    pub fn write_if_match(
+        &self,
+        method: &str,
+        resource: &str,
+        id: &str,
+        body: &Value,
+        version: Option<&str>,
+    ) -> Result<Value> {
+        let bytes = serde_json::to_vec(body)?;
+        let mut request = self
+            .http
+            .request(method, &format!("{resource}/{}", encode(id)))
+            .body(bytes, CONTENT_TYPE);
+        if let Some(v) = version {
+            request = request.header("If-Match", v);
+        }
+        let response = request.send()?;
+        match response.status() {
+            412 => Err(Error::new(
+                ErrorKind::Conflict,
+                format!(
+                    "{resource}/{id} changed since it was read (ETag {})",
+                    version.unwrap_or("-")
+                ),
+            )),
+            _ if response.is_success() => body_or_null(response),
+            _ => Err(error(&response)),
+        }
     }
 
     pub fn delete(&self, resource: &str, id: &str) -> Result<()> {
@@ -132,6 +192,57 @@ impl ScimClient {
     pub fn post(&self, path: &str, body: &Value) -> Result<Value> {
         body_or_null(self.with_body("POST", path, body)?)
     }
+}
+
+/// What a SCIM service says it supports.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Capabilities {
+    pub patch: bool,
+    pub etag: bool,
+}
+
+/// A PATCH body's operations, for [`ScimClient::patch`] and
+/// [`ScimClient::write_if_match`].
+pub fn patch_body(operations: Vec<Value>) -> Value {
+    json!({"schemas": [PATCH_OP], "Operations": operations})
+}
+
+/// The object at `key` in `body`, created when missing.
+pub fn object<'a>(
+    body: &'a mut serde_json::Map<String, Value>,
+    key: &str,
+) -> &'a mut serde_json::Map<String, Value> {
+    let slot = body.entry(key).or_insert_with(|| json!({}));
+    if !slot.is_object() {
+        *slot = json!({});
+    }
+    slot.as_object_mut().expect("an object")
+}
+
+/// Adds `schema` to the body's `schemas` once.
+pub fn with_schema(body: &mut serde_json::Map<String, Value>, schema: &str) {
+    let schemas = body.entry("schemas").or_insert_with(|| json!([]));
+    if let Some(list) = schemas.as_array_mut()
+        && !list.iter().any(|s| s == schema)
+    {
+        list.push(schema.into());
+    }
+}
+
+/// A resource as read, made the base of a full PUT: server-owned `id` and
+/// `meta` left out, so the PUT carries only what the client may set.
+pub fn put_base(base: Option<&Value>) -> serde_json::Map<String, Value> {
+    let mut body = base.and_then(Value::as_object).cloned().unwrap_or_default();
+    body.remove("id");
+    body.remove("meta");
+    body
+}
+
+/// The addresses in `list` other than `primary`.
+pub fn without(primary: &str, list: Vec<String>) -> Vec<String> {
+    list.into_iter()
+        .filter(|a| !a.eq_ignore_ascii_case(primary))
+        .collect()
 }
 
 /// The answer's JSON, or null for an empty answer (204).

@@ -20,6 +20,9 @@ const COMPONENTS: &[(&str, &str)] = &[
     ("plugins/csv", "csv"),
     ("plugins/exchange-online", "exchange-online"),
     ("plugins/zivver", "zivver"),
+    ("plugins/scim", "scim"),
+    ("plugins/superoffice", "superoffice"),
+    ("plugins/riva-crm", "riva-crm"),
     ("tests/components/misbehave", "misbehave"),
 ];
 

@@ -29,9 +29,7 @@ pub struct PlanInput<'a> {
     pub source_read: super::ReadMode,
 }
 
-/// The attribute by which a target marks an account it will not let Roster
-/// change, with the reason as its value (see docs/writing-a-connector.md).
-pub const BLOCKED: &str = "roster:blocked";
+use super::diff::BLOCKED;
 
 const PHASE_FREE_PRIMARY: u8 = 0;
 const PHASE_CREATE: u8 = 1;
@@ -78,9 +76,10 @@ pub fn build(input: &PlanInput) -> Plan {
             .contains(&crate::model::Field::Delegates),
     };
     let shaped = shape(&scope.kept, &rules);
+    let sync_stage = pipeline.sync_stage().cloned().unwrap_or_default();
     let mut b = Builder {
         input,
-        sync: pipeline.sync_stage().cloned().unwrap_or_default(),
+        sync: sync_stage,
         changes: vec![],
         links: vec![],
         unlinks: vec![],

@@ -57,9 +57,42 @@ fn list(items: &[String]) -> String {
     items.join(", ")
 }
 
+/// The attribute by which a target marks an account it will not let Roster
+/// change, with the reason as its value (see docs/writing-a-connector.md).
+pub const BLOCKED: &str = "roster:blocked";
+
+/// The attribute by which a target says which of its declared fields this
+/// one account does not keep (comma-separated field names, e.g. a SCIM
+/// group has no aliases): they are never compared for it.
+pub const UNSTORED: &str = "roster:unstored";
+
+/// The fields `have` keeps, of those the target declares.
+fn kept_by(have: &Account, fields: &[Field]) -> Vec<Field> {
+    let Some(unstored) = have.attributes.get(UNSTORED) else {
+        return fields.to_vec();
+    };
+    let names: Vec<&str> = unstored.split(',').map(str::trim).collect();
+    fields
+        .iter()
+        .copied()
+        .filter(|f| !names.contains(&f.as_str()))
+        .collect()
+}
+
 /// The differences, over the fields the target stores, between what it has and what it should have.
 pub fn diff(want: &Account, have: &Account, fields: &[Field]) -> Vec<FieldDiff> {
     let mut out = Vec::new();
+    let fields = kept_by(have, fields);
+    let want_attributes: std::collections::BTreeMap<&String, &String> = want
+        .attributes
+        .iter()
+        .filter(|(k, _)| !k.starts_with("roster:"))
+        .collect();
+    let have_attributes: std::collections::BTreeMap<&String, &String> = have
+        .attributes
+        .iter()
+        .filter(|(k, _)| !k.starts_with("roster:"))
+        .collect();
     let mut push = |f: Field, from: String, to: String| {
         out.push(FieldDiff {
             field: f.as_str().into(),
@@ -67,7 +100,7 @@ pub fn diff(want: &Account, have: &Account, fields: &[Field]) -> Vec<FieldDiff> 
             to,
         })
     };
-    for &f in fields {
+    for f in fields {
         match f {
             Field::Email if !want.email.eq_ignore_ascii_case(&have.email) => {
                 push(f, have.email.clone(), want.email.clone())
@@ -109,10 +142,10 @@ pub fn diff(want: &Account, have: &Account, fields: &[Field]) -> Vec<FieldDiff> 
                     text(&want.external_key).into(),
                 )
             }
-            Field::Attributes if want.attributes != have.attributes => push(
+            Field::Attributes if want_attributes != have_attributes => push(
                 f,
-                format!("{:?}", have.attributes),
-                format!("{:?}", want.attributes),
+                format!("{have_attributes:?}"),
+                format!("{want_attributes:?}"),
             ),
             _ => {}
         }

@@ -84,12 +84,12 @@ impl Connector for Zivver {
     }
 
     fn test_connection(&mut self, account: Option<String>) -> Result<ConnectionReport> {
-        let users = self.scim.list_all("Users", None, 1).map_err(classify)?;
+        let users = self.scim.total("Users").map_err(classify)?;
         let mut checks = vec![format!(
             "SCIM API at {} answered; API key accepted ({} user{} seen)",
             self.scim.base(),
-            users.len(),
-            if users.len() == 1 { "" } else { "s" }
+            users,
+            if users == 1 { "" } else { "s" }
         )];
         let found = match account {
             None => None,

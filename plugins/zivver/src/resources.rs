@@ -4,9 +4,9 @@
 //! account (`externalId` = address, `members` = user UUIDs of the
 //! delegates), a Guest is a guest.
 
-use roster_sdk::scim::strings;
+use roster_sdk::scim::{object, put_base, strings, with_schema, without};
 use roster_sdk::{Account, AccountKind, Attribute};
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 use std::collections::HashMap;
 
 pub const USER: &str = "urn:ietf:params:scim:schemas:core:2.0:User";
@@ -15,12 +15,6 @@ pub const ENTERPRISE: &str = "urn:ietf:params:scim:schemas:extension:enterprise:
 pub const USER_EXT: &str = "urn:ietf:params:scim:schemas:zivver:0.1:User";
 pub const GROUP_EXT: &str = "urn:ietf:params:scim:schemas:zivver:0.1:Group";
 
-fn without(primary: &str, list: Vec<String>) -> Vec<String> {
-    list.into_iter()
-        .filter(|a| !a.eq_ignore_ascii_case(primary))
-        .collect()
-}
-
 fn attr(key: &str, value: &str) -> Attribute {
     Attribute {
         key: key.into(),
@@ -28,27 +22,9 @@ fn attr(key: &str, value: &str) -> Attribute {
     }
 }
 
-fn base_account(id: &str, kind: AccountKind, email: String) -> Account {
-    Account {
-        id: id.into(),
-        kind,
-        email,
-        aliases: vec![],
-        display_name: None,
-        given_name: None,
-        family_name: None,
-        enabled: true,
-        org_unit: None,
-        external_key: None,
-        delegates: vec![],
-        groups: vec![],
-        attributes: vec![],
-    }
-}
-
 pub fn person(u: &Value) -> Option<Account> {
     let email = u["userName"].as_str()?.to_string();
-    let mut a = base_account(u["id"].as_str()?, AccountKind::Person, email.clone());
+    let mut a = Account::new(u["id"].as_str()?, AccountKind::Person, email.clone());
     a.aliases = without(&email, strings(&u[USER_EXT]["aliases"]));
     a.delegates = strings(&u[USER_EXT]["delegates"]);
     a.display_name = u["name"]["formatted"]
@@ -71,7 +47,7 @@ pub fn functional(
         .as_str()
         .or_else(|| g["displayName"].as_str())?
         .to_string();
-    let mut a = base_account(g["id"].as_str()?, AccountKind::Functional, email.clone());
+    let mut a = Account::new(g["id"].as_str()?, AccountKind::Functional, email.clone());
     a.aliases = without(&email, strings(&g[GROUP_EXT]["aliases"]));
     a.display_name = g["displayName"].as_str().map(str::to_string);
     let mut unknown = Vec::new();
@@ -89,25 +65,7 @@ pub fn functional(
 
 pub fn guest(g: &Value) -> Option<Account> {
     let email = g["userName"].as_str()?.to_string();
-    Some(base_account(g["id"].as_str()?, AccountKind::Guest, email))
-}
-
-/// The object at `key` in `body`, created when missing.
-fn object<'a>(body: &'a mut Map<String, Value>, key: &str) -> &'a mut Map<String, Value> {
-    let slot = body.entry(key).or_insert_with(|| json!({}));
-    if !slot.is_object() {
-        *slot = json!({});
-    }
-    slot.as_object_mut().expect("an object")
-}
-
-fn with_schema(body: &mut Map<String, Value>, schema: &str) {
-    let schemas = body.entry("schemas").or_insert_with(|| json!([]));
-    if let Some(list) = schemas.as_array_mut()
-        && !list.iter().any(|s| s == schema)
-    {
-        list.push(schema.into());
-    }
+    Some(Account::new(g["id"].as_str()?, AccountKind::Guest, email))
 }
 
 /// The whole User for a PUT or POST: `base` (what Zivver holds) with the
@@ -119,9 +77,7 @@ pub fn user_body(
     aliases: &[String],
     delegates: &[String],
 ) -> Value {
-    let mut body = base.and_then(Value::as_object).cloned().unwrap_or_default();
-    body.remove("id");
-    body.remove("meta");
+    let mut body = put_base(base);
     with_schema(&mut body, USER);
     with_schema(&mut body, USER_EXT);
     body.insert("userName".into(), a.email.clone().into());
@@ -145,9 +101,7 @@ pub fn group_body(
     aliases: &[String],
     members: &[String],
 ) -> Value {
-    let mut body = base.and_then(Value::as_object).cloned().unwrap_or_default();
-    body.remove("id");
-    body.remove("meta");
+    let mut body = put_base(base);
     with_schema(&mut body, GROUP);
     with_schema(&mut body, GROUP_EXT);
     body.insert("externalId".into(), a.email.clone().into());
