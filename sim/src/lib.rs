@@ -15,9 +15,11 @@
 // would only add noise to every handler.
 #![allow(clippy::result_large_err)]
 
+pub mod dynamics;
 pub mod faults;
 pub mod m365;
 pub mod server;
+pub mod superoffice;
 pub mod zivver;
 
 pub use faults::{FaultGate, Faults, Throttle};

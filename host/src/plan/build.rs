@@ -472,7 +472,11 @@ impl<'a> Builder<'a> {
         if !has_sync {
             return;
         }
-        self.warn_near_miss(s, index);
+        if self.warn_near_miss(s, index) {
+            // Creating it would make a second account with this address.
+            self.summary.skipped += 1;
+            return;
+        }
         if !s.enabled {
             self.summary.skipped += 1;
             return;
@@ -586,15 +590,16 @@ impl<'a> Builder<'a> {
     }
 
     /// An address of `s` that a target account holds otherwise than as the
-    /// same primary address does not link by itself; say so.
-    fn warn_near_miss(&mut self, s: &Account, index: &TargetIndex) {
+    /// same primary address does not link by itself; say so. True when the
+    /// target holds the primary address of `s` (as an alias).
+    fn warn_near_miss(&mut self, s: &Account, index: &TargetIndex) -> bool {
         if self.input.pipeline.link_stage().map(|l| l.by)
             == Some(crate::pipeline::LinkBy::PrimaryOrAlias)
         {
-            return;
+            return false;
         }
         let Some((address, t)) = index.near_miss(s) else {
-            return;
+            return false;
         };
         let role = if t.has_address(&s.email) && !t.email.eq_ignore_ascii_case(&s.email) {
             "an alias of"
@@ -606,6 +611,7 @@ impl<'a> Builder<'a> {
             t.id, t.email, s.email, t.id
         );
         self.note(NoteLevel::Warning, &s.email, Some(ErrorKind::Conflict), msg);
+        t.has_address(&s.email)
     }
 
     /// An enabled source account that matches nothing and is not created.

@@ -26,9 +26,19 @@ pub fn desired(s: &Account, existing: Option<&Account>, fields: &[Field]) -> Acc
         kind: s.kind,
         email: s.email.clone(),
         aliases,
-        display_name: s.display_name.clone(),
-        given_name: s.given_name.clone(),
-        family_name: s.family_name.clone(),
+        // A name the source does not know is not a name to erase.
+        display_name: s
+            .display_name
+            .clone()
+            .or_else(|| existing.and_then(|t| t.display_name.clone())),
+        given_name: s
+            .given_name
+            .clone()
+            .or_else(|| existing.and_then(|t| t.given_name.clone())),
+        family_name: s
+            .family_name
+            .clone()
+            .or_else(|| existing.and_then(|t| t.family_name.clone())),
         enabled: s.enabled,
         org_unit: s.org_unit.clone(),
         external_key: s

@@ -40,6 +40,26 @@ enum Sim {
         #[arg(long)]
         faults: Option<String>,
     },
+    /// SuperOffice CRM: associates, persons, licences and preferences at `/api/v1/`.
+    Superoffice {
+        /// A tenant manifest (`tenant.json`) to seed from.
+        #[arg(long)]
+        seed: PathBuf,
+        #[arg(long, default_value_t = 0)]
+        port: u16,
+        #[arg(long)]
+        faults: Option<String>,
+    },
+    /// Dynamics 365 (Dataverse Web API): `systemusers` at `/api/data/v9.2/`, tokens at `/{tenant}/oauth2/v2.0/token`.
+    Dynamics {
+        /// An organisation manifest (`org.json`) to seed from.
+        #[arg(long)]
+        seed: PathBuf,
+        #[arg(long, default_value_t = 0)]
+        port: u16,
+        #[arg(long)]
+        faults: Option<String>,
+    },
     /// Zivver: SCIM 2.0 Users, Groups (functional accounts) and Guests at `/api/scim/v2/`.
     Zivver {
         /// An organisation manifest (`org.json`) to seed from.
@@ -119,6 +139,18 @@ fn main() -> anyhow::Result<()> {
             }
             let (running, _) = zivver::start(org, faults, port)?;
             println!("listening {}/api/scim/v2/", running.url());
+            running
+        }
+        Sim::Superoffice { seed, port, faults } => {
+            let crm = roster_sim::superoffice::seed::load(&seed)?;
+            let (running, _) = roster_sim::superoffice::start(crm, faults_of(faults)?, port)?;
+            println!("listening {}/api/v1/", running.url());
+            running
+        }
+        Sim::Dynamics { seed, port, faults } => {
+            let org = roster_sim::dynamics::seed::load(&seed)?;
+            let (running, _) = roster_sim::dynamics::start(org, faults_of(faults)?, port)?;
+            println!("listening {}/api/data/v9.2/", running.url());
             running
         }
         Sim::Pair {

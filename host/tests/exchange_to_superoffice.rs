@@ -1,0 +1,256 @@
+//! Exchange Online (the Microsoft 365 simulator) linked to SuperOffice users
+//! (the SuperOffice simulator), both seeded from `examples/`: automatic links
+//! only by the same primary address (case aside), a near miss refused with a
+//! warning, a manual link with its own options, person cards updated,
+//! preferences written, new users only while licences are free; the second
+//! plan empty.
+
+mod common;
+
+use common::{Run, Work};
+use roster_sim::{Faults, Running, m365, superoffice};
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+
+const Z: &str = "@zivvertest.onmicrosoft.com";
+
+fn example(rel: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../examples")
+        .join(rel)
+}
+
+struct Scenario {
+    work: Work,
+    crm: superoffice::Shared,
+    _running: (Running, Running),
+}
+
+impl Scenario {
+    fn start() -> Scenario {
+        let tenant = m365::seed::load(&example("exchange-to-zivver/m365/tenant.json")).unwrap();
+        let crm =
+            superoffice::seed::load(&example("exchange-to-superoffice/superoffice/tenant.json"))
+                .unwrap();
+        let (m, _) = m365::start(tenant, Faults::default(), 0).unwrap();
+        let (s, crm) = superoffice::start(crm, Faults::default(), 0).unwrap();
+        let pipeline = std::fs::read_to_string(example(
+            "exchange-to-superoffice/exchange-to-superoffice.toml",
+        ))
+        .unwrap()
+        .replace("http://127.0.0.1:18401", &m.url())
+        .replace("http://127.0.0.1:18404", &s.url());
+        let work = Work::new();
+        work.write("pipeline.toml", &pipeline);
+        Scenario {
+            work,
+            crm,
+            _running: (m, s),
+        }
+    }
+
+    fn run(&self, args: &[&str]) -> Run {
+        let mut c = self.work.roster();
+        c.env("EXCHANGE_CLIENT_SECRET", "sim-client-secret")
+            .env("SUPEROFFICE_TOKEN", "superoffice-demo-token")
+            .env("SUPEROFFICE_APP_TOKEN", "superoffice-demo-app-token");
+        Run::from(c.args(args).output().unwrap())
+    }
+
+    fn state(&self) -> Value {
+        self.crm.crm.read().unwrap().dump()
+    }
+}
+
+fn person(state: &Value, id: i64) -> Value {
+    state["persons"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["PersonId"] == id)
+        .cloned()
+        .unwrap()
+}
+
+fn emails(person: &Value) -> Vec<String> {
+    person["Emails"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["Value"].as_str().unwrap().to_string())
+        .collect()
+}
+
+fn notes<'a>(plan: &'a Value, account: &str) -> Vec<&'a Value> {
+    plan["notes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|n| n["account"] == account)
+        .collect()
+}
+
+#[test]
+fn mailboxes_link_to_superoffice_users_by_primary_address_and_by_hand() {
+    let s = Scenario::start();
+    let plan = s.run(&["plan", "pipeline.toml", "--json"]).ok().json();
+    let linked: Vec<(String, String, String)> = plan["links"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| {
+            (
+                l["source_email"].as_str().unwrap().to_string(),
+                l["target_id"].as_str().unwrap().to_string(),
+                l["how"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        linked,
+        [
+            (format!("bruno.broccoli{Z}"), "950".into(), "primary".into()),
+            (format!("memo.delight{Z}"), "951".into(), "primary".into()),
+        ],
+        "the same primary address links, case aside; nothing else does: {plan:#}"
+    );
+    let rain = notes(&plan, &format!("rain.drift{Z}"));
+    assert_eq!(rain.len(), 1, "{plan:#}");
+    assert!(
+        rain[0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("is an alias of target account 952")
+    );
+    let creates: Vec<&str> = plan["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["action"] == "create")
+        .map(|c| c["email"].as_str().unwrap())
+        .collect();
+    // One licence is free: the first of the unmatched mailboxes gets it. The
+    // deleted associate (salted.pip) and the system associate (deejay.foxy's
+    // address) are no users, so their mailboxes are unmatched too.
+    assert_eq!(creates, [format!("craze.dash{Z}")], "{plan:#}");
+    let licence: Vec<&Value> = plan["notes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|n| n["kind"] == "licence")
+        .collect();
+    assert_eq!(
+        licence.len(),
+        4,
+        "three mailboxes short of a licence, and the sum: {plan:#}"
+    );
+
+    // Craze's user has another address: linked by hand, with an option of its own.
+    s.run(&[
+        "links",
+        "pipeline.toml",
+        "add",
+        &format!("craze.dash{Z}"),
+        "953",
+        "--options",
+        "diary=false",
+    ])
+    .ok();
+    let plan = s.run(&["plan", "pipeline.toml", "--json"]).ok().json();
+    let created: Vec<&str> = plan["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["action"] == "create")
+        .map(|c| c["email"].as_str().unwrap())
+        .collect();
+    assert_eq!(created, [format!("deejay.foxy{Z}")], "{plan:#}");
+    let applied = s
+        .run(&["apply", "pipeline.toml", "--yes", "--json"])
+        .ok()
+        .json();
+    assert_eq!(applied["report"]["applied"], 4, "{applied:#}");
+    assert_eq!(applied["report"]["failed"], 0);
+
+    let state = s.state();
+    let bruno = person(&state, 500);
+    assert_eq!(
+        bruno["FullName"], "Bruno Broccoli",
+        "the person card follows the mailbox"
+    );
+    assert_eq!(
+        emails(&bruno)[0],
+        format!("bruno.broccoli{Z}"),
+        "the primary stays first"
+    );
+    assert_eq!(emails(&bruno).len(), 3, "with the mailbox's aliases");
+    assert_eq!(emails(&person(&state, 503))[0], format!("craze.dash{Z}"));
+    assert_eq!(
+        person(&state, 501)["Firstname"],
+        "Memo",
+        "a name the mailbox lacks is kept"
+    );
+    let prefs = &state["preferences"];
+    assert_eq!(prefs["950"]["Exchange sync/diary"], "true");
+    assert_eq!(prefs["950"]["Exchange sync/contact"], "false");
+    assert_eq!(
+        prefs["953"]["Exchange sync/diary"], "false",
+        "the link's own option wins"
+    );
+    assert_eq!(
+        prefs["953"]["Exchange sync/task"], "true",
+        "the default fills the rest"
+    );
+    assert!(prefs.get("952").is_none(), "the near miss is untouched");
+    let new_user = state["associates"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["UserName"] == "deejay.foxy")
+        .expect("a user for deejay");
+    assert_eq!(new_user["Type"], "InternalAssociate");
+    assert_eq!(state["licence"]["Free"], 0);
+
+    let links = s.run(&["links", "pipeline.toml", "--json"]).ok().json();
+    let craze = links["links"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|l| l["target_id"] == "953")
+        .unwrap();
+    assert_eq!(craze["manual"], true);
+    assert_eq!(craze["options"]["diary"], "false");
+
+    let again = s.run(&["plan", "pipeline.toml", "--json"]).ok().json();
+    assert!(again["changes"].as_array().unwrap().is_empty(), "{again:#}");
+    assert!(again["links"].as_array().unwrap().is_empty(), "{again:#}");
+}
+
+#[test]
+fn a_wrong_app_token_is_a_clear_error_naming_the_connector() {
+    let s = Scenario::start();
+    let mut c = s.work.roster();
+    c.env("EXCHANGE_CLIENT_SECRET", "sim-client-secret")
+        .env("SUPEROFFICE_TOKEN", "superoffice-demo-token")
+        .env("SUPEROFFICE_APP_TOKEN", "not-the-app-token");
+    let r = Run::from(
+        c.args([
+            "test-connection",
+            "pipeline.toml",
+            "--connector",
+            "superoffice",
+        ])
+        .output()
+        .unwrap(),
+    );
+    assert_ne!(r.code(), 0);
+    let text = format!("{}{}", r.stdout(), r.stderr());
+    assert!(
+        text.contains("superoffice") && text.contains("SO-AppToken"),
+        "{text}"
+    );
+    assert!(
+        !text.contains("not-the-app-token"),
+        "the secret is not printed: {text}"
+    );
+}

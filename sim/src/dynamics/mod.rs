@@ -1,0 +1,228 @@
+//! Dynamics 365 (the Dataverse Web API) as the `riva-crm` connector sees
+//! it: the `systemusers` entity set (`internalemailaddress`, `domainname`,
+//! `isdisabled`, …), paged by `Prefer: odata.maxpagesize` with
+//! `@odata.nextLink`, behind an Entra client-credentials token whose scope
+//! is the organisation's URL. Seeded from Web API list bodies (`seed.rs`).
+
+pub mod seed;
+
+use crate::faults::{FaultGate, Faults, inject};
+use crate::server::{Running, spawn};
+use axum::extract::{Path, Query, Request, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Form, Json, Router};
+use serde_json::{Value, json};
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+
+/// A Dataverse organisation: its app registration and its users.
+pub struct Org {
+    pub tenant: String,
+    pub client_id: String,
+    pub client_secret: String,
+    /// `systemusers` rows in Web API shape, in `systemuserid` order.
+    pub users: Vec<Value>,
+}
+
+pub struct Sim {
+    pub org: RwLock<Org>,
+    pub faults: Arc<FaultGate>,
+    /// The one access token issued (the simulator does not expire it).
+    token: String,
+}
+
+pub type Shared = Arc<Sim>;
+
+const BASE: &str = "/api/data/v9.2";
+
+fn throttle_body(_: &crate::Throttle) -> String {
+    json!({"error": {"code": "0x80072322", "message": "Number of requests exceeded the limit of 6000 over time window of 300 seconds."}}).to_string()
+}
+
+pub fn router(org: Org, faults: Faults) -> (Router, Shared) {
+    let gate = FaultGate::new(faults, throttle_body);
+    let sim = Arc::new(Sim {
+        org: RwLock::new(org),
+        faults: gate.clone(),
+        token: format!("dataverse-{:x}", fastrand_like()),
+    });
+    let api = Router::new()
+        .route(&format!("{BASE}/systemusers"), get(systemusers))
+        .route(&format!("{BASE}/WhoAmI"), get(who_am_i))
+        .layer(axum::middleware::from_fn_with_state(sim.clone(), bearer))
+        .layer(axum::middleware::from_fn_with_state(gate.clone(), inject));
+    let router = api
+        .route("/{tenant}/oauth2/v2.0/token", post(token))
+        .merge(crate::faults::routes(gate))
+        .route("/_sim/dynamics/users", post(upsert_users))
+        .with_state(sim.clone());
+    (router, sim)
+}
+
+/// A token that differs between runs without a random-number dependency.
+fn fastrand_like() -> u128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0)
+}
+
+/// Starts a simulated organisation on `127.0.0.1:port` (0: any free port);
+/// its Web API base is `{url}/api/data/v9.2/`, its token endpoint `{url}/{tenant}/oauth2/v2.0/token`.
+pub fn start(org: Org, faults: Faults, port: u16) -> anyhow::Result<(Running, Shared)> {
+    let (router, sim) = router(org, faults);
+    Ok((spawn(router, port)?, sim))
+}
+
+fn odata_error(status: StatusCode, code: &str, message: &str) -> Response {
+    (
+        status,
+        Json(json!({"error": {"code": code, "message": message}})),
+    )
+        .into_response()
+}
+
+async fn bearer(State(sim): State<Shared>, request: Request, next: Next) -> Response {
+    let given = request
+        .headers()
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::to_string);
+    if given.as_deref() != Some(sim.token.as_str()) {
+        return odata_error(
+            StatusCode::UNAUTHORIZED,
+            "0x80040220",
+            "The user is not authenticated: the bearer token is missing or invalid.",
+        );
+    }
+    next.run(request).await
+}
+
+async fn token(
+    State(sim): State<Shared>,
+    Path(tenant): Path<String>,
+    Form(form): Form<HashMap<String, String>>,
+) -> Response {
+    let org = sim.org.read().unwrap_or_else(|p| p.into_inner());
+    let aad = |code: &str, text: &str| {
+        (
+            StatusCode::BAD_REQUEST,
+            Json(json!({"error": code, "error_description": text})),
+        )
+            .into_response()
+    };
+    if !tenant.eq_ignore_ascii_case(&org.tenant) {
+        return aad(
+            "invalid_request",
+            &format!("AADSTS90002: Tenant '{tenant}' not found."),
+        );
+    }
+    if form.get("client_id") != Some(&org.client_id) {
+        return aad(
+            "unauthorized_client",
+            "AADSTS700016: Application not found in the directory.",
+        );
+    }
+    if form.get("client_secret") != Some(&org.client_secret) {
+        return aad(
+            "invalid_client",
+            "AADSTS7000215: Invalid client secret provided.",
+        );
+    }
+    if !form.get("scope").is_some_and(|s| s.ends_with("/.default")) {
+        return aad(
+            "invalid_scope",
+            "AADSTS1002012: The provided value for scope is not valid.",
+        );
+    }
+    Json(json!({"token_type": "Bearer", "expires_in": 3599, "access_token": sim.token}))
+        .into_response()
+}
+
+async fn who_am_i() -> Json<Value> {
+    Json(
+        json!({"@odata.context": "…/$metadata#Microsoft.Dynamics.CRM.WhoAmIResponse", "UserId": "00000000-0000-0000-0000-0000000000aa"}),
+    )
+}
+
+/// `systemusers`, `$select` honoured, paged by `Prefer: odata.maxpagesize`.
+async fn systemusers(
+    State(sim): State<Shared>,
+    headers: HeaderMap,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    let org = sim.org.read().unwrap_or_else(|p| p.into_inner());
+    let size = headers
+        .get("prefer")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            v.split(',')
+                .find_map(|p| p.trim().strip_prefix("odata.maxpagesize="))
+        })
+        .and_then(|n| n.parse::<usize>().ok())
+        .unwrap_or(5000)
+        .clamp(1, 5000);
+    let skip: usize = q
+        .get("$skiptoken")
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let select: Option<Vec<&str>> = q
+        .get("$select")
+        .map(|s| s.split(',').map(str::trim).collect());
+    let page: Vec<Value> = org
+        .users
+        .iter()
+        .skip(skip)
+        .take(size)
+        .map(|u| match &select {
+            None => u.clone(),
+            Some(fields) => {
+                let mut row = serde_json::Map::new();
+                for f in fields.iter().chain(["systemuserid"].iter()) {
+                    row.insert(f.to_string(), u.get(*f).cloned().unwrap_or(Value::Null));
+                }
+                Value::Object(row)
+            }
+        })
+        .collect();
+    let mut body =
+        json!({"@odata.context": format!("{BASE}/$metadata#systemusers"), "value": page});
+    if skip + size < org.users.len() {
+        let mut next = format!("{BASE}/systemusers?$skiptoken={}", skip + size);
+        if let Some(s) = q.get("$select") {
+            next.push_str(&format!("&$select={s}"));
+        }
+        body["@odata.nextLink"] = next.into();
+    }
+    Json(body).into_response()
+}
+
+/// `/_sim/dynamics/users`: upserts rows by `systemuserid` (tests change the CRM with it).
+async fn upsert_users(State(sim): State<Shared>, Json(rows): Json<Vec<Value>>) -> Json<Value> {
+    let mut org = sim.org.write().unwrap_or_else(|p| p.into_inner());
+    for row in rows {
+        org.upsert(row);
+    }
+    Json(json!({"users": org.users.len()}))
+}
+
+impl Org {
+    pub fn upsert(&mut self, row: Value) {
+        match self
+            .users
+            .iter_mut()
+            .find(|u| u["systemuserid"] == row["systemuserid"])
+        {
+            Some(u) => {
+                if let (Some(u), Some(r)) = (u.as_object_mut(), row.as_object()) {
+                    u.extend(r.clone());
+                }
+            }
+            None => self.users.push(row),
+        }
+    }
+}
