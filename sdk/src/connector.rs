@@ -95,6 +95,20 @@ impl crate::Account {
 }
 
 impl AccountPage {
+    /// The page `request` asks for out of accounts read whole beforehand
+    /// (offset cursors): for connectors whose service has no paging of its
+    /// own worth passing through, or that read everything at once.
+    pub fn of_snapshot(snapshot: &[crate::Account], request: &PageRequest) -> Result<Self> {
+        let (accounts, next_cursor) = crate::paging::offset_page(snapshot, request)?;
+        Ok(AccountPage {
+            accounts,
+            next_cursor,
+            watermark: None,
+            removed_ids: vec![],
+            full: true,
+        })
+    }
+
     /// A last page with these accounts.
     pub fn last(accounts: Vec<crate::Account>) -> Self {
         AccountPage {

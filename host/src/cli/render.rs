@@ -3,7 +3,7 @@
 
 use crate::apply::ApplyReport;
 use crate::model::{Account, ConnectionReport, Descriptor, Group};
-use crate::plan::{Action, NoteLevel, Plan};
+use crate::plan::{Action, NoteLevel, Plan, options_text};
 use crate::runtime::{LoadedComponent, Redactor};
 use crate::session::Session;
 use crate::state::{AccountError, LinkEdit, RunRecord, StoredLink, Unlinked};
@@ -549,12 +549,6 @@ pub fn apply(out: &Out, plan: &Plan, report: &ApplyReport) {
     if let Some(s) = &report.stopped {
         out.print(&format!("stopped: {s}"));
     }
-}
-
-/// `diary=true, task=false`.
-fn options_text(options: &std::collections::BTreeMap<String, String>) -> String {
-    let parts: Vec<String> = options.iter().map(|(k, v)| format!("{k}={v}")).collect();
-    parts.join(", ")
 }
 
 /// ` (diary=true, task=false)`, or nothing.

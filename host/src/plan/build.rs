@@ -754,16 +754,12 @@ impl<'a> Builder<'a> {
     }
 }
 
-/// Options as an admin reads them: `diary=true, task=false`.
+/// Options in a diff: `diary=true, task=false`, or `(none)`.
 fn show_options(options: &BTreeMap<String, String>) -> String {
-    if options.is_empty() {
-        return "(none)".into();
+    match options.is_empty() {
+        true => "(none)".into(),
+        false => options_text(options),
     }
-    options
-        .iter()
-        .map(|(k, v)| format!("{k}={v}"))
-        .collect::<Vec<_>>()
-        .join(", ")
 }
 
 /// Does the target already hold every address the desired account has?

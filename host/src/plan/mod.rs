@@ -205,6 +205,12 @@ pub struct Summary {
     pub errors: usize,
 }
 
+/// Per-link options as an admin reads them: `diary=true, task=false`.
+pub fn options_text(options: &BTreeMap<String, String>) -> String {
+    let parts: Vec<String> = options.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    parts.join(", ")
+}
+
 impl Plan {
     /// Nothing to change in the target and no link to record or remove.
     pub fn is_empty(&self) -> bool {

@@ -113,14 +113,7 @@ impl Connector for Csv {
         if request.cursor.is_none() {
             self.snapshot = self.load_accounts()?.accounts;
         }
-        let (accounts, next_cursor) = paging::offset_page(&self.snapshot, &request)?;
-        Ok(AccountPage {
-            accounts,
-            next_cursor,
-            watermark: None,
-            removed_ids: vec![],
-            full: true,
-        })
+        AccountPage::of_snapshot(&self.snapshot, &request)
     }
 
     fn read_groups(&mut self, request: PageRequest) -> Result<GroupPage> {

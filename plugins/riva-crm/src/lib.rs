@@ -15,7 +15,7 @@
 use roster_sdk::http::Request;
 use roster_sdk::oauth::ClientCredentials;
 use roster_sdk::prelude::*;
-use roster_sdk::{Update, fs, paging};
+use roster_sdk::{Update, fs};
 use serde_json::Value;
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
@@ -141,14 +141,7 @@ impl Connector for Riva {
         if request.cursor.is_none() {
             self.load()?;
         }
-        let (accounts, next_cursor) = paging::offset_page(&self.snapshot, &request)?;
-        Ok(AccountPage {
-            accounts,
-            next_cursor,
-            watermark: None,
-            removed_ids: vec![],
-            full: true,
-        })
+        AccountPage::of_snapshot(&self.snapshot, &request)
     }
 
     fn seats(&mut self) -> Result<SeatCount> {

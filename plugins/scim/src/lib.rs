@@ -132,14 +132,7 @@ impl Connector for Scim {
         if request.cursor.is_none() {
             self.load()?;
         }
-        let (accounts, next_cursor) = paging::offset_page(&self.snapshot, &request)?;
-        Ok(AccountPage {
-            accounts,
-            next_cursor,
-            watermark: None,
-            removed_ids: vec![],
-            full: true,
-        })
+        AccountPage::of_snapshot(&self.snapshot, &request)
     }
 
     fn read_groups(&mut self, request: PageRequest) -> Result<GroupPage> {
@@ -172,6 +165,14 @@ impl Connector for Scim {
         };
         Ok(Applied { id: Some(id) })
     }
+}
+
+/// The id the service gave a resource it stored.
+fn id_of(stored: &Value) -> Result<String> {
+    stored["id"]
+        .as_str()
+        .map(str::to_string)
+        .ok_or_else(|| Error::other("the service answered a write without an id"))
 }
 
 impl Scim {
@@ -235,10 +236,7 @@ impl Scim {
     }
 
     fn remember_user(&mut self, stored: Value, a: &Account) -> Result<String> {
-        let id = stored["id"]
-            .as_str()
-            .ok_or_else(|| Error::other("the service answered a write without an id"))?
-            .to_string();
+        let id = id_of(&stored)?;
         self.user_ids.insert(a.email.to_lowercase(), id.clone());
         self.users.insert(id.clone(), stored);
         Ok(id)
@@ -254,10 +252,7 @@ impl Scim {
     fn create_group(&mut self, a: &Account) -> Result<String> {
         let members = self.members(&a.delegates)?;
         let stored = self.scim.create("Groups", &group_body(None, a, &members))?;
-        let id = stored["id"]
-            .as_str()
-            .ok_or_else(|| Error::other("the service answered a write without an id"))?
-            .to_string();
+        let id = id_of(&stored)?;
         self.groups.insert(id.clone(), stored);
         Ok(id)
     }

@@ -11,9 +11,9 @@
 //! per-link options (e.g. `diary`, `task`, `contact`) are stored as the
 //! associate's individual preferences in one section.
 
+use roster_sdk::Update;
 use roster_sdk::http::{Request, Response, send_all};
 use roster_sdk::prelude::*;
-use roster_sdk::{Update, paging};
 use serde_json::{Value, json};
 use std::collections::HashMap;
 
@@ -128,14 +128,7 @@ impl Connector for SuperOffice {
         if request.cursor.is_none() {
             self.load()?;
         }
-        let (accounts, next_cursor) = paging::offset_page(&self.snapshot, &request)?;
-        Ok(AccountPage {
-            accounts,
-            next_cursor,
-            watermark: None,
-            removed_ids: vec![],
-            full: true,
-        })
+        AccountPage::of_snapshot(&self.snapshot, &request)
     }
 
     fn seats(&mut self) -> Result<SeatCount> {

@@ -12,7 +12,7 @@ mod resources;
 use resources::{functional, group_body, guest, person, user_body};
 use roster_sdk::prelude::*;
 use roster_sdk::scim::ScimClient;
-use roster_sdk::{AccountRef, MergeGuest, Update, paging};
+use roster_sdk::{AccountRef, MergeGuest, Update};
 use serde_json::{Value, json};
 use std::collections::HashMap;
 
@@ -122,14 +122,7 @@ impl Connector for Zivver {
         if request.cursor.is_none() {
             self.load()?;
         }
-        let (accounts, next_cursor) = paging::offset_page(&self.snapshot, &request)?;
-        Ok(AccountPage {
-            accounts,
-            next_cursor,
-            watermark: None,
-            removed_ids: vec![],
-            full: true,
-        })
+        AccountPage::of_snapshot(&self.snapshot, &request)
     }
 
     /// A batch's writes of people go out at once, then those of functional
