@@ -66,6 +66,19 @@ pub struct Stats {
     pub routes: BTreeMap<String, u64>,
     /// Requests answered 429, per route.
     pub throttled_routes: BTreeMap<String, u64>,
+    /// The budget's windows in order, while one is enforced: when each
+    /// opened and how many requests it saw (throttled ones included).
+    pub windows: Vec<WindowUse>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct WindowUse {
+    /// Milliseconds from the first request (since the stats were reset) to
+    /// the window's opening (0 for a window that opened before it).
+    pub opened_ms: u64,
+    /// ... and to the window's last request.
+    pub last_ms: u64,
+    pub requests: u32,
 }
 
 /// The fault state of one simulator.
@@ -80,6 +93,7 @@ struct GateState {
     stats: Stats,
     window_start: Instant,
     window_count: u32,
+    first_request: Option<Instant>,
 }
 
 enum Verdict {
@@ -99,6 +113,7 @@ impl FaultGate {
                 stats: Stats::default(),
                 window_start: Instant::now(),
                 window_count: 0,
+                first_request: None,
             }),
             throttle_body,
         })
@@ -120,7 +135,9 @@ impl FaultGate {
     }
 
     pub fn reset_stats(&self) {
-        self.lock().stats = Stats::default();
+        let mut s = self.lock();
+        s.stats = Stats::default();
+        s.first_request = None;
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, GateState> {
@@ -137,11 +154,25 @@ impl FaultGate {
         let mut budget = None;
         let verdict = if let Some(t) = &f.throttle {
             let window = Duration::from_millis(t.window_ms.max(1));
-            if s.window_start.elapsed() >= window {
+            let rolled = s.window_start.elapsed() >= window;
+            if rolled {
                 s.window_start = Instant::now();
                 s.window_count = 0;
             }
+            let now = Instant::now();
+            let origin = *s.first_request.get_or_insert(now);
+            if rolled || s.stats.windows.is_empty() {
+                let opened = s.window_start.saturating_duration_since(origin);
+                s.stats.windows.push(WindowUse {
+                    opened_ms: opened.as_millis() as u64,
+                    ..WindowUse::default()
+                });
+            }
             s.window_count += 1;
+            if let Some(w) = s.stats.windows.last_mut() {
+                w.requests += 1;
+                w.last_ms = now.duration_since(origin).as_millis() as u64;
+            }
             let left = window.saturating_sub(s.window_start.elapsed());
             let reset = left.as_millis().div_ceil(1000).max(1) as u64;
             if t.headers {

@@ -319,7 +319,16 @@ fn bench_task(root: &Path, args: Vec<String>) -> Result<()> {
             };
             bench::plan(root, &b, &sizes)
         }
-        Some("apply") => bench::apply(root, &b),
+        Some("apply") => {
+            let only = args
+                .get(1)
+                .map(|n| {
+                    n.parse()
+                        .context("apply: a number of mailboxes (300 or 5000)")
+                })
+                .transpose()?;
+            bench::apply(root, &b, only)
+        }
         Some("incremental") => bench::incremental(root, &b, 100_000),
         _ => bail!("usage: cargo xtask bench plan [SIZES] | apply | incremental | host"),
     }

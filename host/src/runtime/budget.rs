@@ -1,10 +1,20 @@
 //! The service's own request budget, learned from its answers, so a
 //! connector slows down before it is refused rather than after: the
-//! `RateLimit-Remaining` / `RateLimit-Reset` header fields (the IETF
+//! `RateLimit-Limit` / `-Remaining` / `-Reset` header fields (the IETF
 //! RateLimit draft Zivver's 429 answer points to) and `Retry-After` on a 429
 //! or 503. When the budget is spent, every request of the connector waits for
 //! the window to reset, instead of each one being refused and retried alone.
+//!
+//! Two ways to know what is left. When the service tells its limit, the host
+//! counts its own requests against it (exact, whatever order the answers
+//! come in) and learns from each answer how much of the window was used by
+//! someone else. When it only tells what remains, each answer, less the
+//! requests sent after it, is an estimate that may only go down within a
+//! window (answers overtake each other). Either way a window is over only
+//! at `reset_at`, the earliest answer's reset counted from its arrival: never
+//! before the service's own window ends.
 
+use std::collections::BTreeSet;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -13,15 +23,117 @@ const PROBE_WAIT: Duration = Duration::from_millis(2);
 
 #[derive(Default)]
 struct State {
-    /// Requests the service will still take in this window; none: unknown.
+    /// The whole budget of a window (`RateLimit-Limit`), once the service said it.
+    limit: Option<u32>,
+    /// Without a told limit: what the service will still take in this
+    /// window, as estimated from its answers; none: unknown.
     remaining: Option<u32>,
-    /// When the window resets (or a `Retry-After` ends).
+    /// When the window resets (or a `Retry-After` ends); none: not known yet.
     reset_at: Option<Instant>,
-    /// Sent and not answered yet: the service has not counted them in what it said.
-    in_flight: u32,
-    /// The service tells its budget: while it is unknown (a new window),
-    /// one request goes first and the rest wait for its answer.
+    /// The first request of the window; answers to earlier ones speak of a
+    /// window that is over.
+    window_from: u64,
+    /// Requests from an earlier window still under way when this one began:
+    /// they may land in it.
+    carried: u32,
+    /// Requests of this window the service counted that were not ours.
+    others: u32,
+    /// Requests sent and not answered yet, by the order they were sent.
+    in_flight: BTreeSet<u64>,
+    next: u64,
+    /// The service tells its budget: while it is unknown (a new window whose
+    /// limit was never said), one request goes first and the rest wait.
     tells: bool,
+}
+
+impl State {
+    /// Requests this window has taken, as the service will count them.
+    fn used(&self) -> u32 {
+        (self.next - self.window_from) as u32 + self.carried + self.others
+    }
+
+    /// What may still be sent in this window; none: unknown.
+    fn available(&self) -> Option<u32> {
+        match self.limit {
+            Some(limit) => Some(limit.saturating_sub(self.used())),
+            None => self.remaining,
+        }
+    }
+
+    /// Sent after request `seq` and not answered: the service may not have
+    /// counted them in what it said to `seq`.
+    fn sent_after(&self, seq: u64) -> u32 {
+        self.in_flight.range(seq + 1..).count() as u32
+    }
+
+    /// A window is over: a service that told its limit opens the next one to
+    /// everyone at once; otherwise what was left of the old one is at least
+    /// left of the new one (unknown if nothing was).
+    fn next_window(&mut self) {
+        self.reset_at = None;
+        self.window_from = self.next;
+        self.carried = self.in_flight.len() as u32;
+        self.others = 0;
+        self.remaining = self.remaining.filter(|&r| r > 0);
+    }
+
+    /// Takes a request from the budget, or says how long to wait first.
+    fn take(&mut self, now: Instant) -> Result<u64, Duration> {
+        if self.reset_at.is_some_and(|at| at <= now) {
+            self.next_window();
+        }
+        match self.available() {
+            Some(0) => match self.reset_at {
+                Some(at) => return Err(at - now),
+                // Spent, and no answer said when it resets: start over.
+                None if self.in_flight.is_empty() => {
+                    self.next_window();
+                    if self.available() == Some(0) {
+                        return Err(PROBE_WAIT);
+                    }
+                }
+                None => return Err(PROBE_WAIT),
+            },
+            None if self.tells && !self.in_flight.is_empty() => return Err(PROBE_WAIT),
+            _ => {}
+        }
+        if let Some(r) = self.remaining.as_mut() {
+            *r = r.saturating_sub(1);
+        }
+        let seq = self.next;
+        self.next += 1;
+        self.in_flight.insert(seq);
+        Ok(seq)
+    }
+
+    /// The service refused for a while: nothing more until then.
+    fn refused(&mut self, until: Instant) {
+        self.remaining = Some(0);
+        self.others = self.limit.unwrap_or(0);
+        self.reset_at = Some(until);
+    }
+
+    /// Learns from an answer to `seq` saying `remaining` (and when the window
+    /// resets, counted from now).
+    fn told(&mut self, seq: u64, remaining: u32, reset: Option<Duration>, now: Instant) {
+        if seq < self.window_from {
+            return;
+        }
+        if let Some(limit) = self.limit {
+            // Counted by the service at most: everything this window sent so far.
+            let ours = (self.next - self.window_from) as u32 + self.carried;
+            let theirs = limit.saturating_sub(remaining).saturating_sub(ours);
+            self.others = self.others.max(theirs);
+        }
+        let said = remaining.saturating_sub(self.sent_after(seq));
+        match (self.remaining, self.reset_at.is_some()) {
+            (Some(known), true) => self.remaining = Some(known.min(said)),
+            _ => {
+                self.remaining = Some(said);
+                self.reset_at = reset.map(|d| now + d);
+            }
+        }
+    }
 }
 
 #[derive(Default)]
@@ -36,6 +148,14 @@ fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
         .map(|(_, v)| v.trim())
 }
 
+/// The leading number of a field (`RateLimit-Limit: 500, 500;w=1` is 500).
+fn leading_number(value: &str) -> Option<u32> {
+    let end = value
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(value.len());
+    value[..end].parse().ok()
+}
+
 impl ServerBudget {
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
@@ -45,48 +165,29 @@ impl ServerBudget {
     /// ticket is handed back with the answer (or dropped, if none comes).
     pub async fn acquire(&self) -> Ticket<'_> {
         loop {
-            match self.try_take() {
-                Some(wait) => tokio::time::sleep(wait).await,
-                None => return Ticket(Some(self)),
+            // Decided under one lock, so two requests never take the same place.
+            let taken = self.lock().take(Instant::now());
+            match taken {
+                Ok(seq) => {
+                    return Ticket {
+                        budget: Some(self),
+                        seq,
+                    };
+                }
+                Err(wait) => tokio::time::sleep(wait).await,
             }
         }
     }
 
-    /// Takes a request from the budget, or says how long to wait first;
-    /// decided under one lock, so two requests never take the same place.
-    fn try_take(&self) -> Option<Duration> {
-        let mut s = self.lock();
-        let now = Instant::now();
-        let wait = match (s.remaining, s.reset_at) {
-            (Some(0), Some(at)) if at > now => Some(at - now),
-            (Some(0), _) => {
-                // The window is over: unknown again until an answer says.
-                s.remaining = None;
-                s.reset_at = None;
-                (s.in_flight > 0).then_some(PROBE_WAIT)
-            }
-            (None, _) if s.tells && s.in_flight > 0 => Some(PROBE_WAIT),
-            _ => None,
-        };
-        if wait.is_none() {
-            s.in_flight += 1;
-            if let Some(r) = s.remaining.as_mut() {
-                *r -= 1;
-            }
-        }
-        wait
-    }
-
-    fn landed(&self) {
-        let mut s = self.lock();
-        s.in_flight = s.in_flight.saturating_sub(1);
+    fn landed(&self, seq: u64) {
+        self.lock().in_flight.remove(&seq);
     }
 
     /// Learns from the answer to a request sent with `ticket`.
     pub fn observe(&self, mut ticket: Ticket<'_>, status: u16, headers: &[(String, String)]) {
-        ticket.0 = None;
+        ticket.budget = None;
         let mut s = self.lock();
-        s.in_flight = s.in_flight.saturating_sub(1);
+        s.in_flight.remove(&ticket.seq);
         let now = Instant::now();
         let secs = |name| {
             header(headers, name)
@@ -95,39 +196,32 @@ impl ServerBudget {
         };
         if status == 429 || status == 503 {
             if let Some(wait) = secs("retry-after").or_else(|| secs("ratelimit-reset")) {
-                s.remaining = Some(0);
-                s.reset_at = Some(now + wait);
+                s.refused(now + wait);
             }
             return;
         }
-        let Some(remaining) =
-            header(headers, "ratelimit-remaining").and_then(|v| v.parse::<u32>().ok())
+        let Some(remaining) = header(headers, "ratelimit-remaining").and_then(leading_number)
         else {
             return;
         };
         s.tells = true;
-        // What the service said does not count the requests still under way;
-        // and answers overtake each other, so within a window an answer may
-        // only lower the estimate (the window ends by `reset_at` at the latest).
-        let said = remaining.saturating_sub(s.in_flight);
-        let window_open = s.reset_at.is_some_and(|at| at > now);
-        match (s.remaining, window_open) {
-            (Some(known), true) => s.remaining = Some(known.min(said)),
-            _ => {
-                s.remaining = Some(said);
-                s.reset_at = secs("ratelimit-reset").map(|d| now + d);
-            }
+        if let Some(limit) = header(headers, "ratelimit-limit").and_then(leading_number) {
+            s.limit = Some(limit);
         }
+        s.told(ticket.seq, remaining, secs("ratelimit-reset"), now);
     }
 }
 
 /// One request under way; dropping it without an answer gives its place back.
-pub struct Ticket<'a>(Option<&'a ServerBudget>);
+pub struct Ticket<'a> {
+    budget: Option<&'a ServerBudget>,
+    seq: u64,
+}
 
 impl Drop for Ticket<'_> {
     fn drop(&mut self) {
-        if let Some(b) = self.0.take() {
-            b.landed();
+        if let Some(b) = self.budget.take() {
+            b.landed(self.seq);
         }
     }
 }
@@ -215,7 +309,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn in_a_new_window_one_request_goes_first() {
+    async fn in_a_new_window_of_unknown_size_one_request_goes_first() {
         let b = ServerBudget::default();
         let t = b.acquire().await;
         b.observe(
@@ -227,12 +321,113 @@ mod tests {
         // Budget known: a second goes at once.
         let second = b.acquire().await;
         drop((first, second));
-        {
+        let probe = {
             let mut s = b.lock();
             s.remaining = None;
-            s.in_flight = 1;
-        }
+            let seq = s.next;
+            s.next += 1;
+            s.in_flight.insert(seq);
+            seq
+        };
         let waiting = tokio::time::timeout(Duration::from_millis(50), b.acquire()).await;
         assert!(waiting.is_err(), "waits for the first answer of the window");
+        b.landed(probe);
+        let going = tokio::time::timeout(Duration::from_millis(50), b.acquire()).await;
+        assert!(going.is_ok(), "goes once the probe is answered");
+    }
+
+    #[tokio::test]
+    async fn a_told_limit_opens_the_next_window_to_all_at_once() {
+        let b = ServerBudget::default();
+        let t = b.acquire().await;
+        b.observe(
+            t,
+            200,
+            &h(&[
+                ("RateLimit-Limit", "3, 3;w=1"),
+                ("RateLimit-Remaining", "0"),
+                ("RateLimit-Reset", "1"),
+            ]),
+        );
+        let before = Instant::now();
+        let (t1, t2, t3) = (b.acquire().await, b.acquire().await, b.acquire().await);
+        let waited = before.elapsed();
+        assert!(waited >= Duration::from_secs(1), "{waited:?}");
+        assert!(
+            waited < Duration::from_millis(1500),
+            "no probe first: {waited:?}"
+        );
+        let fourth = tokio::time::timeout(Duration::from_millis(100), b.acquire()).await;
+        assert!(fourth.is_err(), "three is the whole window");
+        drop((t1, t2, t3));
+    }
+
+    #[tokio::test]
+    async fn requests_sent_before_the_answered_one_were_counted_by_the_service() {
+        let b = ServerBudget::default();
+        let (t1, t2) = (b.acquire().await, b.acquire().await);
+        // The answer to the second (sent after the first) says 1 left: the
+        // first reached the service before it and is in that count.
+        b.observe(
+            t2,
+            200,
+            &h(&[("RateLimit-Remaining", "1"), ("RateLimit-Reset", "1")]),
+        );
+        let third = tokio::time::timeout(Duration::from_millis(100), b.acquire()).await;
+        assert!(third.is_ok(), "one left");
+        let fourth = tokio::time::timeout(Duration::from_millis(100), b.acquire()).await;
+        assert!(fourth.is_err(), "none left");
+        drop((t1, third, fourth));
+    }
+
+    #[tokio::test]
+    async fn an_answer_from_a_window_that_is_over_does_not_hold_the_new_one() {
+        let b = ServerBudget::default();
+        let t = b.acquire().await;
+        b.observe(
+            t,
+            200,
+            &h(&[
+                ("RateLimit-Limit", "10"),
+                ("RateLimit-Remaining", "9"),
+                ("RateLimit-Reset", "1"),
+            ]),
+        );
+        let late = b.acquire().await;
+        tokio::time::sleep(Duration::from_millis(1050)).await;
+        let fresh = b.acquire().await;
+        // The late request was judged in the old window, at its end.
+        b.observe(
+            late,
+            200,
+            &h(&[("RateLimit-Remaining", "0"), ("RateLimit-Reset", "1")]),
+        );
+        let next = tokio::time::timeout(Duration::from_millis(100), b.acquire()).await;
+        assert!(next.is_ok(), "the new window is not spent");
+        drop((fresh, next));
+    }
+
+    #[tokio::test]
+    async fn with_a_told_limit_requests_of_someone_else_are_left_to_them() {
+        let b = ServerBudget::default();
+        let t = b.acquire().await;
+        // Ours was the only one of the window we sent; 10 per window, 5 left:
+        // someone else took 4.
+        b.observe(
+            t,
+            200,
+            &h(&[
+                ("RateLimit-Limit", "10"),
+                ("RateLimit-Remaining", "5"),
+                ("RateLimit-Reset", "1"),
+            ]),
+        );
+        let mut ours = Vec::new();
+        for _ in 0..5 {
+            let t = tokio::time::timeout(Duration::from_millis(100), b.acquire()).await;
+            ours.push(t.expect("five are left"));
+        }
+        let sixth = tokio::time::timeout(Duration::from_millis(100), b.acquire()).await;
+        assert!(sixth.is_err(), "the other four are not ours to spend");
     }
 }

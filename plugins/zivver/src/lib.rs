@@ -126,8 +126,9 @@ impl Connector for Zivver {
     }
 
     /// A batch's writes of people go out at once, then those of functional
-    /// accounts (whose members the people are); the rest, and any write that
-    /// needs a guest merged first, one by one in order.
+    /// accounts (whose members the people are), then the merges of guests
+    /// into accounts already known; the rest, and any write that needs a
+    /// guest merged first, one by one in order.
     fn apply(&mut self, changes: Vec<Change>) -> Vec<ChangeResult> {
         if let Err(e) = self.ensure_loaded() {
             return changes
@@ -154,6 +155,13 @@ impl Connector for Zivver {
             }
         }
         self.send_wave(&changes, groups, &mut outcomes);
+        let merges: Vec<(usize, Write)> = changes
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| outcomes[*i].is_none())
+            .filter_map(|(i, c)| self.merge_write(&c.op).map(|w| (i, w)))
+            .collect();
+        self.send_wave(&changes, merges, &mut outcomes);
         changes
             .into_iter()
             .zip(outcomes)
@@ -231,8 +239,18 @@ struct Write {
     method: &'static str,
     path: String,
     body: Value,
-    account: Account,
-    group: bool,
+    what: Written,
+}
+
+/// What a wave's write is about, to record its answer.
+enum Written {
+    Person(Account),
+    Functional,
+    /// The guest (its address) merged into the account `into`.
+    Merge {
+        guest: String,
+        into: String,
+    },
 }
 
 /// The target id a change names, if any.
@@ -266,8 +284,7 @@ impl Zivver {
             method,
             path,
             body: user_body(base, a, &aliases, &delegates),
-            account: a.clone(),
-            group: false,
+            what: Written::Person(a.clone()),
         })
     }
 
@@ -303,8 +320,7 @@ impl Zivver {
             method,
             path,
             body: group_body(base.as_ref(), a, &aliases, &members),
-            account: a.clone(),
-            group: true,
+            what: Written::Functional,
         }))
     }
 
@@ -323,22 +339,56 @@ impl Zivver {
         let answers = self.scim.send_all(&ops);
         for ((i, w), answer) in writes.into_iter().zip(answers) {
             outcomes[i] = match answer.map_err(classify) {
-                Ok(stored) => {
-                    let id = match stored["id"].as_str() {
-                        Some(id) if w.group => {
-                            let id = id.to_string();
-                            self.groups.insert(id.clone(), stored);
-                            id
-                        }
-                        Some(_) => self.remember_user(&stored, &w.account),
-                        None => change_target(&changes[i].op).unwrap_or_default(),
-                    };
-                    Some(Ok(Applied { id: Some(id) }))
-                }
+                Ok(stored) => Some(Ok(Applied {
+                    id: Some(self.record_write(w.what, stored, &changes[i].op)),
+                })),
                 Err(e) if self.merge_guests && blocking_guest(&e).is_some() => None,
                 Err(e) => Some(Err(with_remedy(e))),
             };
         }
+    }
+
+    /// Keeps what a wave's write changed; the id of the account it wrote.
+    fn record_write(&mut self, what: Written, stored: Value, op: &Operation) -> String {
+        match (what, stored["id"].as_str()) {
+            (Written::Merge { guest, into }, _) => {
+                self.guests.remove(&guest);
+                host::info(&format!("guest {guest} merged into {into}"));
+                into
+            }
+            (Written::Functional, Some(id)) => {
+                let id = id.to_string();
+                self.groups.insert(id.clone(), stored);
+                id
+            }
+            (Written::Person(account), Some(_)) => self.remember_user(&stored, &account),
+            (_, None) => change_target(op).unwrap_or_default(),
+        }
+    }
+
+    /// The one request a guest's merge is, when the guest and the account it
+    /// goes into are both known.
+    fn merge_write(&self, op: &Operation) -> Option<Write> {
+        let Operation::MergeGuest(m) = op else {
+            return None;
+        };
+        let guest = m.guest.email.to_lowercase();
+        let gid = m
+            .guest
+            .id
+            .clone()
+            .or_else(|| self.guests.get(&guest).cloned())?;
+        let into = m
+            .into
+            .id
+            .clone()
+            .or_else(|| self.user_ids.get(&m.into.email.to_lowercase()).cloned())?;
+        Some(Write {
+            method: "POST",
+            path: format!("Guests/{gid}/merge"),
+            body: json!({ "into": into }),
+            what: Written::Merge { guest, into },
+        })
     }
 
     fn load(&mut self) -> Result<()> {
