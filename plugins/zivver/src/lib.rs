@@ -244,7 +244,7 @@ struct Write {
 
 /// What a wave's write is about, to record its answer.
 enum Written {
-    Person(Account),
+    Person(Box<Account>),
     Functional,
     /// The guest (its address) merged into the account `into`.
     Merge {
@@ -284,7 +284,7 @@ impl Zivver {
             method,
             path,
             body: user_body(base, a, &aliases, &delegates),
-            what: Written::Person(a.clone()),
+            what: Written::Person(Box::new(a.clone())),
         })
     }
 
