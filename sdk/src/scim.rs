@@ -49,20 +49,40 @@ impl ScimClient {
     /// optionally filtered (`userName eq "x"`).
     pub fn list_all(&self, resource: &str, filter: Option<&str>, count: u32) -> Result<Vec<Value>> {
         let mut all = Vec::new();
+        self.list_each(resource, filter, count, |r| {
+            all.push(r);
+            Ok(())
+        })?;
+        Ok(all)
+    }
+
+    /// Every resource of `resource`, handed to `each` page by page as it
+    /// arrives: a connector that keeps less than the whole resource never
+    /// holds all of them parsed at once.
+    pub fn list_each(
+        &self,
+        resource: &str,
+        filter: Option<&str>,
+        count: u32,
+        mut each: impl FnMut(Value) -> Result<()>,
+    ) -> Result<()> {
         let mut start = 1usize;
         loop {
             let mut path = format!("{resource}?startIndex={start}&count={count}");
             if let Some(f) = filter {
                 path.push_str(&format!("&filter={}", encode(f)));
             }
-            let page: Value = self.send(self.http.request("GET", &path))?.json()?;
-            let items = page["Resources"].as_array().cloned().unwrap_or_default();
+            let mut page: Value = self.send(self.http.request("GET", &path))?.json()?;
             let total = page["totalResults"].as_u64().unwrap_or(0) as usize;
+            let items = match page["Resources"].take() {
+                Value::Array(items) => items,
+                _ => vec![],
+            };
             let got = items.len();
-            all.extend(items);
+            items.into_iter().try_for_each(&mut each)?;
             start += got;
-            if got == 0 || all.len() >= total {
-                return Ok(all);
+            if got == 0 || start > total {
+                return Ok(());
             }
         }
     }

@@ -8,7 +8,7 @@ use crate::plan::{Plan, PlanInput, build};
 use crate::runtime::cache::CompiledCache;
 use crate::runtime::{ConnectorInstance, Runtime};
 use crate::session::{self, Failure, Session};
-use crate::state::{SqliteStore, StateStore};
+use crate::state::{LinkEdit, SqliteStore, StateStore, StoredLink, Unlinked};
 use std::io::IsTerminal;
 use std::path::Path;
 use std::process::ExitCode;
@@ -211,11 +211,42 @@ async fn read(
 
 /// Reads both sides at once and plans; also hands back the started target
 /// and the state.
-async fn make_plan(
+/// What a plan is made from: both sides read, and the links kept so far.
+struct Sides {
+    source: session::SourceRead,
+    groups: Vec<crate::model::Group>,
+    target_accounts: Vec<crate::model::Account>,
+    free_seats: Option<u32>,
+    links: Vec<StoredLink>,
+    link_edits: Vec<LinkEdit>,
+    unlinked: Vec<Unlinked>,
+}
+
+impl Sides {
+    fn plan(&self, session: &Session) -> Plan {
+        let p = &session.pipeline;
+        build(&PlanInput {
+            pipeline: p,
+            source: &self.source.accounts,
+            source_read: self.source.mode,
+            source_groups: &self.groups,
+            target: &self.target_accounts,
+            target_descriptor: &session.plugins[&p.target].descriptor,
+            links: &self.links,
+            link_edits: &self.link_edits,
+            unlinked: &self.unlinked,
+            free_seats: self.free_seats,
+        })
+    }
+}
+
+/// Reads the source and the target at once; the target's instance comes
+/// back too, for an apply to write with.
+async fn read_sides(
     session: &Session,
     quiet: bool,
     full: bool,
-) -> Result<(Plan, ConnectorInstance, SqliteStore), Failure> {
+) -> Result<(Sides, ConnectorInstance, SqliteStore), Failure> {
     let p = &session.pipeline;
     let progress = render::Progress::new(quiet);
     let mut state = SqliteStore::open(&p.state_path)?;
@@ -241,24 +272,18 @@ async fn make_plan(
         Ok::<_, Failure>((target, accounts, free_seats))
     };
     let (source_side, target_side) = tokio::join!(source_side, target_side);
-    let (read, groups) = source_side?;
+    let (source, groups) = source_side?;
     let (target, target_accounts, free_seats) = target_side?;
-    let links = state.links()?;
-    let link_edits = state.link_edits()?;
-    let unlinked = state.unlinked()?;
-    let input = PlanInput {
-        pipeline: p,
-        source: &read.accounts,
-        source_read: read.mode,
-        source_groups: &groups,
-        target: &target_accounts,
-        target_descriptor: &session.plugins[&p.target].descriptor,
-        links: &links,
-        link_edits: &link_edits,
-        unlinked: &unlinked,
+    let sides = Sides {
+        source,
+        groups,
+        target_accounts,
         free_seats,
+        links: state.links()?,
+        link_edits: state.link_edits()?,
+        unlinked: state.unlinked()?,
     };
-    Ok((build(&input), target, state))
+    Ok((sides, target, state))
 }
 
 async fn plan(
@@ -269,15 +294,27 @@ async fn plan(
     full: bool,
 ) -> Result<ExitCode, Failure> {
     let session = open(global, path).await?;
-    let (plan, _, _) = make_plan(&session, json, full).await?;
+    let (sides, target, state) = read_sides(&session, json, full).await?;
+    // Only an apply writes: the target connector's memory goes before the
+    // plan is built, and what was read before the plan is written out.
+    drop((target, state));
+    let plan = sides.plan(&session);
+    drop(sides);
     let out = Out::new(json, &session.redactor);
-    if let Some(file) = out_file {
-        let text = session
-            .redactor
-            .redact_owned(serde_json::to_string_pretty(&plan).map_err(anyhow::Error::from)?);
-        write_atomic(file, text.as_bytes())?;
+    match out_file {
+        Some(file) => {
+            // Serialised once, for the file and for `--json`.
+            let text = session
+                .redactor
+                .redact_owned(serde_json::to_string_pretty(&plan).map_err(anyhow::Error::from)?);
+            write_atomic(file, text.as_bytes())?;
+            match json {
+                true => out.json_text(&text),
+                false => render::plan(&out, &plan),
+            }
+        }
+        None => render::plan(&out, &plan),
     }
-    render::plan(&out, &plan);
     if let Some(reason) = &plan.refused {
         return Err(Failure::Refused(reason.clone()));
     }
@@ -339,7 +376,10 @@ async fn apply_cmd(global: &Global, path: &Path, how: ApplyHow<'_>) -> Result<Ex
     } = how;
     let session = open(global, path).await?;
     let (plan, mut target, mut state) = match plan_file {
-        None => make_plan(&session, json, full).await?,
+        None => {
+            let (sides, target, state) = read_sides(&session, json, full).await?;
+            (sides.plan(&session), target, state)
+        }
         Some(file) => {
             let plan = load_plan(file, &session.pipeline)?;
             let target = session.start(&session.pipeline.target).await?;

@@ -25,8 +25,13 @@ impl<'a> Out<'a> {
     fn print(&self, text: &str) {
         println!("{}", self.redactor.redact(text));
     }
-    fn json(&self, value: &serde_json::Value) {
+    fn json(&self, value: &impl serde::Serialize) {
         self.print(&serde_json::to_string_pretty(value).unwrap_or_default());
+    }
+
+    /// A JSON document already serialised and redacted (a plan also saved to a file).
+    pub fn json_text(&self, text: &str) {
+        println!("{text}");
     }
 }
 
@@ -414,7 +419,7 @@ fn empty(s: &str) -> &str {
 
 pub fn plan(out: &Out, plan: &Plan) {
     if out.json {
-        out.json(&serde_json::to_value(plan).unwrap_or_default());
+        out.json(plan);
         return;
     }
     let s = &plan.summary;

@@ -51,6 +51,11 @@ impl Runtime {
         let mut config = Config::new();
         config.epoch_interruption(true);
         config.wasm_component_model(true);
+        // `ROSTER_PERFMAP=1`: name the connectors' compiled functions for
+        // `perf` (a /tmp/perf-PID.map), for profiles like docs/performance.md's.
+        if std::env::var_os("ROSTER_PERFMAP").is_some() {
+            config.profiler(wasmtime::ProfilingStrategy::PerfMap);
+        }
         let engine = Engine::new(&config)?;
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;

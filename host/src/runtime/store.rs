@@ -23,6 +23,8 @@ pub struct StoreState {
     pub memory_cap: usize,
     /// Set when the guest tried to grow its memory past the cap.
     pub memory_exceeded: bool,
+    /// The most memory the guest grew to, for `-vv` (how much of the cap it needed).
+    memory_peak: usize,
     pub deadline: Instant,
     pub http: Arc<OutboundHttp>,
     pub redactor: Redactor,
@@ -45,12 +47,24 @@ impl StoreState {
             table: ResourceTable::new(),
             memory_cap,
             memory_exceeded: false,
+            memory_peak: 0,
             deadline: Instant::now(),
             http,
             redactor,
             stderr,
             logged: AtomicU64::new(0),
         }
+    }
+}
+
+impl Drop for StoreState {
+    fn drop(&mut self) {
+        tracing::debug!(
+            connector = %self.connector,
+            peak_mib = self.memory_peak >> 20,
+            cap_mib = self.memory_cap >> 20,
+            "connector memory"
+        );
     }
 }
 
@@ -78,6 +92,7 @@ impl wasmtime::ResourceLimiter for StoreState {
                 desired >> 20
             )));
         }
+        self.memory_peak = self.memory_peak.max(desired);
         Ok(true)
     }
 

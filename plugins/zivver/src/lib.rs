@@ -7,8 +7,10 @@
 //! service ignores a PUT with no members. Vendor errors are kept word for
 //! word on the record they belong to.
 
+mod kept;
 mod resources;
 
+use kept::Kept;
 use resources::{functional, group_body, guest, person, user_body};
 use roster_sdk::prelude::*;
 use roster_sdk::scim::ScimClient;
@@ -25,8 +27,8 @@ pub struct Zivver {
     merge_guests: bool,
     page_size: u32,
     /// What the last read saw, by id: the base of full PUTs.
-    users: HashMap<String, Value>,
-    groups: HashMap<String, Value>,
+    users: Kept,
+    groups: Kept,
     /// Lower-cased userName → user id (members are UUIDs).
     user_ids: HashMap<String, String>,
     /// Lower-cased address → guest id.
@@ -74,8 +76,8 @@ impl Connector for Zivver {
                 .collect(),
             merge_guests: config.bool("merge_guests", false)?,
             page_size: config.number("page_size", 1000)?,
-            users: HashMap::new(),
-            groups: HashMap::new(),
+            users: Kept::default(),
+            groups: Kept::default(),
             user_ids: HashMap::new(),
             guests: HashMap::new(),
             snapshot: vec![],
@@ -266,7 +268,7 @@ impl Zivver {
     /// The one request a person's create or update is, when it needs nothing
     /// looked up first.
     fn person_write(&self, op: &Operation) -> Option<Write> {
-        let (method, path, base, a) = match op {
+        let (method, path, base, a): (_, _, Option<Value>, _) = match op {
             Operation::Create(a) if a.kind == AccountKind::Person => {
                 ("POST", "Users".to_string(), None, a)
             }
@@ -283,7 +285,7 @@ impl Zivver {
         Some(Write {
             method,
             path,
-            body: user_body(base, a, &aliases, &delegates),
+            body: user_body(base.as_ref(), a, &aliases, &delegates),
             what: Written::Person(Box::new(a.clone())),
         })
     }
@@ -297,12 +299,7 @@ impl Zivver {
             }
             Operation::Update(u) if u.account.kind == AccountKind::Functional => {
                 match self.groups.get(&u.id) {
-                    Some(g) => (
-                        "PUT",
-                        format!("Groups/{}", u.id),
-                        Some(g.clone()),
-                        &u.account,
-                    ),
+                    Some(g) => ("PUT", format!("Groups/{}", u.id), Some(g), &u.account),
                     None => return Ok(None),
                 }
             }
@@ -358,7 +355,7 @@ impl Zivver {
             }
             (Written::Functional, Some(id)) => {
                 let id = id.to_string();
-                self.groups.insert(id.clone(), stored);
+                self.groups.insert(id.clone(), &stored);
                 id
             }
             (Written::Person(account), Some(_)) => self.remember_user(&stored, &account),
@@ -391,60 +388,65 @@ impl Zivver {
         })
     }
 
+    /// Reads users, functional accounts and guests into fresh caches, page
+    /// by page (each resource kept compact, never all of them parsed at
+    /// once); the old caches stay until the whole read has succeeded.
     fn load(&mut self) -> Result<()> {
-        let users = self
-            .scim
-            .list_all("Users", None, self.page_size)
+        let (mut users, mut groups) = (Kept::default(), Kept::default());
+        let (mut user_ids, mut guests) = (HashMap::new(), HashMap::new());
+        let mut names = HashMap::new();
+        let mut snapshot = Vec::new();
+        self.scim
+            .list_each("Users", None, self.page_size, |u| {
+                if let Some(a) = person(&u) {
+                    names.insert(a.id.clone(), a.email.clone());
+                    user_ids.insert(a.email.to_lowercase(), a.id.clone());
+                    users.insert(a.id.clone(), &u);
+                    snapshot.push(a);
+                }
+                Ok(())
+            })
             .map_err(classify)?;
-        let groups = self
-            .scim
-            .list_all("Groups", None, self.page_size)
+        self.scim
+            .list_each("Groups", None, self.page_size, |g| {
+                if let Some((a, unknown)) = functional(&g, &names) {
+                    if let Some(first) = unknown.first() {
+                        host::warn(&format!(
+                            "functional account {}: {} member(s) are no Zivver user (e.g. {first})",
+                            a.email,
+                            unknown.len(),
+                        ));
+                    }
+                    groups.insert(a.id.clone(), &g);
+                    snapshot.push(a);
+                }
+                Ok(())
+            })
             .map_err(classify)?;
-        let guests = match self.scim.list_all("Guests", None, self.page_size) {
-            Ok(g) => g,
+        let mut guest_accounts = Vec::new();
+        let read_guests = self.scim.list_each("Guests", None, self.page_size, |g| {
+            guest_accounts.extend(guest(&g));
+            Ok(())
+        });
+        match read_guests {
+            Ok(()) => {
+                for a in guest_accounts {
+                    guests.insert(a.email.to_lowercase(), a.id.clone());
+                    snapshot.push(a);
+                }
+            }
             Err(e) if matches!(e.kind, ErrorKind::NotFound | ErrorKind::Invalid) => {
                 host::debug(&format!(
                     "no Guests resource here ({}); reading no guests",
                     e.message
                 ));
-                vec![]
             }
             Err(e) => return Err(classify(e)),
-        };
-        self.users.clear();
-        self.groups.clear();
-        self.user_ids.clear();
-        self.guests.clear();
-        let mut names = HashMap::new();
-        let mut snapshot = Vec::with_capacity(users.len() + groups.len() + guests.len());
-        for u in users {
-            if let Some(a) = person(&u) {
-                names.insert(a.id.clone(), a.email.clone());
-                self.user_ids.insert(a.email.to_lowercase(), a.id.clone());
-                self.users.insert(a.id.clone(), u);
-                snapshot.push(a);
-            }
         }
-        for g in groups {
-            if let Some((a, unknown)) = functional(&g, &names) {
-                if !unknown.is_empty() {
-                    host::warn(&format!(
-                        "functional account {}: {} member(s) are no Zivver user (e.g. {})",
-                        a.email,
-                        unknown.len(),
-                        unknown[0]
-                    ));
-                }
-                self.groups.insert(a.id.clone(), g);
-                snapshot.push(a);
-            }
-        }
-        for g in guests {
-            if let Some(a) = guest(&g) {
-                self.guests.insert(a.email.to_lowercase(), a.id.clone());
-                snapshot.push(a);
-            }
-        }
+        self.users = users;
+        self.groups = groups;
+        self.user_ids = user_ids;
+        self.guests = guests;
         self.snapshot = snapshot;
         self.loaded = true;
         Ok(())
@@ -503,17 +505,17 @@ impl Zivver {
 
     fn user(&mut self, id: &str) -> Result<Value> {
         if let Some(u) = self.users.get(id) {
-            return Ok(u.clone());
+            return Ok(u);
         }
         let u = self.scim.get("Users", id).map_err(classify)?;
-        self.users.insert(id.to_string(), u.clone());
+        self.users.insert(id.to_string(), &u);
         Ok(u)
     }
 
     fn remember_user(&mut self, stored: &Value, a: &Account) -> String {
         let id = stored["id"].as_str().unwrap_or_default().to_string();
         self.user_ids.insert(a.email.to_lowercase(), id.clone());
-        self.users.insert(id.clone(), stored.clone());
+        self.users.insert(id.clone(), stored);
         id
     }
 
@@ -581,13 +583,13 @@ impl Zivver {
             .map_err(classify)
             .map_err(with_remedy)?;
         let id = stored["id"].as_str().unwrap_or_default().to_string();
-        self.groups.insert(id.clone(), stored);
+        self.groups.insert(id.clone(), &stored);
         Ok(id)
     }
 
     fn update_group(&mut self, id: &str, a: &Account) -> Result<String> {
         let base = match self.groups.get(id) {
-            Some(g) => g.clone(),
+            Some(g) => g,
             None => self.scim.get("Groups", id).map_err(classify)?,
         };
         let aliases = self.in_domains(&a.email, "alias", &a.aliases);
@@ -606,7 +608,7 @@ impl Zivver {
         if members.is_empty() && had_members {
             self.empty_group(id)?;
         } else if stored.is_object() {
-            self.groups.insert(id.to_string(), stored);
+            self.groups.insert(id.to_string(), &stored);
         }
         Ok(id.to_string())
     }
@@ -621,7 +623,7 @@ impl Zivver {
             )
             .map_err(classify)?;
         match stored.is_object() {
-            true => self.groups.insert(id.to_string(), stored),
+            true => self.groups.insert(id.to_string(), &stored),
             false => self.groups.remove(id),
         };
         Ok(())
@@ -641,7 +643,7 @@ impl Zivver {
         let body = user_body(Some(&base), &a, &aliases, &a.delegates);
         let stored = self.scim.replace("Users", id, &body).map_err(classify)?;
         if stored.is_object() {
-            self.users.insert(id.to_string(), stored);
+            self.users.insert(id.to_string(), &stored);
         }
         Ok(id.to_string())
     }
