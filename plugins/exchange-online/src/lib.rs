@@ -20,7 +20,7 @@ use model::{
 };
 use roster_sdk::prelude::*;
 use serde::{Deserialize, Serialize};
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 /// Where the next page of a read comes from.
 #[derive(Serialize, Deserialize)]
@@ -350,7 +350,11 @@ impl ExchangeOnline {
     }
 
     /// Looks up, in batches, whatever the users' mailboxes and delegate walks still lack.
-    fn resolve(&mut self, users: &[GraphUser]) -> Result<()> {
+    /// Looks up what a page of users needs (their mailboxes, then round by
+    /// round the mailboxes and FullAccess lists their delegate walks pass
+    /// through); the finished walks, by primary address, so each user's
+    /// delegates are walked only until they are known.
+    fn resolve(&mut self, users: &[GraphUser]) -> Result<HashMap<String, Walk>> {
         let unknown: Vec<String> = users
             .iter()
             .filter(|u| matches!(self.directory.find(&u.id), Lookup::Unknown))
@@ -359,28 +363,40 @@ impl ExchangeOnline {
         if !unknown.is_empty() {
             self.fetch_mailboxes(&unknown)?;
         }
+        let mut walks = HashMap::new();
         if !self.read_delegates {
-            return Ok(());
+            return Ok(walks);
         }
+        let mut pending: Vec<String> = users
+            .iter()
+            .filter_map(|u| match self.directory.find(&u.id) {
+                Lookup::Found(m) => Some(m.primary.clone()),
+                _ => None,
+            })
+            .collect();
         for _round in 0..32 {
             let mut boxes = HashSet::new();
             let mut perms = HashSet::new();
-            for u in users {
-                let Lookup::Found(m) = self.directory.find(&u.id) else {
-                    continue;
-                };
-                if let Walk::Need {
-                    mailboxes,
-                    permissions,
-                } = self.directory.delegates(&m.primary)
-                {
-                    boxes.extend(mailboxes);
-                    perms.extend(permissions);
+            let mut still = Vec::new();
+            for primary in pending {
+                match self.directory.delegates(&primary) {
+                    Walk::Need {
+                        mailboxes,
+                        permissions,
+                    } => {
+                        boxes.extend(mailboxes);
+                        perms.extend(permissions);
+                        still.push(primary);
+                    }
+                    done => {
+                        walks.insert(primary, done);
+                    }
                 }
             }
-            if boxes.is_empty() && perms.is_empty() {
-                return Ok(());
+            if still.is_empty() {
+                return Ok(walks);
             }
+            pending = still;
             self.fetch_mailboxes(&boxes.into_iter().collect::<Vec<_>>())?;
             let mut d = std::mem::take(&mut self.directory);
             let result = self.fetch_permissions(&mut d, &perms.into_iter().collect::<Vec<_>>());
@@ -393,7 +409,7 @@ impl ExchangeOnline {
     }
 
     fn accounts(&mut self, users: Vec<GraphUser>) -> Result<Vec<Account>> {
-        self.resolve(&users)?;
+        let mut walks = self.resolve(&users)?;
         let mut out = Vec::with_capacity(users.len());
         for user in users {
             let mailbox = match self.directory.find(&user.id) {
@@ -401,7 +417,12 @@ impl ExchangeOnline {
                 _ => None,
             };
             let delegates = match (&mailbox, self.read_delegates) {
-                (Some(m), true) => self.delegates(&m.primary),
+                (Some(m), true) => {
+                    let walk = walks
+                        .remove(&m.primary)
+                        .unwrap_or_else(|| self.directory.delegates(&m.primary));
+                    self.delegates(&m.primary, walk)
+                }
                 _ => vec![],
             };
             if user.mail.is_none()
@@ -418,8 +439,10 @@ impl ExchangeOnline {
         Ok(out)
     }
 
-    fn delegates(&mut self, primary: &str) -> Vec<String> {
-        match self.directory.delegates(primary) {
+    /// The delegates a finished walk found; each holder that is no mailbox
+    /// warned about once.
+    fn delegates(&mut self, primary: &str, walk: Walk) -> Vec<String> {
+        match walk {
             Walk::Done { delegates, dropped } => {
                 for holder in dropped {
                     if self.warned.insert(format!("{primary}\u{0}{holder}")) {
