@@ -89,6 +89,39 @@ fn a_connector_allocating_past_its_cap_is_stopped() {
 }
 
 #[test]
+fn how_much_of_its_memory_grant_a_connector_used_is_logged_at_debug() {
+    let w = Work::new();
+    w.write("dst/accounts.csv", HEADER);
+    w.write(
+        "pipeline.toml",
+        &pipeline("well", "[connectors.bad.limits]\nmemory_mb = 48"),
+    );
+    let r = Run::from(
+        w.roster()
+            .args(["plan", "pipeline.toml", "-vv"])
+            .env("MISBEHAVE_TOKEN", "tok-9f8e7d6c5b4a")
+            .env("NO_COLOR", "1")
+            .output()
+            .unwrap(),
+    );
+    assert_eq!(r.code(), 0, "{}", r.stderr());
+    // The instance that read (the one granted 48 MiB) says what it used.
+    let line = r
+        .stderr()
+        .lines()
+        .find(|l| l.contains("connector memory connector=bad") && l.contains("cap_mib=48"))
+        .map(str::to_string)
+        .unwrap_or_else(|| panic!("no memory line for `bad`: {}", r.stderr()));
+    let peak: u64 = line
+        .split("peak_mib=")
+        .nth(1)
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no peak in {line}"));
+    assert!((1..=48).contains(&peak), "{line}");
+}
+
+#[test]
 fn a_chatty_connector_does_not_trap() {
     let r = plan_with("chatty", "[connectors.bad.limits]\noutput_kb = 64");
     assert_eq!(r.code(), 0, "{}", r.stderr());
