@@ -209,8 +209,6 @@ async fn read(
     Ok(ExitCode::SUCCESS)
 }
 
-/// Reads both sides at once and plans; also hands back the started target
-/// and the state.
 /// What a plan is made from: both sides read, and the links kept so far.
 struct Sides {
     source: session::SourceRead,
