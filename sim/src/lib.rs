@@ -16,6 +16,7 @@
 #![allow(clippy::result_large_err)]
 
 pub mod dynamics;
+pub mod entra;
 pub mod faults;
 pub mod m365;
 pub mod server;

@@ -6,6 +6,7 @@
 
 pub mod seed;
 
+use crate::entra::{self, Directory, TokenForm};
 use crate::faults::{FaultGate, Faults, inject};
 use crate::server::{Running, spawn};
 use axum::extract::{Path, Query, Request, State};
@@ -37,6 +38,9 @@ pub struct Sim {
 pub type Shared = Arc<Sim>;
 
 const BASE: &str = "/api/data/v9.2";
+
+/// What the token endpoint says a token lives (the simulator does not expire it).
+const TOKEN_LIFETIME: std::time::Duration = std::time::Duration::from_secs(3599);
 
 fn throttle_body(_: &crate::Throttle) -> String {
     json!({"error": {"code": "0x80072322", "message": "Number of requests exceeded the limit of 6000 over time window of 300 seconds."}}).to_string()
@@ -105,42 +109,23 @@ async fn bearer(State(sim): State<Shared>, request: Request, next: Next) -> Resp
 async fn token(
     State(sim): State<Shared>,
     Path(tenant): Path<String>,
-    Form(form): Form<HashMap<String, String>>,
+    Form(form): Form<TokenForm>,
 ) -> Response {
     let org = sim.org.read().unwrap_or_else(|p| p.into_inner());
-    let aad = |code: &str, text: &str| {
-        (
-            StatusCode::BAD_REQUEST,
-            Json(json!({"error": code, "error_description": text})),
-        )
-            .into_response()
+    let secret_of =
+        |client_id: &str| (client_id == org.client_id).then_some(org.client_secret.as_str());
+    let serves = |scope: &str| scope.ends_with("/.default");
+    let directory = Directory {
+        id: tenant
+            .eq_ignore_ascii_case(&org.tenant)
+            .then_some(org.tenant.as_str()),
+        secret_of: &secret_of,
+        serves: &serves,
     };
-    if !tenant.eq_ignore_ascii_case(&org.tenant) {
-        return aad(
-            "invalid_request",
-            &format!("AADSTS90002: Tenant '{tenant}' not found."),
-        );
+    match entra::check(&tenant, &directory, form) {
+        Ok(_) => entra::issued(&sim.token, TOKEN_LIFETIME),
+        Err(refused) => refused,
     }
-    if form.get("client_id") != Some(&org.client_id) {
-        return aad(
-            "unauthorized_client",
-            "AADSTS700016: Application not found in the directory.",
-        );
-    }
-    if form.get("client_secret") != Some(&org.client_secret) {
-        return aad(
-            "invalid_client",
-            "AADSTS7000215: Invalid client secret provided.",
-        );
-    }
-    if !form.get("scope").is_some_and(|s| s.ends_with("/.default")) {
-        return aad(
-            "invalid_scope",
-            "AADSTS1002012: The provided value for scope is not valid.",
-        );
-    }
-    Json(json!({"token_type": "Bearer", "expires_in": 3599, "access_token": sim.token}))
-        .into_response()
 }
 
 async fn who_am_i() -> Json<Value> {

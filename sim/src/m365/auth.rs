@@ -1,13 +1,13 @@
-//! The Entra token endpoint (client credentials) and the bearer check every
-//! API route makes: audience by scope, application permissions by role,
+//! The Entra token endpoint (client credentials, checked by `crate::entra`)
+//! and the bearer check every API route makes: audience by scope, application permissions by role,
 //! with the error bodies and AADSTS codes the real services answer.
 
 use super::Shared;
+use crate::entra::{self, Directory, TokenForm};
 use axum::Form;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use serde::Deserialize;
 use serde_json::json;
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -30,78 +30,34 @@ pub struct Tokens {
     issued: Mutex<HashMap<String, Grant>>,
 }
 
-#[derive(Deserialize)]
-pub struct TokenForm {
-    grant_type: Option<String>,
-    client_id: Option<String>,
-    client_secret: Option<String>,
-    scope: Option<String>,
-}
-
-fn aad_error(status: StatusCode, error: &str, description: String) -> Response {
-    (
-        status,
-        axum::Json(json!({
-            "error": error,
-            "error_description": description,
-            "error_codes": [description.split(':').next().unwrap_or("").trim_start_matches("AADSTS").parse::<u64>().unwrap_or(0)],
-        })),
-    )
-        .into_response()
-}
-
 pub async fn token(
     State(sim): State<Shared>,
     Path(tenant): Path<String>,
     Form(form): Form<TokenForm>,
 ) -> Response {
     let t = sim.tenant.read().unwrap_or_else(|p| p.into_inner());
-    if !t.knows(&tenant) {
-        return aad_error(
-            StatusCode::BAD_REQUEST,
-            "invalid_request",
-            format!(
-                "AADSTS90002: Tenant '{tenant}' not found. Check to make sure you have the correct tenant ID and are signing into the correct cloud."
-            ),
-        );
-    }
-    if form.grant_type.as_deref() != Some("client_credentials") {
-        return aad_error(
-            StatusCode::BAD_REQUEST,
-            "unsupported_grant_type",
-            "AADSTS70003: The app requested an unsupported grant type.".into(),
-        );
-    }
-    let client_id = form.client_id.unwrap_or_default();
-    let Some(app) = t.apps.iter().find(|a| a.client_id == client_id) else {
-        return aad_error(
-            StatusCode::BAD_REQUEST,
-            "unauthorized_client",
-            format!(
-                "AADSTS700016: Application with identifier '{client_id}' was not found in the directory '{}'.",
-                t.id
-            ),
-        );
+    let secret_of = |client_id: &str| {
+        t.apps
+            .iter()
+            .find(|a| a.client_id == client_id)
+            .map(|a| a.client_secret.as_str())
     };
-    if form.client_secret.as_deref() != Some(app.client_secret.as_str()) {
-        return aad_error(
-            StatusCode::UNAUTHORIZED,
-            "invalid_client",
-            format!(
-                "AADSTS7000215: Invalid client secret provided. Ensure the secret being sent in the request is the client secret value, not the client secret ID, for a secret added to app '{client_id}'."
-            ),
-        );
-    }
-    let scope = form.scope.unwrap_or_default();
-    if scope != GRAPH_SCOPE && scope != EXCHANGE_SCOPE {
-        return aad_error(
-            StatusCode::BAD_REQUEST,
-            "invalid_scope",
-            format!(
-                "AADSTS1002012: The provided value for scope {scope} is not valid. Client credential flows must have a scope value with /.default suffixed to the resource identifier (application ID URI)."
-            ),
-        );
-    }
+    let serves = |scope: &str| scope == GRAPH_SCOPE || scope == EXCHANGE_SCOPE;
+    let directory = Directory {
+        id: t.knows(&tenant).then_some(t.id.as_str()),
+        secret_of: &secret_of,
+        serves: &serves,
+    };
+    let (client_id, scope) = match entra::check(&tenant, &directory, form) {
+        Ok(granted) => granted,
+        Err(refused) => return refused,
+    };
+    let roles = t
+        .apps
+        .iter()
+        .find(|a| a.client_id == client_id)
+        .map(|a| a.roles.clone())
+        .unwrap_or_default();
     let token = format!("sim.{:032x}", fastrand::u128(..));
     sim.tokens
         .issued
@@ -111,17 +67,11 @@ pub async fn token(
             token.clone(),
             Grant {
                 scope,
-                roles: app.roles.clone(),
+                roles,
                 expires: Instant::now() + TOKEN_LIFETIME,
             },
         );
-    axum::Json(json!({
-        "token_type": "Bearer",
-        "expires_in": TOKEN_LIFETIME.as_secs(),
-        "ext_expires_in": TOKEN_LIFETIME.as_secs(),
-        "access_token": token,
-    }))
-    .into_response()
+    entra::issued(&token, TOKEN_LIFETIME)
 }
 
 fn graph_error(status: StatusCode, code: &str, message: &str) -> Response {
