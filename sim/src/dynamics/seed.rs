@@ -7,7 +7,7 @@
 //! ```
 
 use super::Org;
-use anyhow::{Context, Result};
+use anyhow::Result;
 use serde::Deserialize;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
@@ -23,15 +23,8 @@ struct Manifest {
 }
 
 pub fn load(manifest: &Path) -> Result<Org> {
-    let dir = manifest.parent().unwrap_or(Path::new("."));
-    let text = std::fs::read_to_string(manifest)
-        .with_context(|| format!("reading {}", manifest.display()))?;
-    let m: Manifest = serde_json::from_str(&text).with_context(|| {
-        format!(
-            "{}: not a Dynamics organisation manifest",
-            manifest.display()
-        )
-    })?;
+    let (m, dir): (Manifest, _) =
+        crate::seed::manifest(manifest, "a Dynamics organisation manifest")?;
     let mut org = Org {
         tenant: m.tenant,
         client_id: m.client_id,
@@ -39,12 +32,12 @@ pub fn load(manifest: &Path) -> Result<Org> {
         users: vec![],
     };
     for file in &m.systemusers {
-        let path = dir.join(file);
-        let text = std::fs::read_to_string(&path)
-            .with_context(|| format!("reading {}", path.display()))?;
-        let body: Value =
-            serde_json::from_str(&text).with_context(|| format!("{}: not JSON", path.display()))?;
-        for row in body["value"].as_array().cloned().unwrap_or_default() {
+        let mut body = crate::seed::read_json(&dir.join(file))?;
+        let rows = match body["value"].take() {
+            Value::Array(rows) => rows,
+            _ => vec![],
+        };
+        for row in rows {
             org.upsert(row);
         }
     }

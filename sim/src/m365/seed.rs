@@ -41,17 +41,13 @@ struct Manifest {
 }
 
 fn read_json(dir: &Path, file: &Path) -> Result<Value> {
-    let path = dir.join(file);
-    let text =
-        std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
-    serde_json::from_str(&text).with_context(|| format!("{}: not JSON", path.display()))
+    crate::seed::read_json(&dir.join(file))
 }
 
 /// Loads the tenant that `manifest` (a `tenant.json`) describes.
 pub fn load(manifest: &Path) -> Result<Tenant> {
-    let dir = manifest.parent().unwrap_or(Path::new("."));
-    let m: Manifest = serde_json::from_value(read_json(Path::new(""), manifest)?)
-        .with_context(|| format!("{}: not a tenant manifest", manifest.display()))?;
+    let (m, dir): (Manifest, _) = crate::seed::manifest(manifest, "a tenant manifest")?;
+    let dir = dir.as_path();
     let mut t = Tenant::new(&m.id);
     t.domains = m.domains;
     if !m.apps.is_empty() {

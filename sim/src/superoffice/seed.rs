@@ -8,7 +8,7 @@
 //! Each file is a JSON array of `Associate` (or `Person`) carriers, or one carrier.
 
 use super::Crm;
-use anyhow::{Context, Result};
+use anyhow::Result;
 use serde::Deserialize;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
@@ -29,33 +29,24 @@ struct Manifest {
 }
 
 fn items(dir: &Path, file: &Path) -> Result<Vec<Value>> {
-    let path = dir.join(file);
-    let text =
-        std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
-    let v: Value =
-        serde_json::from_str(&text).with_context(|| format!("{}: not JSON", path.display()))?;
-    Ok(match v {
+    Ok(match crate::seed::read_json(&dir.join(file))? {
         Value::Array(list) => list,
         one => vec![one],
     })
 }
 
 pub fn load(manifest: &Path) -> Result<Crm> {
-    let dir = manifest.parent().unwrap_or(Path::new("."));
-    let text = std::fs::read_to_string(manifest)
-        .with_context(|| format!("reading {}", manifest.display()))?;
-    let m: Manifest = serde_json::from_str(&text)
-        .with_context(|| format!("{}: not a SuperOffice tenant manifest", manifest.display()))?;
+    let (m, dir): (Manifest, _) = crate::seed::manifest(manifest, "a SuperOffice tenant manifest")?;
     let mut crm = Crm::new(&m.token, m.user_licences);
     crm.ticket = m.ticket;
     crm.app_token = m.app_token;
     for file in &m.persons {
-        for p in items(dir, file)? {
+        for p in items(&dir, file)? {
             crm.seed_person(p);
         }
     }
     for file in &m.associates {
-        for a in items(dir, file)? {
+        for a in items(&dir, file)? {
             crm.seed_associate(a);
         }
     }

@@ -8,7 +8,7 @@
 //! ```
 
 use super::org::Org;
-use anyhow::{Context, Result};
+use anyhow::Result;
 use serde::Deserialize;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
@@ -29,30 +29,25 @@ struct Manifest {
 }
 
 fn resources(dir: &Path, file: &Path) -> Result<Vec<Value>> {
-    let path = dir.join(file);
-    let text =
-        std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
-    let v: Value =
-        serde_json::from_str(&text).with_context(|| format!("{}: not JSON", path.display()))?;
-    Ok(v["Resources"].as_array().cloned().unwrap_or_default())
+    let mut v = crate::seed::read_json(&dir.join(file))?;
+    Ok(match v["Resources"].take() {
+        Value::Array(list) => list,
+        _ => vec![],
+    })
 }
 
 pub fn load(manifest: &Path) -> Result<Org> {
-    let dir = manifest.parent().unwrap_or(Path::new("."));
-    let text = std::fs::read_to_string(manifest)
-        .with_context(|| format!("reading {}", manifest.display()))?;
-    let m: Manifest = serde_json::from_str(&text)
-        .with_context(|| format!("{}: not an organisation manifest", manifest.display()))?;
+    let (m, dir): (Manifest, _) = crate::seed::manifest(manifest, "an organisation manifest")?;
     let domains: Vec<&str> = m.domains.iter().map(String::as_str).collect();
     let mut org = Org::new(&m.api_key, &domains);
     org.divisions = m.divisions;
     for file in &m.users {
-        for u in resources(dir, file)? {
+        for u in resources(&dir, file)? {
             org.seed_user(u);
         }
     }
     for file in &m.groups {
-        for g in resources(dir, file)? {
+        for g in resources(&dir, file)? {
             org.seed_group(g);
         }
     }
