@@ -6,7 +6,7 @@
 //! - `cargo xtask test`: builds the components, then runs every test.
 //!
 //! Also `cargo xtask plugins` (build the components into `target/plugins/`)
-//! and `cargo xtask bench plan [1000,10000,100000] | apply | incremental`
+//! and `cargo xtask bench plan [1000,10000,100000] | apply [300|5000] | incremental`
 //! (whole-run benchmarks, release) and `cargo xtask bench host` (criterion).
 
 mod bench;
@@ -34,7 +34,9 @@ fn main() -> Result<()> {
         "demo" => demo(&root),
         "test" => test(&root, std::env::args().skip(2).collect()),
         "bench" => bench_task(&root, std::env::args().skip(2).collect()),
-        _ => bail!("usage: cargo xtask <demo | test | plugins | bench (plan [SIZES])>"),
+        _ => bail!(
+            "usage: cargo xtask <demo | test | plugins | bench (plan [SIZES] | apply [300|5000] | incremental | host)>"
+        ),
     }
 }
 
@@ -330,6 +332,6 @@ fn bench_task(root: &Path, args: Vec<String>) -> Result<()> {
             bench::apply(root, &b, only)
         }
         Some("incremental") => bench::incremental(root, &b, 100_000),
-        _ => bail!("usage: cargo xtask bench plan [SIZES] | apply | incremental | host"),
+        _ => bail!("usage: cargo xtask bench plan [SIZES] | apply [300|5000] | incremental | host"),
     }
 }
