@@ -7,22 +7,15 @@
 
 mod common;
 
-use common::{Run, Work};
+use common::{Run, Work, example};
 use roster_sim::{Faults, Running, dynamics, m365};
 use serde_json::Value;
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 const Z: &str = "@zivvertest.onmicrosoft.com";
 const BRUNO: &str = "fbf95ad5-8bf5-4d47-9999-a464fdcd3269";
 const FILE: &str = "policy/riva-policy-users.csv";
-
-fn example(rel: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../examples")
-        .join(rel)
-}
 
 struct Scenario {
     work: Work,

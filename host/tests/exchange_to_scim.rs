@@ -8,20 +8,13 @@
 mod common;
 
 use common::scim_peer::{Peer, TOKEN};
-use common::{Run, Work};
+use common::{Run, Work, example};
 use roster_sim::{Faults, Running, m365};
 use serde_json::{Value, json};
-use std::path::{Path, PathBuf};
 
 const Z: &str = "@zivvertest.onmicrosoft.com";
 const BRUNO: &str = "fbf95ad5-8bf5-4d47-9999-a464fdcd3269";
 const LAURENS: &str = "0317f127-358d-4d37-968b-7877304c211f";
-
-fn example(rel: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../examples")
-        .join(rel)
-}
 
 struct Scenario {
     work: Work,

@@ -7,18 +7,11 @@
 
 mod common;
 
-use common::{Run, Work};
+use common::{Run, Work, example};
 use roster_sim::{Faults, Running, m365, superoffice};
 use serde_json::Value;
-use std::path::{Path, PathBuf};
 
 const Z: &str = "@zivvertest.onmicrosoft.com";
-
-fn example(rel: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../examples")
-        .join(rel)
-}
 
 struct Scenario {
     work: Work,

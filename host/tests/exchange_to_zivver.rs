@@ -9,15 +9,13 @@ mod common;
 use common::{Run, Work};
 use roster_sim::{Faults, Running, Throttle, m365, zivver};
 use serde_json::{Value, json};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 const Z: &str = "@zivvertest.onmicrosoft.com";
 const API_KEY: &str = "zivver-demo-api-key";
 
 fn example(rel: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../examples/exchange-to-zivver")
-        .join(rel)
+    common::example(&format!("exchange-to-zivver/{rel}"))
 }
 
 struct Scenario {

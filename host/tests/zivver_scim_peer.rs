@@ -9,7 +9,6 @@ mod common;
 use common::scim_peer::{Peer, TOKEN};
 use common::{HEADER, Work};
 use serde_json::Value;
-use std::path::Path;
 
 const SOURCE: &str = "\
 s1,person,ann@corp.example,ann.alias@corp.example,Ann Smith,Ann,Smith,true,,key-1,,
@@ -133,7 +132,7 @@ fn users_and_groups_are_created_updated_and_emptied_on_a_real_scim_server() {
 fn the_exchange_to_zivver_pipeline_runs_against_the_real_scim_server() {
     use roster_sim::{Faults, m365};
     let peer = Peer::start(true);
-    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/exchange-to-zivver");
+    let example = common::example("exchange-to-zivver");
     let tenant = m365::seed::load(&example.join("m365/tenant.json")).unwrap();
     let (running, sim) = m365::start(tenant, Faults::default(), 0).unwrap();
     let origin = peer.url.trim_end_matches("/v2").to_string();

@@ -8,6 +8,13 @@ pub mod scim_peer;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+/// A file under the repository's `examples/` (pipelines and their seeds).
+pub fn example(rel: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../examples")
+        .join(rel)
+}
+
 pub fn plugins_dir() -> PathBuf {
     let dir = std::env::var_os("ROSTER_PLUGINS_DIR")
         .map(PathBuf::from)
