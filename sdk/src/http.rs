@@ -6,6 +6,9 @@ use crate::{Error, ErrorKind, Result};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+/// The header [`Request::idempotent`] sets; the host takes it off.
+pub const IDEMPOTENT_HEADER: &str = "x-roster-idempotent";
+
 #[derive(Clone, Debug)]
 pub struct Request {
     raw: RawRequest,
@@ -46,6 +49,14 @@ impl Request {
             value: value.into(),
         });
         self
+    }
+    /// Marks a request that is safe to send twice although its method is
+    /// not idempotent (a token request, a search by POST): the host may then
+    /// retry it after a 503, a timeout or a broken connection, as it does a
+    /// GET or a PUT. Unmarked, such a POST or PATCH comes back to the
+    /// connector, which re-reads and decides. The mark never leaves the host.
+    pub fn idempotent(self) -> Self {
+        self.header(IDEMPOTENT_HEADER, "true")
     }
     pub fn bearer(self, token: &str) -> Self {
         self.header("Authorization", format!("Bearer {token}"))

@@ -61,7 +61,9 @@ impl ClientCredentials {
         {
             return Ok(token.clone());
         }
+        // Asking twice for a token does no harm.
         let answer = Request::post(&self.token_url)
+            .idempotent()
             .form(&[
                 ("grant_type", "client_credentials"),
                 ("client_id", &self.client_id),

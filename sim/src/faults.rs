@@ -29,6 +29,9 @@ pub struct Faults {
     /// Every n-th request answers `fail_status` (503 unless set).
     pub fail_every: Option<u64>,
     pub fail_status: Option<u16>,
+    /// The failing requests are carried out first, then answered
+    /// `fail_status`: a write that took effect although its answer says not.
+    pub fail_after_effect: bool,
     /// Every n-th request's connection is dropped half-way through the body.
     pub drop_every: Option<u64>,
     /// Every n-th request answers 200 with a truncated JSON body.
@@ -64,6 +67,8 @@ pub struct Stats {
     pub malformed: u64,
     /// Requests per route (ids replaced by `*`), throttled ones included.
     pub routes: BTreeMap<String, u64>,
+    /// Requests per method and route (`POST /api/scim/v2/Users`).
+    pub methods: BTreeMap<String, u64>,
     /// Requests answered 429, per route.
     pub throttled_routes: BTreeMap<String, u64>,
     /// The budget's windows in order, while one is enforced: when each
@@ -100,7 +105,8 @@ enum Verdict {
     /// Through; with the budget left in this window when one is enforced.
     Pass(Option<(u32, u32, u64)>),
     Throttle(Option<u64>, String),
-    Fail(u16),
+    /// The status; whether the request is carried out first.
+    Fail(u16, bool),
     Malformed,
     Drop,
 }
@@ -144,10 +150,11 @@ impl FaultGate {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn judge(&self, route: String) -> (Verdict, u64) {
+    fn judge(&self, method: &str, route: String) -> (Verdict, u64) {
         let mut s = self.lock();
         s.stats.requests += 1;
         *s.stats.routes.entry(route.clone()).or_default() += 1;
+        *s.stats.methods.entry(format!("{method} {route}")).or_default() += 1;
         let n = s.stats.requests;
         let f = s.faults.clone();
         let every = |k: Option<u64>| k.is_some_and(|k| k > 0 && n.is_multiple_of(k));
@@ -194,7 +201,7 @@ impl FaultGate {
         let verdict = verdict.unwrap_or_else(|| {
             if every(f.fail_every) {
                 s.stats.failed += 1;
-                Verdict::Fail(f.fail_status.unwrap_or(503))
+                Verdict::Fail(f.fail_status.unwrap_or(503), f.fail_after_effect)
             } else if every(f.malformed_every) {
                 s.stats.malformed += 1;
                 Verdict::Malformed
@@ -239,7 +246,7 @@ pub async fn inject(State(gate): State<Arc<FaultGate>>, request: Request, next: 
     if path.starts_with("/_sim") {
         return next.run(request).await;
     }
-    let (verdict, latency) = gate.judge(route_of(&path));
+    let (verdict, latency) = gate.judge(request.method().as_str(), route_of(&path));
     if latency > 0 {
         tokio::time::sleep(Duration::from_millis(latency)).await;
     }
@@ -263,13 +270,19 @@ pub async fn inject(State(gate): State<Arc<FaultGate>>, request: Request, next: 
             }
             r
         }
-        Verdict::Fail(status) => (
-            StatusCode::from_u16(status).unwrap_or(StatusCode::SERVICE_UNAVAILABLE),
-            json_body(
-                r#"{"error":{"code":"ServiceUnavailable","message":"injected failure"}}"#.into(),
-            ),
-        )
-            .into_response(),
+        Verdict::Fail(status, after_effect) => {
+            if after_effect {
+                drop(next.run(request).await);
+            }
+            (
+                StatusCode::from_u16(status).unwrap_or(StatusCode::SERVICE_UNAVAILABLE),
+                json_body(
+                    r#"{"error":{"code":"ServiceUnavailable","message":"injected failure"}}"#
+                        .into(),
+                ),
+            )
+                .into_response()
+        }
         Verdict::Malformed => (
             StatusCode::OK,
             json_body(r#"{"value":[{"id":"trunc"#.into()),

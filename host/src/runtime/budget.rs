@@ -189,10 +189,11 @@ impl ServerBudget {
         let mut s = self.lock();
         s.in_flight.remove(&ticket.seq);
         let now = Instant::now();
+        // An absurd value is taken as the longest wait, never past the clock.
         let secs = |name| {
             header(headers, name)
                 .and_then(|v| v.parse::<u64>().ok())
-                .map(Duration::from_secs)
+                .map(|s| Duration::from_secs(s).min(super::http::MAX_TOLD_WAIT))
         };
         if status == 429 || status == 503 {
             if let Some(wait) = secs("retry-after").or_else(|| secs("ratelimit-reset")) {

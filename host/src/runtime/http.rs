@@ -1,9 +1,12 @@
 //! Outbound HTTP for connectors. [`OutboundHttp::send`] is the one choke
 //! point every request passes: the host must be granted to the connector
 //! (deny by default), then the connector's rate limit and concurrency cap
-//! apply, then timeouts and retries on 429/503 honouring `Retry-After`.
-//! Redirects are not followed, so a granted host cannot bounce a request to
-//! one that is not.
+//! apply, then timeouts and retries honouring `Retry-After`. A 429 is always
+//! retried (the service refused the request unprocessed); a 503, a timeout or
+//! a broken connection only for a request that may safely be sent twice
+//! ([`retry_safe`]): a POST that may have taken effect goes back to the
+//! connector, which re-reads and decides. Redirects are not followed, so a
+//! granted host cannot bounce a request to one that is not.
 
 use super::redact::Redactor;
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
@@ -15,6 +18,15 @@ use std::time::Duration;
 use tokio::sync::Semaphore;
 
 const MAX_BODY: usize = 256 * 1024 * 1024;
+
+/// The request header by which a connector marks a request that is safe to
+/// send twice although its method is not idempotent (an OAuth token request,
+/// say). The host takes it off before the request leaves.
+pub const IDEMPOTENT_HEADER: &str = "x-roster-idempotent";
+
+/// The longest wait a `Retry-After` or `RateLimit-Reset` is taken at its word
+/// for; a larger (or absurd) value counts as this, so it never overflows a clock.
+pub const MAX_TOLD_WAIT: Duration = Duration::from_secs(24 * 3600);
 
 /// A host a connector may reach: `[scheme://]host[:port]`, where host may be
 /// `*.suffix` and port may be `*`. Without a scheme only https is allowed;
@@ -238,10 +250,11 @@ impl OutboundHttp {
         Err(HttpFailure::Denied(message))
     }
 
-    pub async fn send(&self, request: HttpRequest) -> Result<HttpResponse, HttpFailure> {
+    pub async fn send(&self, mut request: HttpRequest) -> Result<HttpResponse, HttpFailure> {
         let url = self.check(&request.url)?;
         let method = reqwest::Method::from_bytes(request.method.as_bytes())
             .map_err(|_| HttpFailure::Invalid(format!("bad method `{}`", request.method)))?;
+        let safe = retry_safe(&method, &mut request.headers);
         let _slot = self
             .slots
             .acquire()
@@ -259,13 +272,11 @@ impl OutboundHttp {
                 self.budget.observe(ticket, r.status, &r.headers);
             }
             let wait = match &outcome {
-                Ok(r) if r.status == 429 || r.status == 503 => {
+                Ok(r) if r.status == 429 || r.status == 503 && safe => {
                     self.stats.throttled.fetch_add(1, Ordering::Relaxed);
                     retry_after(&r.headers).unwrap_or_else(|| backoff(attempt))
                 }
-                Err(HttpFailure::Connection(_) | HttpFailure::Timeout(_))
-                    if is_idempotent(&method) =>
-                {
+                Err(HttpFailure::Connection(_) | HttpFailure::Timeout(_)) if safe => {
                     backoff(attempt)
                 }
                 _ => return outcome,
@@ -348,14 +359,23 @@ fn error_chain(e: &dyn std::error::Error) -> String {
     text
 }
 
-fn is_idempotent(method: &reqwest::Method) -> bool {
-    matches!(
-        method.as_str(),
-        "GET" | "HEAD" | "PUT" | "DELETE" | "OPTIONS"
-    )
+/// May this request be sent again when its answer (a 503, a timeout, a
+/// broken connection) leaves open whether it took effect? Yes for the
+/// idempotent methods (RFC 9110 §9.2.2) and for a request the connector
+/// marked with [`IDEMPOTENT_HEADER`]; the mark is taken off here.
+fn retry_safe(method: &reqwest::Method, headers: &mut Vec<(String, String)>) -> bool {
+    let before = headers.len();
+    headers.retain(|(n, _)| !n.eq_ignore_ascii_case(IDEMPOTENT_HEADER));
+    let marked = headers.len() != before;
+    marked
+        || matches!(
+            method.as_str(),
+            "GET" | "HEAD" | "PUT" | "DELETE" | "OPTIONS"
+        )
 }
 
-/// `Retry-After` in seconds (the form Graph and Zivver send).
+/// `Retry-After` in seconds (the form Graph and Zivver send), at most
+/// [`MAX_TOLD_WAIT`].
 fn retry_after(headers: &[(String, String)]) -> Option<Duration> {
     let value = headers
         .iter()
@@ -365,8 +385,8 @@ fn retry_after(headers: &[(String, String)]) -> Option<Duration> {
     value
         .parse::<f64>()
         .ok()
-        .filter(|s| s.is_finite() && *s >= 0.0)
-        .map(Duration::from_secs_f64)
+        .filter(|s| !s.is_nan() && *s >= 0.0)
+        .map(|s| Duration::try_from_secs_f64(s).map_or(MAX_TOLD_WAIT, |d| d.min(MAX_TOLD_WAIT)))
 }
 
 /// Exponential backoff with full jitter: 0.5 s, 1 s, 2 s, ... capped at 30 s.
@@ -410,12 +430,34 @@ mod tests {
     }
 
     #[test]
+    fn only_requests_safe_to_repeat_are_retried_after_an_open_outcome() {
+        let mut plain = vec![("Accept".to_string(), "a/b".to_string())];
+        assert!(retry_safe(&reqwest::Method::GET, &mut plain));
+        assert!(retry_safe(&reqwest::Method::PUT, &mut plain));
+        assert!(!retry_safe(&reqwest::Method::POST, &mut plain));
+        assert!(!retry_safe(&reqwest::Method::PATCH, &mut plain));
+        let mut marked = vec![
+            ("X-Roster-Idempotent".to_string(), "true".to_string()),
+            ("Accept".to_string(), "a/b".to_string()),
+        ];
+        assert!(retry_safe(&reqwest::Method::POST, &mut marked));
+        assert_eq!(marked, plain, "the mark never leaves the host");
+    }
+
+    #[test]
     fn retry_after_seconds() {
         assert_eq!(
             retry_after(&[("Retry-After".into(), "3".into())]),
             Some(Duration::from_secs(3))
         );
         assert_eq!(retry_after(&[("x".into(), "3".into())]), None);
+        for absurd in ["1e300", "1e20", "18446744073709551615", "inf"] {
+            assert_eq!(
+                retry_after(&[("Retry-After".into(), absurd.into())]),
+                Some(MAX_TOLD_WAIT),
+                "{absurd}"
+            );
+        }
         assert!(backoff(0) <= Duration::from_millis(500));
         assert!(backoff(20) <= Duration::from_secs(30));
     }
