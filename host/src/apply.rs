@@ -6,7 +6,7 @@
 use crate::model::{ChangeResult, Operation};
 use crate::plan::{Action, Plan, PlannedChange, PlannedLink};
 use crate::runtime::ConnectorInstance;
-use crate::state::{JournalStatus, Outcome, StateStore, StoredLink, Unlinked, now_ms};
+use crate::state::{JournalStatus, MemoUpdate, Outcome, StateStore, StoredLink, Unlinked, now_ms};
 use serde::Serialize;
 use std::collections::HashMap;
 
@@ -114,8 +114,15 @@ pub async fn apply(
             let changes: Vec<crate::model::Change> = batch.iter().map(|c| run.resolve(c)).collect();
             let keys: Vec<&str> = batch.iter().map(|c| c.key.as_str()).collect();
             run.state.mark_sent(&plan.id, &keys)?;
-            match target.apply(changes).await {
-                Ok(results) => run.record(batch, results)?,
+            let answered = target.apply(changes).await;
+            // What the target learned while making these changes is kept with them.
+            let memo = target.memo_written();
+            let memo = MemoUpdate {
+                connector: target.name(),
+                writes: &memo,
+            };
+            match answered {
+                Ok(results) => run.record(batch, results, memo)?,
                 Err(e) => {
                     let message = e.to_string();
                     let failed: Vec<ChangeResult> = batch
@@ -128,7 +135,7 @@ pub async fn apply(
                             }),
                         })
                         .collect();
-                    run.record(batch, failed)?;
+                    run.record(batch, failed, memo)?;
                     run.report.stopped = Some(message);
                     return Ok(run.report);
                 }
@@ -169,7 +176,7 @@ impl Run<'_> {
                 error: Some(why),
             })
             .collect();
-        self.state.record(&outcomes, &[])?;
+        self.state.record(&outcomes, &[], None)?;
         for (c, why) in skipped {
             self.status.insert(c.key.clone(), JournalStatus::Skipped);
             self.report.skipped += 1;
@@ -202,6 +209,7 @@ impl Run<'_> {
         &mut self,
         batch: &[&PlannedChange],
         results: Vec<ChangeResult>,
+        memo: MemoUpdate,
     ) -> anyhow::Result<()> {
         let mut by_id: HashMap<String, ChangeResult> = results
             .into_iter()
@@ -258,7 +266,7 @@ impl Run<'_> {
                 error: o.error.as_deref(),
             })
             .collect();
-        self.state.record(&rows, &links)?;
+        self.state.record(&rows, &links, Some(memo))?;
         self.report.links_recorded += links.len() as u64;
         self.report.outcomes.extend(outcomes);
         Ok(())

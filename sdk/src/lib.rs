@@ -41,6 +41,7 @@ pub mod export;
 pub mod fs;
 pub mod host;
 pub mod http;
+pub mod memo;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod native;
 pub mod oauth;

@@ -8,12 +8,46 @@
 use crate::host::{Header, HttpError, Level, RawRequest, RawResponse};
 use crate::{Account, Config, Connector, Result};
 use std::cell::RefCell;
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 thread_local! {
     static LOGS: RefCell<Vec<(Level, String)>> = const { RefCell::new(Vec::new()) };
     static DATA_DIR: RefCell<Option<PathBuf>> = const { RefCell::new(None) };
+    static MEMO: RefCell<BTreeMap<String, String>> = const { RefCell::new(BTreeMap::new()) };
+}
+
+/// The memo as this thread's connector left it (what the host would keep).
+pub fn memo() -> BTreeMap<String, String> {
+    MEMO.with_borrow(Clone::clone)
+}
+
+/// Starts this thread's connector with `kept` as its memo.
+pub fn set_memo(kept: BTreeMap<String, String>) {
+    MEMO.set(kept);
+}
+
+pub(crate) fn memo_get(key: &str) -> Option<String> {
+    MEMO.with_borrow(|m| m.get(key).cloned())
+}
+
+pub(crate) fn memo_set(key: &str, value: &str) -> Result<(), String> {
+    MEMO.with_borrow_mut(|m| m.insert(key.into(), value.into()));
+    Ok(())
+}
+
+pub(crate) fn memo_remove(key: &str) {
+    MEMO.with_borrow_mut(|m| m.remove(key));
+}
+
+pub(crate) fn memo_list(prefix: &str) -> Vec<(String, String)> {
+    MEMO.with_borrow(|m| {
+        m.range(prefix.to_string()..)
+            .take_while(|(k, _)| k.starts_with(prefix))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect()
+    })
 }
 
 /// Sets the directory [`crate::fs::root`] answers, for this thread.
@@ -65,7 +99,12 @@ pub(crate) fn send(request: &RawRequest) -> Result<RawResponse, HttpError> {
     let mut builder = ureq::http::Request::builder()
         .method(request.method.as_str())
         .uri(request.url.as_str());
-    for h in &request.headers {
+    // As the host does: the retry mark is not for the service.
+    for h in request
+        .headers
+        .iter()
+        .filter(|h| !h.name.eq_ignore_ascii_case(crate::http::IDEMPOTENT_HEADER))
+    {
         builder = builder.header(h.name.as_str(), h.value.as_str());
     }
     let body = request.body.clone().unwrap_or_default();

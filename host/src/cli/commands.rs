@@ -8,7 +8,7 @@ use crate::plan::{Plan, PlanInput, build};
 use crate::runtime::cache::CompiledCache;
 use crate::runtime::{ConnectorInstance, Runtime};
 use crate::session::{self, Failure, Session};
-use crate::state::{LinkEdit, SqliteStore, StateStore, StoredLink, Unlinked};
+use crate::state::{LinkEdit, MemoUpdate, SqliteStore, StateStore, StoredLink, Unlinked};
 use std::io::IsTerminal;
 use std::path::Path;
 use std::process::ExitCode;
@@ -173,6 +173,7 @@ async fn test_connection(
     let mut reports = Vec::new();
     for name in names {
         let mut instance = session.start(&name).await?;
+        instance.remember(kept_memo(&session.pipeline, &name)?);
         let report = instance.test_connection(account.clone()).await?;
         reports.push((name, report));
     }
@@ -196,6 +197,7 @@ async fn read(
         )));
     }
     let mut instance = session.start(&name).await?;
+    instance.remember(kept_memo(&session.pipeline, &name)?);
     let progress = render::Progress::new(json);
     let bar = progress.counter(&format!("reading {name}"));
     let accounts = session::read_accounts(&mut instance, |n| bar.set(n)).await?;
@@ -207,6 +209,18 @@ async fn read(
     let out = Out::new(json, &session.redactor);
     render::accounts(&out, &name, &accounts, &groups);
     Ok(ExitCode::SUCCESS)
+}
+
+/// What `connector` keeps in its memo, for a command that only reads: no
+/// state is made where there is none, and nothing it learns is kept.
+fn kept_memo(
+    pipeline: &Pipeline,
+    connector: &str,
+) -> Result<std::collections::BTreeMap<String, String>, Failure> {
+    match pipeline.state_path.exists() {
+        true => Ok(SqliteStore::open(&pipeline.state_path)?.memo(connector)?),
+        false => Ok(Default::default()),
+    }
 }
 
 /// What a plan is made from: both sides read, and the links kept so far.
@@ -248,8 +262,10 @@ async fn read_sides(
     let p = &session.pipeline;
     let progress = render::Progress::new(quiet);
     let mut state = SqliteStore::open(&p.state_path)?;
+    let (source_memo, target_memo) = (state.memo(&p.source)?, state.memo(&p.target)?);
     let source_side = async {
         let mut source = session.start(&p.source).await?;
+        source.remember(source_memo);
         let bar = progress.counter(&format!("reading {}", p.source));
         let read =
             session::read_source(session, &mut source, &mut state, full, |n| bar.set(n)).await?;
@@ -259,10 +275,11 @@ async fn read_sides(
             vec![]
         };
         bar.finish();
-        Ok::<_, Failure>((read, groups))
+        Ok::<_, Failure>((read, groups, source.memo_written()))
     };
     let target_side = async {
         let mut target = session.start(&p.target).await?;
+        target.remember(target_memo);
         let bar = progress.counter(&format!("reading {}", p.target));
         let accounts = session::read_accounts(&mut target, |n| bar.set(n)).await?;
         bar.finish();
@@ -270,8 +287,15 @@ async fn read_sides(
         Ok::<_, Failure>((target, accounts, free_seats))
     };
     let (source_side, target_side) = tokio::join!(source_side, target_side);
-    let (source, groups) = source_side?;
-    let (target, target_accounts, free_seats) = target_side?;
+    let (source, groups, source_memo) = source_side?;
+    let (mut target, target_accounts, free_seats) = target_side?;
+    // What either connector learned while reading is kept now.
+    for (connector, writes) in [(&p.source, source_memo), (&p.target, target.memo_written())] {
+        state.save_memo(MemoUpdate {
+            connector,
+            writes: &writes,
+        })?;
+    }
     let sides = Sides {
         source,
         groups,
@@ -380,12 +404,10 @@ async fn apply_cmd(global: &Global, path: &Path, how: ApplyHow<'_>) -> Result<Ex
         }
         Some(file) => {
             let plan = load_plan(file, &session.pipeline)?;
-            let target = session.start(&session.pipeline.target).await?;
-            (
-                plan,
-                target,
-                SqliteStore::open(&session.pipeline.state_path)?,
-            )
+            let state = SqliteStore::open(&session.pipeline.state_path)?;
+            let mut target = session.start(&session.pipeline.target).await?;
+            target.remember(state.memo(&session.pipeline.target)?);
+            (plan, target, state)
         }
     };
     let out = Out::new(json, &session.redactor);

@@ -161,6 +161,17 @@ impl ConnectorInstance {
         &self.http
     }
 
+    /// Gives the connector the memo the state kept for it.
+    pub fn remember(&mut self, kept: std::collections::BTreeMap<String, String>) {
+        self.store.data_mut().memo = super::memo::Memo::loaded(kept);
+    }
+
+    /// What the connector wrote to its memo since this was last asked, for
+    /// the host to keep with the state write the calls belong to.
+    pub fn memo_written(&mut self) -> Vec<super::memo::MemoWrite> {
+        self.store.data_mut().memo.take_written()
+    }
+
     /// Runs one export under the call limits and turns traps into errors.
     async fn call<T>(
         &mut self,

@@ -1,12 +1,13 @@
 //! The connector runtime: one wasmtime Engine and Linker for the process,
 //! components compiled once (and cached on disk), a fresh sandboxed store per
 //! connector instance. Each host capability lives in its own module
-//! (`http`, `output`, `redact`, `store`) and is granted per connector.
+//! (`http`, `memo`, `output`, `redact`, `store`) and is granted per connector.
 
 mod budget;
 pub mod cache;
 pub mod http;
 pub mod instance;
+pub mod memo;
 pub mod output;
 pub mod redact;
 pub mod store;

@@ -1,8 +1,10 @@
 //! What one connector instance's wasm store holds: its WASI context (which
 //! grants nothing but what the pipeline says), its memory cap, the current
-//! call's deadline, and the host capabilities it imports (log, http, clock).
+//! call's deadline, and the host capabilities it imports (log, http, clock,
+//! memo).
 
 use super::http::{HttpFailure, HttpRequest, OutboundHttp};
+use super::memo::Memo;
 use super::output::GuestOutput;
 use super::redact::Redactor;
 use crate::contract::v0_1_0::roster::connector as v01;
@@ -29,6 +31,7 @@ pub struct StoreState {
     pub http: Arc<OutboundHttp>,
     pub redactor: Redactor,
     pub stderr: GuestOutput,
+    pub memo: Memo,
     logged: AtomicU64,
 }
 
@@ -52,6 +55,7 @@ impl StoreState {
             http,
             redactor,
             stderr,
+            memo: Memo::default(),
             logged: AtomicU64::new(0),
         }
     }
@@ -149,6 +153,24 @@ impl v01::log::Host for StoreState {
             Level::Warn => tracing::warn!(connector = %c, "{line}"),
             Level::Error => tracing::error!(connector = %c, "{line}"),
         }
+    }
+}
+
+impl v01::memo::Host for StoreState {
+    fn get(&mut self, key: String) -> Option<String> {
+        self.memo.get(&key)
+    }
+
+    fn set(&mut self, key: String, value: String) -> Result<(), String> {
+        self.memo.set(key, value, &self.redactor)
+    }
+
+    fn remove(&mut self, key: String) {
+        self.memo.remove(&key)
+    }
+
+    fn list(&mut self, prefix: String) -> Vec<(String, String)> {
+        self.memo.list(&prefix)
     }
 }
 

@@ -123,6 +123,16 @@ pub struct AccountError {
     pub at_ms: u64,
 }
 
+/// One change to a connector's memo: a value kept, or (`None`) a key removed.
+pub type MemoWrite = (String, Option<String>);
+
+/// A connector's memo changes, to keep with the state write they belong to.
+#[derive(Clone, Copy, Debug)]
+pub struct MemoUpdate<'a> {
+    pub connector: &'a str,
+    pub writes: &'a [MemoWrite],
+}
+
 #[derive(Clone, Debug, PartialEq)]
 pub struct SourceSnapshot {
     pub watermark: String,
@@ -158,9 +168,15 @@ pub trait StateStore {
     /// Records the plan's changes as pending (those already journalled keep their status).
     fn journal_open(&mut self, plan_id: &str, keys: &[(&str, &str)]) -> anyhow::Result<()>;
     fn journal(&self, plan_id: &str) -> anyhow::Result<HashMap<String, JournalEntry>>;
-    /// Records outcomes in one transaction, with links to store on success
-    /// and each account's last error.
-    fn record(&mut self, outcomes: &[Outcome], links: &[StoredLink]) -> anyhow::Result<()>;
+    /// Records outcomes in one transaction, with links to store on success,
+    /// each account's last error and what the target wrote to its memo
+    /// while making them.
+    fn record(
+        &mut self,
+        outcomes: &[Outcome],
+        links: &[StoredLink],
+        memo: Option<MemoUpdate>,
+    ) -> anyhow::Result<()>;
     fn mark_sent(&mut self, plan_id: &str, keys: &[&str]) -> anyhow::Result<()>;
 
     fn link_edits(&self) -> anyhow::Result<Vec<LinkEdit>>;
@@ -179,6 +195,11 @@ pub trait StateStore {
     ) -> anyhow::Result<()>;
 
     fn account_errors(&self) -> anyhow::Result<Vec<AccountError>>;
+
+    /// Everything `connector` keeps in its memo.
+    fn memo(&self, connector: &str) -> anyhow::Result<BTreeMap<String, String>>;
+    /// Keeps memo changes made outside an apply batch (during a read).
+    fn save_memo(&mut self, memo: MemoUpdate) -> anyhow::Result<()>;
 
     /// The source's accounts as its last read left them, when that read
     /// ended on a watermark and was made under the same `fingerprint`

@@ -67,12 +67,20 @@ CREATE TABLE IF NOT EXISTS source_accounts (
     account TEXT NOT NULL,
     PRIMARY KEY (connector, id)
 );
+CREATE TABLE IF NOT EXISTS memo (
+    connector TEXT NOT NULL,
+    key TEXT NOT NULL,
+    value TEXT NOT NULL,
+    updated_at_ms INTEGER NOT NULL,
+    PRIMARY KEY (connector, key)
+);
 ";
 
 /// 2: source snapshots for incremental reads (`source_reads`, `source_accounts`).
 /// 3: per-link option overrides, staged link edits (`link_edits`) and
 ///    accounts unlinked on purpose (`unlinked`).
-const VERSION: i64 = 3;
+/// 4: connectors' memos (`memo`).
+const VERSION: i64 = 4;
 
 pub struct SqliteStore {
     conn: Connection,
@@ -237,7 +245,12 @@ impl StateStore for SqliteStore {
         Ok(())
     }
 
-    fn record(&mut self, outcomes: &[Outcome], links: &[StoredLink]) -> anyhow::Result<()> {
+    fn record(
+        &mut self,
+        outcomes: &[Outcome],
+        links: &[StoredLink],
+        memo: Option<MemoUpdate>,
+    ) -> anyhow::Result<()> {
         let tx = self.conn.transaction()?;
         let now = now_ms() as i64;
         {
@@ -275,8 +288,28 @@ impl StateStore for SqliteStore {
         for link in links {
             upsert_link(&tx, link)?;
         }
+        if let Some(memo) = memo {
+            write_memo(&tx, memo)?;
+        }
         tx.commit()?;
         Ok(())
+    }
+
+    fn memo(&self, connector: &str) -> anyhow::Result<BTreeMap<String, String>> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT key, value FROM memo WHERE connector = ?1")?;
+        let rows = stmt.query_map([connector], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    fn save_memo(&mut self, memo: MemoUpdate) -> anyhow::Result<()> {
+        if memo.writes.is_empty() {
+            return Ok(());
+        }
+        let tx = self.conn.transaction()?;
+        write_memo(&tx, memo)?;
+        Ok(tx.commit()?)
     }
 
     fn link_edits(&self) -> anyhow::Result<Vec<LinkEdit>> {
@@ -452,6 +485,22 @@ impl StateStore for SqliteStore {
         )?;
         Ok(tx.commit()?)
     }
+}
+
+fn write_memo(conn: &Connection, memo: MemoUpdate) -> anyhow::Result<()> {
+    let mut put = conn.prepare(
+        "INSERT INTO memo (connector, key, value, updated_at_ms) VALUES (?1, ?2, ?3, ?4)
+         ON CONFLICT (connector, key) DO UPDATE SET value = excluded.value, updated_at_ms = excluded.updated_at_ms",
+    )?;
+    let mut gone = conn.prepare("DELETE FROM memo WHERE connector = ?1 AND key = ?2")?;
+    let now = now_ms() as i64;
+    for (key, value) in memo.writes {
+        match value {
+            Some(v) => put.execute(params![memo.connector, key, v, now])?,
+            None => gone.execute(params![memo.connector, key])?,
+        };
+    }
+    Ok(())
 }
 
 fn upsert_link(conn: &Connection, link: &StoredLink) -> anyhow::Result<()> {
