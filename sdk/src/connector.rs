@@ -85,6 +85,11 @@ impl crate::Account {
         }
     }
 
+    /// The primary address, then the aliases.
+    pub fn addresses(&self) -> impl Iterator<Item = &str> {
+        std::iter::once(self.email.as_str()).chain(self.aliases.iter().map(String::as_str))
+    }
+
     /// The value of attribute `key`, if set.
     pub fn attribute(&self, key: &str) -> Option<&str> {
         self.attributes

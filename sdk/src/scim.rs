@@ -10,6 +10,10 @@ use crate::{Error, ErrorKind, Result};
 use serde_json::{Value, json};
 
 pub const CONTENT_TYPE: &str = "application/scim+json";
+/// SCIM's own type first, plain JSON as well: some services and gateways
+/// answer 406 to either alone (Zivver wants `application/scim+json` for a
+/// PATCH; others know only `application/json`).
+pub const ACCEPT: &str = "application/scim+json, application/json;q=0.9";
 pub const PATCH_OP: &str = "urn:ietf:params:scim:api:messages:2.0:PatchOp";
 
 #[derive(Clone, Debug)]
@@ -23,7 +27,7 @@ impl ScimClient {
         ScimClient {
             http: HttpClient::new(base)
                 .with_header("Authorization", format!("Bearer {bearer}"))
-                .with_header("Accept", CONTENT_TYPE),
+                .with_header("Accept", ACCEPT),
         }
     }
 
@@ -59,6 +63,13 @@ impl ScimClient {
     /// Every resource of `resource`, handed to `each` page by page as it
     /// arrives: a connector that keeps less than the whole resource never
     /// holds all of them parsed at once.
+    ///
+    /// A service may ignore `startIndex` (and answer everything at once, or
+    /// the first page again): a resource seen before is not handed on twice,
+    /// and a page of nothing new ends the read, which is an error when fewer
+    /// resources came than `totalResults` said. A list answer that is no
+    /// list (no object, `Resources` no array, or missing while
+    /// `totalResults` is not zero) is an error, never an empty read.
     pub fn list_each(
         &self,
         resource: &str,
@@ -67,21 +78,33 @@ impl ScimClient {
         mut each: impl FnMut(Value) -> Result<()>,
     ) -> Result<()> {
         let mut start = 1usize;
+        let mut seen = std::collections::HashSet::new();
         loop {
             let mut path = format!("{resource}?startIndex={start}&count={count}");
             if let Some(f) = filter {
                 path.push_str(&format!("&filter={}", encode(f)));
             }
-            let mut page: Value = self.send(self.http.request("GET", &path))?.json()?;
-            let total = page["totalResults"].as_u64().unwrap_or(0) as usize;
-            let items = match page["Resources"].take() {
-                Value::Array(items) => items,
-                _ => vec![],
-            };
+            let page: Value = self.send(self.http.request("GET", &path))?.json()?;
+            let (total, items) = list_page(resource, page)?;
             let got = items.len();
-            items.into_iter().try_for_each(&mut each)?;
+            let mut fresh = 0;
+            for item in items {
+                let id = item["id"].as_str().map(str::to_string);
+                if id.is_some_and(|id| !seen.insert(id)) {
+                    continue;
+                }
+                fresh += 1;
+                each(item)?;
+            }
             start += got;
-            if got == 0 || start > total {
+            if fresh == 0 && got > 0 && seen.len() < total {
+                return Err(Error::invalid(format!(
+                    "{resource}: the service answered startIndex={} with resources it had sent already, after {} of {total}; paging cannot go on (set a page size above {total})",
+                    start - got,
+                    seen.len()
+                )));
+            }
+            if got == 0 || fresh == 0 || start > total {
                 return Ok(());
             }
         }
@@ -219,6 +242,26 @@ impl ScimClient {
 pub struct Capabilities {
     pub patch: bool,
     pub etag: bool,
+}
+
+/// A list answer's `totalResults` and resources, or why it is no list answer.
+fn list_page(resource: &str, mut page: Value) -> Result<(usize, Vec<Value>)> {
+    if !page.is_object() {
+        return Err(Error::invalid(format!(
+            "{resource}: the list answer is no JSON object"
+        )));
+    }
+    let total = page["totalResults"].as_u64().unwrap_or(0) as usize;
+    match page["Resources"].take() {
+        Value::Array(items) => Ok((total.max(items.len()), items)),
+        Value::Null if total == 0 => Ok((0, vec![])),
+        Value::Null => Err(Error::invalid(format!(
+            "{resource}: the list answer has no Resources although totalResults is {total}"
+        ))),
+        _ => Err(Error::invalid(format!(
+            "{resource}: the list answer's Resources is no array"
+        ))),
+    }
 }
 
 /// A PATCH body's operations, for [`ScimClient::patch`] and

@@ -154,7 +154,10 @@ impl FaultGate {
         let mut s = self.lock();
         s.stats.requests += 1;
         *s.stats.routes.entry(route.clone()).or_default() += 1;
-        *s.stats.methods.entry(format!("{method} {route}")).or_default() += 1;
+        *s.stats
+            .methods
+            .entry(format!("{method} {route}"))
+            .or_default() += 1;
         let n = s.stats.requests;
         let f = s.faults.clone();
         let every = |k: Option<u64>| k.is_some_and(|k| k > 0 && n.is_multiple_of(k));

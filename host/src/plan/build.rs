@@ -29,7 +29,7 @@ pub struct PlanInput<'a> {
     pub source_read: super::ReadMode,
 }
 
-use super::diff::BLOCKED;
+use super::diff::{BLOCKED, REMEDY};
 
 const PHASE_FREE_PRIMARY: u8 = 0;
 const PHASE_CREATE: u8 = 1;
@@ -233,7 +233,8 @@ impl<'a> Builder<'a> {
         &self.input.target_descriptor.fields
     }
 
-    /// Guests holding this account's addresses, per the merge mode.
+    /// Guests holding this account's addresses, per the merge mode; a guest
+    /// the target says Roster cannot merge (it carries a remedy) never is.
     fn guests_to_merge(&self, s: &Account, index: &TargetIndex<'a>) -> Vec<(&'a Account, bool)> {
         let mode = self.input.pipeline.merge_mode();
         let mut out = Vec::new();
@@ -242,6 +243,9 @@ impl<'a> Builder<'a> {
             let Some(guest) = index.guests.get(&address.to_ascii_lowercase()) else {
                 continue;
             };
+            if guest.attributes.contains_key(REMEDY) {
+                continue;
+            }
             match mode {
                 MergeMode::AliasOnly | MergeMode::AliasOrPrimary if !is_primary => {
                     out.push((*guest, false))
@@ -254,24 +258,43 @@ impl<'a> Builder<'a> {
         out
     }
 
-    /// Warns about addresses a guest holds when no merge is planned for them.
-    fn warn_unmerged_guests(
+    /// Aliases of `s` that a guest holds and no planned merge frees: writing
+    /// them would fail, so they are left out of the account (lower case),
+    /// each with a warning saying what frees it. A guest holding the primary
+    /// address is only warned about.
+    fn held_by_guests(
         &mut self,
         s: &Account,
         index: &TargetIndex,
         merging: &HashSet<String>,
-    ) {
-        for address in s.addresses() {
-            if let Some(guest) = index.guests.get(&address.to_ascii_lowercase())
-                && !merging.contains(&guest.id)
-            {
-                let msg = format!(
-                    "{address} is a guest account ({}) in the target, so writing it will fail; add a merge stage (mode alias-only or alias-or-primary) to merge the guest into this account",
-                    guest.id
-                );
-                self.note(NoteLevel::Warning, &s.email, Some(ErrorKind::Conflict), msg);
+    ) -> HashSet<String> {
+        let mut held = HashSet::new();
+        for (i, address) in s.addresses().enumerate() {
+            let Some(guest) = index.guests.get(&address.to_ascii_lowercase()) else {
+                continue;
+            };
+            if merging.contains(&guest.id) {
+                continue;
             }
+            let remedy = match guest.attributes.get(REMEDY) {
+                Some(r) => r.clone(),
+                None => "add a merge stage (mode alias-only or alias-or-primary) to merge the guest into this account".to_string(),
+            };
+            let msg = match i {
+                0 => format!(
+                    "{address} is a guest account ({}) in the target, so writing it may fail; {remedy}",
+                    guest.id
+                ),
+                _ => {
+                    held.insert(address.to_ascii_lowercase());
+                    format!(
+                        "alias {address} is held by a guest account in the target, so it is left out for now: {remedy}"
+                    )
+                }
+            };
+            self.note(NoteLevel::Warning, &s.email, Some(ErrorKind::Conflict), msg);
         }
+        held
     }
 
     fn merge_change(
@@ -379,12 +402,14 @@ impl<'a> Builder<'a> {
         }
         let merges = self.guests_to_merge(s, index);
         let merging: HashSet<String> = merges.iter().map(|(g, _)| g.id.clone()).collect();
-        self.warn_unmerged_guests(s, index, &merging);
+        let held = self.held_by_guests(s, index, &merging);
         let merge_keys: Vec<String> = merges
             .iter()
             .map(|(g, _)| self.merge_change(s, g, Some(t.id.clone()), PHASE_MERGE, vec![], None))
             .collect();
-        let want = desired(s, Some(t), self.fields());
+        let mut want = desired(s, Some(t), self.fields());
+        want.aliases
+            .retain(|a| !held.contains(&a.to_ascii_lowercase()));
         let mut changed = diff(&want, t, self.fields());
         if let Some(link) = &change_link {
             let before = stored.filter(|l| l.target_id == t.id).map(|l| &l.options);
@@ -502,7 +527,7 @@ impl<'a> Builder<'a> {
         }
         let merges = self.guests_to_merge(s, index);
         let merging: HashSet<String> = merges.iter().map(|(g, _)| g.id.clone()).collect();
-        self.warn_unmerged_guests(s, index, &merging);
+        let held_by_guests = self.held_by_guests(s, index, &merging);
         let key = source_key(s);
         let create_key = format!("create:{key}");
         // A guest holding the primary address is merged first; guests holding
@@ -517,7 +542,9 @@ impl<'a> Builder<'a> {
             .filter(|(_, p)| !p)
             .flat_map(|(g, _)| g.addresses().map(str::to_ascii_lowercase))
             .collect();
-        let full = desired(s, None, self.fields());
+        let mut full = desired(s, None, self.fields());
+        full.aliases
+            .retain(|a| !held_by_guests.contains(&a.to_ascii_lowercase()));
         let mut first = full.clone();
         first
             .aliases

@@ -71,6 +71,11 @@ fn list(items: &[String]) -> String {
 /// change, with the reason as its value (see docs/writing-a-connector.md).
 pub const BLOCKED: &str = "roster:blocked";
 
+/// The attribute by which a target marks a guest account Roster cannot
+/// merge, with what the admin must do as its value: no merge is planned for
+/// it, and an alias it holds is left out of writes, with this remedy.
+pub const REMEDY: &str = "roster:remedy";
+
 /// The attribute by which a target says which of its declared fields this
 /// one account does not keep (comma-separated field names, e.g. a SCIM
 /// group has no aliases): they are never compared for it.

@@ -1,47 +1,61 @@
 //! Roster connector `zivver`: Zivver's SCIM 2.0 API as a source and a target.
+//! Every request it sends, and its source, is in `docs/connectors/zivver.md`.
 //!
 //! People are `/Users`, functional accounts `/Groups` (members are the
-//! delegates' user UUIDs), guests `/Guests`. Users are written with a full
-//! PUT carrying the whole Zivver extension (the write-only `SsoAccountKey`
-//! included); a functional account is emptied with a PATCH, because the
-//! service ignores a PUT with no members. Vendor errors are kept word for
+//! delegates' user UUIDs). Users are written with a full PUT carrying the
+//! whole Zivver extension, the write-only `SsoAccountKey` included: Zivver
+//! never returns it, so the last one sent is kept in the memo and sent again
+//! when the source has none (a disable, say). A delete is a disable (no
+//! documented delete). A functional account is emptied with a PATCH, because
+//! the service ignores a PUT with no members.
+//!
+//! Guests are not part of Zivver's API: a write meets one as
+//! `Alias is a guest: <address>`. The connector then writes the account
+//! without that alias, keeps the guest in its memo (so the next plan leaves
+//! the alias out, with Zivver's documented remedy, instead of failing again)
+//! and tries the alias again after `guest_recheck_hours`, or as soon as a
+//! read shows the address on an account. Vendor errors are kept word for
 //! word on the record they belong to.
 
 mod kept;
 mod resources;
 
+mod guests;
+
+use guests::{GuestMerge, Guests};
 use kept::Kept;
-use resources::{functional, group_body, guest, person, user_body};
+use resources::{functional, group_body, person, user_body};
 use roster_sdk::prelude::*;
 use roster_sdk::scim::ScimClient;
-use roster_sdk::{AccountRef, MergeGuest, Update};
+use roster_sdk::{MergeGuest, Update, memo};
 use serde_json::{Value, json};
-use std::collections::HashMap;
-
-const GUEST_TEXT: &str = "Alias is a guest: ";
+use std::collections::{HashMap, HashSet};
 
 pub struct Zivver {
     scim: ScimClient,
     /// Claimed domains (lower case); empty: not checked here.
     domains: Vec<String>,
-    merge_guests: bool,
+    guests: Guests,
     page_size: u32,
     /// What the last read saw, by id: the base of full PUTs.
     users: Kept,
     groups: Kept,
     /// Lower-cased userName → user id (members are UUIDs).
     user_ids: HashMap<String, String>,
-    /// Lower-cased address → guest id.
-    guests: HashMap<String, String>,
     snapshot: Vec<Account>,
     /// Whether the caches hold a read (an apply of a saved plan starts without one).
     loaded: bool,
 }
 
+/// The memo key of the `SsoAccountKey` last sent for a user.
+fn sso_memo(id: &str) -> String {
+    format!("sso/{id}")
+}
+
 impl Connector for Zivver {
     fn describe() -> Descriptor {
         Descriptor::new("zivver", env!("CARGO_PKG_VERSION"))
-            .description("Zivver users, functional accounts and guests (SCIM 2.0)")
+            .description("Zivver users and functional accounts (SCIM 2.0); guests as writes meet them")
             .source()
             .target()
             .kinds(&[AccountKind::Person, AccountKind::Functional, AccountKind::Guest])
@@ -56,8 +70,18 @@ impl Connector for Zivver {
             )
             .optional(
                 "merge_guests",
-                "Merge a guest that still blocks an alias into the account, then write the alias again",
-                Some("false"),
+                "manual: an alias a guest holds is left out, with Zivver's remedy for the admin; api: merge through merge_route (unverified)",
+                Some("manual"),
+            )
+            .optional(
+                "merge_route",
+                "With merge_guests = api: the POST path that merges a guest, {guest} = its address, {into} = the account id (not documented by Zivver)",
+                None,
+            )
+            .optional(
+                "guest_recheck_hours",
+                "How long an alias refused as a guest's is left out before it is tried again",
+                Some("24"),
             )
             .optional("page_size", "Resources per SCIM page", Some("1000"))
             .host("app.zivver.com")
@@ -74,12 +98,14 @@ impl Connector for Zivver {
                 .iter()
                 .map(|d| d.to_lowercase())
                 .collect(),
-            merge_guests: config.bool("merge_guests", false)?,
+            guests: Guests::new(
+                GuestMerge::configured(config.get("merge_guests"), config.get("merge_route"))?,
+                config.number("guest_recheck_hours", 24u64)?,
+            ),
             page_size: config.number("page_size", 1000)?,
             users: Kept::default(),
             groups: Kept::default(),
             user_ids: HashMap::new(),
-            guests: HashMap::new(),
             snapshot: vec![],
             loaded: false,
         })
@@ -127,10 +153,10 @@ impl Connector for Zivver {
         AccountPage::of_snapshot(&self.snapshot, &request)
     }
 
-    /// A batch's writes of people go out at once, then those of functional
-    /// accounts (whose members the people are), then the merges of guests
-    /// into accounts already known; the rest, and any write that needs a
-    /// guest merged first, one by one in order.
+    /// A batch's writes of people go out at once, then one by one those the
+    /// wave left (a guest met, a create whose answer left open whether it
+    /// took effect), then the writes of functional accounts (whose members
+    /// the people are) at once; the rest one by one, in order.
     fn apply(&mut self, changes: Vec<Change>) -> Vec<ChangeResult> {
         if let Err(e) = self.ensure_loaded() {
             return changes
@@ -147,7 +173,15 @@ impl Connector for Zivver {
             .enumerate()
             .filter_map(|(i, c)| self.person_write(&c.op).map(|w| (i, w)))
             .collect();
-        self.send_wave(&changes, people, &mut outcomes);
+        let waved: Vec<usize> = people.iter().map(|(i, _)| *i).collect();
+        self.send_wave(people, &mut outcomes);
+        // People the wave left (a guest met, an open outcome) go one by one
+        // now: functional accounts name them as members next.
+        for i in waved {
+            if outcomes[i].is_none() {
+                outcomes[i] = Some(self.apply_change(changes[i].clone()));
+            }
+        }
         let mut groups = Vec::new();
         for (i, c) in changes.iter().enumerate() {
             match self.group_write(&c.op) {
@@ -156,14 +190,7 @@ impl Connector for Zivver {
                 Err(e) => outcomes[i] = Some(Err(e)),
             }
         }
-        self.send_wave(&changes, groups, &mut outcomes);
-        let merges: Vec<(usize, Write)> = changes
-            .iter()
-            .enumerate()
-            .filter(|(i, _)| outcomes[*i].is_none())
-            .filter_map(|(i, c)| self.merge_write(&c.op).map(|w| (i, w)))
-            .collect();
-        self.send_wave(&changes, merges, &mut outcomes);
+        self.send_wave(groups, &mut outcomes);
         changes
             .into_iter()
             .zip(outcomes)
@@ -182,7 +209,12 @@ impl Connector for Zivver {
             Operation::Create(a) => self.create_user(&a)?,
             Operation::Update(u) => self.update(u)?,
             Operation::Disable(id) => self.disable(&id)?,
-            Operation::Delete(id) => self.delete(&id)?,
+            Operation::Delete(id) => {
+                host::info(&format!(
+                    "{id}: Zivver documents no delete; the account is disabled instead"
+                ));
+                self.disable(&id)?
+            }
             Operation::MergeGuest(m) => self.merge(m)?,
         };
         Ok(Applied { id: Some(id) })
@@ -210,30 +242,10 @@ fn classify(e: Error) -> Error {
     Error::new(kind, e.message)
 }
 
-/// The guest address in `Alias is a guest: <address>`.
-fn blocking_guest(e: &Error) -> Option<String> {
-    let at = e.message.find(GUEST_TEXT)? + GUEST_TEXT.len();
-    let rest = &e.message[at..];
-    Some(
-        rest.split_whitespace()
-            .next()
-            .unwrap_or(rest)
-            .trim_end_matches(['.', ','])
-            .to_string(),
-    )
-}
-
-fn with_remedy(e: Error) -> Error {
-    match blocking_guest(&e) {
-        Some(guest) => Error::new(
-            ErrorKind::Conflict,
-            format!(
-                "{} ({guest} received Zivver mail as a guest: merge the guest into this account, with the merge stage and `merge_guests = \"true\"` on the zivver connector, or in Zivver)",
-                e.message
-            ),
-        ),
-        None => e,
-    }
+/// A create whose answer leaves open whether it took effect (a 503, a
+/// timeout, a broken connection): re-read before anything is sent again.
+fn open_outcome(e: &Error) -> bool {
+    e.kind == ErrorKind::Connection
 }
 
 /// One write of a concurrent wave.
@@ -241,27 +253,8 @@ struct Write {
     method: &'static str,
     path: String,
     body: Value,
-    what: Written,
-}
-
-/// What a wave's write is about, to record its answer.
-enum Written {
-    Person(Box<Account>),
-    Functional,
-    /// The guest (its address) merged into the account `into`.
-    Merge {
-        guest: String,
-        into: String,
-    },
-}
-
-/// The target id a change names, if any.
-fn change_target(op: &Operation) -> Option<String> {
-    match op {
-        Operation::Update(u) => Some(u.id.clone()),
-        Operation::Disable(id) | Operation::Delete(id) => Some(id.clone()),
-        _ => None,
-    }
+    /// The account written.
+    account: Box<Account>,
 }
 
 impl Zivver {
@@ -280,13 +273,14 @@ impl Zivver {
             ),
             _ => return None,
         };
+        let a = self.with_sso_key(change_target(op).as_deref(), a);
         let aliases = self.in_domains(&a.email, "alias", &a.aliases);
         let delegates = self.in_domains(&a.email, "delegate", &a.delegates);
         Some(Write {
             method,
             path,
-            body: user_body(base.as_ref(), a, &aliases, &delegates),
-            what: Written::Person(Box::new(a.clone())),
+            body: user_body(base.as_ref(), &a, &aliases, &delegates),
+            account: Box::new(a),
         })
     }
 
@@ -317,18 +311,14 @@ impl Zivver {
             method,
             path,
             body: group_body(base.as_ref(), a, &aliases, &members),
-            what: Written::Functional,
+            account: Box::new(a.clone()),
         }))
     }
 
-    /// Sends `writes` at once and records each outcome; a write blocked by a
-    /// guest is left for the one-by-one path, which merges and writes again.
-    fn send_wave(
-        &mut self,
-        changes: &[Change],
-        writes: Vec<(usize, Write)>,
-        outcomes: &mut [Option<Result<Applied>>],
-    ) {
+    /// Sends `writes` at once and records each outcome. A write that met a
+    /// guest, or a create whose answer leaves open whether it took effect
+    /// and that a re-read does not find, is left for the one-by-one path.
+    fn send_wave(&mut self, writes: Vec<(usize, Write)>, outcomes: &mut [Option<Result<Applied>>]) {
         let ops: Vec<(&str, String, Value)> = writes
             .iter()
             .map(|(_, w)| (w.method, w.path.clone(), w.body.clone()))
@@ -337,70 +327,80 @@ impl Zivver {
         for ((i, w), answer) in writes.into_iter().zip(answers) {
             outcomes[i] = match answer.map_err(classify) {
                 Ok(stored) => Some(Ok(Applied {
-                    id: Some(self.record_write(w.what, stored, &changes[i].op)),
+                    id: Some(self.record_write(&w, &stored)),
                 })),
-                Err(e) if self.merge_guests && blocking_guest(&e).is_some() => None,
-                Err(e) => Some(Err(with_remedy(e))),
+                Err(e) if guests::blocking_guest(&e).is_some() => None,
+                Err(e) if w.method == "POST" && open_outcome(&e) => match self.adopt(&w.account) {
+                    Ok(Some(id)) => Some(Ok(Applied { id: Some(id) })),
+                    Ok(None) => None,
+                    Err(e) => Some(Err(e)),
+                },
+                Err(e) => Some(Err(e)),
             };
         }
     }
 
     /// Keeps what a wave's write changed; the id of the account it wrote.
-    fn record_write(&mut self, what: Written, stored: Value, op: &Operation) -> String {
-        match (what, stored["id"].as_str()) {
-            (Written::Merge { guest, into }, _) => {
-                self.guests.remove(&guest);
-                host::info(&format!("guest {guest} merged into {into}"));
-                into
-            }
-            (Written::Functional, Some(id)) => {
-                let id = id.to_string();
-                self.groups.insert(id.clone(), &stored);
-                id
-            }
-            (Written::Person(account), Some(_)) => self.remember_user(&stored, &account),
-            (_, None) => change_target(op).unwrap_or_default(),
-        }
-    }
-
-    /// The one request a guest's merge is, when the guest and the account it
-    /// goes into are both known.
-    fn merge_write(&self, op: &Operation) -> Option<Write> {
-        let Operation::MergeGuest(m) = op else {
-            return None;
+    fn record_write(&mut self, w: &Write, stored: &Value) -> String {
+        let id = match stored["id"].as_str() {
+            Some(id) => id.to_string(),
+            None => w.path.rsplit('/').next().unwrap_or_default().to_string(),
         };
-        let guest = m.guest.email.to_lowercase();
-        let gid = m
-            .guest
-            .id
-            .clone()
-            .or_else(|| self.guests.get(&guest).cloned())?;
-        let into = m
-            .into
-            .id
-            .clone()
-            .or_else(|| self.user_ids.get(&m.into.email.to_lowercase()).cloned())?;
-        Some(Write {
-            method: "POST",
-            path: format!("Guests/{gid}/merge"),
-            body: json!({ "into": into }),
-            what: Written::Merge { guest, into },
-        })
+        match w.account.kind {
+            AccountKind::Functional => self.groups.insert(id.clone(), stored),
+            _ => {
+                self.remember_user(&id, stored, &w.account);
+            }
+        }
+        id
     }
 
-    /// Reads users, functional accounts and guests into fresh caches, page
-    /// by page (each resource kept compact, never all of them parsed at
-    /// once); the old caches stay until the whole read has succeeded.
+    /// After a create with an open outcome: the account, if it was made
+    /// after all (found by its address), is taken as the create's result.
+    fn adopt(&mut self, a: &Account) -> Result<Option<String>> {
+        let (resource, attribute) = match a.kind {
+            AccountKind::Functional => ("Groups", "externalId"),
+            _ => ("Users", "userName"),
+        };
+        let Some(found) = self
+            .scim
+            .find(resource, attribute, &a.email)
+            .map_err(classify)?
+        else {
+            return Ok(None);
+        };
+        let Some(id) = found["id"].as_str().map(str::to_string) else {
+            return Ok(None);
+        };
+        host::info(&format!(
+            "{}: the create's answer left open whether it took effect; it did ({id})",
+            a.email
+        ));
+        match a.kind {
+            AccountKind::Functional => self.groups.insert(id.clone(), &found),
+            _ => {
+                self.remember_user(&id, &found, a);
+            }
+        }
+        Ok(Some(id))
+    }
+
+    /// Reads users and functional accounts into fresh caches, page by page
+    /// (each resource kept compact, never all of them parsed at once), and
+    /// adds the guests learned from earlier writes and not merged since; the
+    /// old caches stay until the whole read has succeeded.
     fn load(&mut self) -> Result<()> {
         let (mut users, mut groups) = (Kept::default(), Kept::default());
-        let (mut user_ids, mut guests) = (HashMap::new(), HashMap::new());
+        let mut user_ids = HashMap::new();
         let mut names = HashMap::new();
+        let mut held = HashSet::new();
         let mut snapshot = Vec::new();
         self.scim
             .list_each("Users", None, self.page_size, |u| {
                 if let Some(a) = person(&u) {
                     names.insert(a.id.clone(), a.email.clone());
                     user_ids.insert(a.email.to_lowercase(), a.id.clone());
+                    held.extend(a.addresses().map(str::to_lowercase));
                     users.insert(a.id.clone(), &u);
                     snapshot.push(a);
                 }
@@ -417,36 +417,17 @@ impl Zivver {
                             unknown.len(),
                         ));
                     }
+                    held.extend(a.addresses().map(str::to_lowercase));
                     groups.insert(a.id.clone(), &g);
                     snapshot.push(a);
                 }
                 Ok(())
             })
             .map_err(classify)?;
-        let mut guest_accounts = Vec::new();
-        let read_guests = self.scim.list_each("Guests", None, self.page_size, |g| {
-            guest_accounts.extend(guest(&g));
-            Ok(())
-        });
-        match read_guests {
-            Ok(()) => {
-                for a in guest_accounts {
-                    guests.insert(a.email.to_lowercase(), a.id.clone());
-                    snapshot.push(a);
-                }
-            }
-            Err(e) if matches!(e.kind, ErrorKind::NotFound | ErrorKind::Invalid) => {
-                host::debug(&format!(
-                    "no Guests resource here ({}); reading no guests",
-                    e.message
-                ));
-            }
-            Err(e) => return Err(classify(e)),
-        }
+        snapshot.extend(self.guests.accounts(|address| held.contains(address)));
         self.users = users;
         self.groups = groups;
         self.user_ids = user_ids;
-        self.guests = guests;
         self.snapshot = snapshot;
         self.loaded = true;
         Ok(())
@@ -512,45 +493,121 @@ impl Zivver {
         Ok(u)
     }
 
-    fn remember_user(&mut self, stored: &Value, a: &Account) -> String {
-        let id = stored["id"].as_str().unwrap_or_default().to_string();
-        self.user_ids.insert(a.email.to_lowercase(), id.clone());
-        self.users.insert(id.clone(), stored);
-        id
+    /// The account with the `SsoAccountKey` last sent for user `id` when the
+    /// source gives none: a PUT without it would erase it, and Zivver never
+    /// returns it.
+    fn with_sso_key(&self, id: Option<&str>, a: &Account) -> Account {
+        let mut a = a.clone();
+        if a.external_key.is_none()
+            && let Some(id) = id
+        {
+            a.external_key = memo::get(&sso_memo(id));
+        }
+        a
     }
 
-    fn put_user(&mut self, id: &str, a: &Account, aliases: &[String]) -> Result<Value> {
-        let base = self.user(id)?;
+    /// Keeps what a user write left in Zivver, and the key it sent.
+    fn remember_user(&mut self, id: &str, stored: &Value, a: &Account) {
+        self.user_ids.insert(a.email.to_lowercase(), id.to_string());
+        if stored.is_object() {
+            self.users.insert(id.to_string(), stored);
+        }
+        if let Some(key) = &a.external_key
+            && memo::get(&sso_memo(id)).as_ref() != Some(key)
+            && let Err(e) = memo::set(&sso_memo(id), key)
+        {
+            host::warn(&e.message);
+        }
+    }
+
+    /// Writes with `aliases`; an alias Zivver refuses as a guest's is
+    /// learned and left out (or, with `merge_guests = "api"` and an account
+    /// to merge into, merged) and the write sent again. The answer, and the
+    /// aliases left out.
+    fn past_guests(
+        &mut self,
+        owner: &str,
+        into: Option<&str>,
+        mut aliases: Vec<String>,
+        mut write: impl FnMut(&mut Self, &[String]) -> Result<Value>,
+    ) -> Result<(Value, Vec<String>)> {
+        let mut withheld = Vec::new();
+        let mut merged = HashSet::new();
+        loop {
+            let e = match write(self, &aliases) {
+                Ok(stored) => return Ok((stored, withheld)),
+                Err(e) => e,
+            };
+            let Some(guest) = guests::blocking_guest(&e) else {
+                return Err(e);
+            };
+            if !aliases.iter().any(|a| a.eq_ignore_ascii_case(&guest)) || merged.contains(&guest) {
+                return Err(e);
+            }
+            match (&self.guests.merge, into) {
+                (GuestMerge::Api { .. }, Some(into)) => {
+                    self.merge_address(&guest, into)?;
+                    merged.insert(guest);
+                }
+                _ => {
+                    if self.guests.merge == GuestMerge::Manual {
+                        self.guests.learn(&guest);
+                        host::warn(&format!(
+                            "{owner}: alias {guest} left out: {}",
+                            guests::remedy(&guest)
+                        ));
+                    }
+                    aliases.retain(|a| !a.eq_ignore_ascii_case(&guest));
+                    withheld.push(guest);
+                }
+            }
+        }
+    }
+
+    /// POST, and after an answer that leaves open whether it took effect, a
+    /// re-read: the account found is the result, else the POST is sent once more.
+    fn post(&mut self, resource: &str, body: &Value, a: &Account) -> Result<Value> {
+        match self.scim.create(resource, body).map_err(classify) {
+            Err(e) if open_outcome(&e) => match self.adopt(a)? {
+                Some(id) => Ok(json!({ "id": id })),
+                None => self.scim.create(resource, body).map_err(classify),
+            },
+            other => other,
+        }
+    }
+
+    fn put_user(&mut self, id: &str, a: &Account) -> Result<(Value, Vec<String>)> {
+        let a = self.with_sso_key(Some(id), a);
+        let aliases = self.in_domains(&a.email, "alias", &a.aliases);
         let delegates = self.in_domains(&a.email, "delegate", &a.delegates);
-        let body = user_body(Some(&base), a, aliases, &delegates);
-        self.scim.replace("Users", id, &body).map_err(classify)
+        let (stored, withheld) = self.past_guests(&a.email, Some(id), aliases, |z, aliases| {
+            let base = z.user(id)?;
+            let body = user_body(Some(&base), &a, aliases, &delegates);
+            z.scim.replace("Users", id, &body).map_err(classify)
+        })?;
+        self.remember_user(id, &stored, &a);
+        Ok((stored, withheld))
     }
 
     fn create_user(&mut self, a: &Account) -> Result<String> {
         let aliases = self.in_domains(&a.email, "alias", &a.aliases);
         let delegates = self.in_domains(&a.email, "delegate", &a.delegates);
-        let body = user_body(None, a, &aliases, &delegates);
-        match self.scim.create("Users", &body).map_err(classify) {
-            Ok(stored) => Ok(self.remember_user(&stored, a)),
-            Err(e) if self.merge_guests && blocking_guest(&e).is_some() => {
-                // Create without the blocked alias, merge the guest, then add it.
-                let guest = blocking_guest(&e).unwrap_or_default();
-                let fewer: Vec<String> = aliases
-                    .iter()
-                    .filter(|x| !x.eq_ignore_ascii_case(&guest))
-                    .cloned()
-                    .collect();
-                let stored = self
-                    .scim
-                    .create("Users", &user_body(None, a, &fewer, &delegates))
-                    .map_err(classify)?;
-                let id = self.remember_user(&stored, a);
-                self.merge_address(&guest, &id)?;
-                self.put_user(&id, a, &aliases).map_err(with_remedy)?;
-                Ok(id)
+        let (stored, withheld) = self.past_guests(&a.email, None, aliases, |z, aliases| {
+            z.post("Users", &user_body(None, a, aliases, &delegates), a)
+        })?;
+        let id = stored["id"]
+            .as_str()
+            .ok_or_else(|| Error::other("Zivver answered the create without an id"))?
+            .to_string();
+        self.remember_user(&id, &stored, a);
+        // Merged through the configured route, then written whole.
+        if !withheld.is_empty() && matches!(self.guests.merge, GuestMerge::Api { .. }) {
+            for guest in &withheld {
+                self.merge_address(guest, &id)?;
             }
-            Err(e) => Err(with_remedy(e)),
+            self.put_user(&id, a)?;
         }
+        Ok(id)
     }
 
     fn update(&mut self, u: Update) -> Result<String> {
@@ -558,32 +615,23 @@ impl Zivver {
         if self.groups.contains_key(&u.id) || a.kind == AccountKind::Functional {
             return self.update_group(&u.id, &a);
         }
-        let aliases = self.in_domains(&a.email, "alias", &a.aliases);
-        let stored = match self.put_user(&u.id, &a, &aliases) {
-            Ok(stored) => stored,
-            Err(e) if self.merge_guests && blocking_guest(&e).is_some() => {
-                let guest = blocking_guest(&e).unwrap_or_default();
-                self.merge_address(&guest, &u.id)?;
-                self.put_user(&u.id, &a, &aliases).map_err(with_remedy)?
-            }
-            Err(e) => return Err(with_remedy(e)),
-        };
-        if stored.is_object() {
-            self.remember_user(&stored, &a);
-        }
+        self.put_user(&u.id, &a)?;
         Ok(u.id)
     }
 
     fn create_group(&mut self, a: &Account) -> Result<String> {
         let aliases = self.in_domains(&a.email, "alias", &a.aliases);
         let members = self.member_ids(a)?;
-        let stored = self
-            .scim
-            .create("Groups", &group_body(None, a, &aliases, &members))
-            .map_err(classify)
-            .map_err(with_remedy)?;
-        let id = stored["id"].as_str().unwrap_or_default().to_string();
-        self.groups.insert(id.clone(), &stored);
+        let (stored, _) = self.past_guests(&a.email, None, aliases, |z, aliases| {
+            z.post("Groups", &group_body(None, a, aliases, &members), a)
+        })?;
+        let id = stored["id"]
+            .as_str()
+            .ok_or_else(|| Error::other("Zivver answered the create without an id"))?
+            .to_string();
+        if stored.get("externalId").is_some() {
+            self.groups.insert(id.clone(), &stored);
+        }
         Ok(id)
     }
 
@@ -594,15 +642,10 @@ impl Zivver {
         };
         let aliases = self.in_domains(&a.email, "alias", &a.aliases);
         let members = self.member_ids(a)?;
-        let stored = self
-            .scim
-            .replace(
-                "Groups",
-                id,
-                &group_body(Some(&base), a, &aliases, &members),
-            )
-            .map_err(classify)
-            .map_err(with_remedy)?;
+        let (stored, _) = self.past_guests(&a.email, Some(id), aliases, |z, aliases| {
+            let body = group_body(Some(&base), a, aliases, &members);
+            z.scim.replace("Groups", id, &body).map_err(classify)
+        })?;
         // A PUT with no members leaves them as they were: empty them explicitly.
         let had_members = base["members"].as_array().is_some_and(|m| !m.is_empty());
         if members.is_empty() && had_members {
@@ -629,7 +672,9 @@ impl Zivver {
         Ok(())
     }
 
-    /// A person is deactivated; a functional account cannot be, so it loses its members.
+    /// A person is deactivated (with the `SsoAccountKey` last sent, so SSO
+    /// keeps working when it is enabled again); a functional account cannot
+    /// be, so it loses its members.
     fn disable(&mut self, id: &str) -> Result<String> {
         if self.groups.contains_key(id) {
             self.empty_group(id)?;
@@ -639,86 +684,56 @@ impl Zivver {
         let mut a =
             person(&base).ok_or_else(|| Error::other(format!("user {id} has no userName")))?;
         a.enabled = false;
-        let aliases = a.aliases.clone();
-        let body = user_body(Some(&base), &a, &aliases, &a.delegates);
-        let stored = self.scim.replace("Users", id, &body).map_err(classify)?;
-        if stored.is_object() {
-            self.users.insert(id.to_string(), &stored);
-        }
+        self.put_user(id, &a)?;
         Ok(id.to_string())
     }
 
-    fn delete(&mut self, id: &str) -> Result<String> {
-        let resource = if self.groups.contains_key(id) {
-            "Groups"
-        } else {
-            "Users"
-        };
-        self.scim.delete(resource, id).map_err(classify)?;
-        self.users.remove(id);
-        self.groups.remove(id);
-        Ok(id.to_string())
-    }
-
+    /// A merge the plan asks for (only with `merge_guests = "api"`: in
+    /// manual mode guests carry the admin's remedy and are never planned).
     fn merge(&mut self, m: MergeGuest) -> Result<String> {
-        let MergeGuest { guest, into } = m;
-        let AccountRef {
-            id: into_id,
-            email: into_email,
-        } = into;
-        let into_id = into_id.or_else(|| self.user_ids.get(&into_email.to_lowercase()).cloned());
-        match into_id {
+        let into = m
+            .into
+            .id
+            .clone()
+            .or_else(|| self.user_ids.get(&m.into.email.to_lowercase()).cloned());
+        match into {
             Some(id) => {
-                self.merge_guest(&guest, &id)?;
+                self.merge_address(&m.guest.email, &id)?;
                 Ok(id)
             }
-            // The guest holds the new account's own address: Zivver turns
-            // the guest into the account when it is created.
-            None if guest.email.eq_ignore_ascii_case(&into_email) => {
-                Ok(guest.id.unwrap_or_default())
+            // The guest holds the new account's own address: the create takes it over.
+            None if m.guest.email.eq_ignore_ascii_case(&m.into.email) => {
+                Ok(m.guest.id.unwrap_or_default())
             }
             None => Err(Error::not_found(format!(
-                "{into_email} is no Zivver account yet: the guest {} cannot be merged into it",
-                guest.email
+                "{} is no Zivver account yet: the guest {} cannot be merged into it",
+                m.into.email, m.guest.email
             ))),
         }
     }
 
-    fn merge_guest(&mut self, guest: &AccountRef, into: &str) -> Result<()> {
-        let gid = match &guest.id {
-            Some(id) => id.clone(),
-            None => self
-                .guests
-                .get(&guest.email.to_lowercase())
-                .cloned()
-                .ok_or_else(|| Error::not_found(format!("no guest {}", guest.email)))?,
+    /// Merges the guest holding `address` into account `into` through the
+    /// configured route.
+    fn merge_address(&mut self, address: &str, into: &str) -> Result<()> {
+        let Some((path, body)) = self.guests.merge_request(address, into) else {
+            return Err(Error::invalid(format!(
+                "{address} is a Zivver guest and merge_guests is manual: {}",
+                guests::remedy(address)
+            )));
         };
-        self.scim
-            .post(&format!("Guests/{gid}/merge"), &json!({"into": into}))
-            .map_err(classify)?;
-        self.guests.remove(&guest.email.to_lowercase());
-        host::info(&format!("guest {} merged into {into}", guest.email));
+        self.scim.post(&path, &body).map_err(classify)?;
+        memo::remove(&format!("guest/{}", address.to_lowercase()));
+        host::info(&format!("guest {address} merged into {into}"));
         Ok(())
     }
+}
 
-    /// Merges the guest holding `address` (found by listing guests when unknown).
-    fn merge_address(&mut self, address: &str, into: &str) -> Result<()> {
-        if !self.guests.contains_key(&address.to_lowercase()) {
-            for g in self
-                .scim
-                .list_all("Guests", None, self.page_size)
-                .map_err(classify)?
-            {
-                if let Some(a) = guest(&g) {
-                    self.guests.insert(a.email.to_lowercase(), a.id);
-                }
-            }
-        }
-        let guest = AccountRef {
-            id: self.guests.get(&address.to_lowercase()).cloned(),
-            email: address.into(),
-        };
-        self.merge_guest(&guest, into)
+/// The target id a change names, if any.
+fn change_target(op: &Operation) -> Option<String> {
+    match op {
+        Operation::Update(u) => Some(u.id.clone()),
+        Operation::Disable(id) | Operation::Delete(id) => Some(id.clone()),
+        _ => None,
     }
 }
 

@@ -2,7 +2,7 @@
 //! person (`userName` = primary address, Zivver extension `aliases`,
 //! `delegates` and the write-only `SsoAccountKey`), a Group is a functional
 //! account (`externalId` = address, `members` = user UUIDs of the
-//! delegates), a Guest is a guest.
+//! delegates).
 
 use roster_sdk::scim::{object, put_base, strings, with_schema, without};
 use roster_sdk::{Account, AccountKind, Attribute};
@@ -61,11 +61,6 @@ pub fn functional(
         }
     }
     Some((a, unknown))
-}
-
-pub fn guest(g: &Value) -> Option<Account> {
-    let email = g["userName"].as_str()?.to_string();
-    Some(Account::new(g["id"].as_str()?, AccountKind::Guest, email))
 }
 
 /// The whole User for a PUT or POST: `base` (what Zivver holds) with the

@@ -60,7 +60,7 @@ enum Sim {
         #[arg(long)]
         faults: Option<String>,
     },
-    /// Zivver: SCIM 2.0 Users, Groups (functional accounts) and Guests at `/api/scim/v2/`.
+    /// Zivver: SCIM 2.0 Users and Groups (functional accounts) at `/api/scim/v2/`.
     Zivver {
         /// An organisation manifest (`org.json`) to seed from.
         #[arg(long)]

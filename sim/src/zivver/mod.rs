@@ -1,11 +1,15 @@
-//! A Zivver organisation behind its SCIM 2.0 API, as the `zivver`
-//! connector sees it (see `org.rs` for the rules, `scim.rs` for the routes).
-//! Seeded from Zivver's list responses (`seed.rs`); guests appear when an
-//! outside address "receives mail" (`POST /_sim/zivver/receive`).
+//! A Zivver organisation behind its SCIM 2.0 API, written from what the
+//! vendor documents and what its own sync tool (CloudSync) and other real
+//! clients send: `docs/connectors/zivver.md` lists each route with its
+//! source (see `org.rs` for the rules, `scim.rs` for the routes). Seeded
+//! from Zivver's list responses (`seed.rs`).
 //!
-//! The Guests resource (`GET /Guests`, `POST /Guests/{id}/merge`) models
-//! the merge the vendor's own sync performs; Zivver does not document that
-//! call publicly, so its shape here is this project's.
+//! Guests are not part of the API: an outside address becomes a guest when
+//! it "receives mail" (`POST /_sim/zivver/receive`), and a guest only shows
+//! as the error a write meets (`Error creating alias: Alias is a guest: …`).
+//! The admin's remedy that Zivver documents (the Synctool's "merge guest
+//! accounts into primary account" profile) is `POST /_sim/zivver/merge-guest`.
+//! Anything else, `/Guests` included, answers 404.
 
 mod control;
 pub mod generate;
@@ -18,7 +22,7 @@ pub use org::Org;
 use crate::faults::{FaultGate, Faults, Throttle, inject};
 use crate::server::{Running, spawn};
 use axum::Router;
-use axum::routing::{get, post};
+use axum::routing::get;
 use std::sync::{Arc, RwLock};
 
 pub struct Sim {
@@ -82,11 +86,7 @@ pub fn router(org: Org, faults: Faults) -> (Router, Shared) {
                 .patch(scim::patch_group)
                 .delete(scim::delete_group),
         )
-        .route(&format!("{base}/Guests"), get(scim::list_guests))
-        .route(
-            &format!("{base}/Guests/{{id}}/merge"),
-            post(scim::merge_guest),
-        )
+        .layer(axum::middleware::from_fn(scim::negotiate))
         .layer(axum::middleware::from_fn_with_state(
             sim.clone(),
             scim::require_api_key,

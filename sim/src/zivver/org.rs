@@ -259,6 +259,9 @@ impl Org {
             .and_then(|u| u["meta"]["created"].as_str().map(str::to_string))
             .unwrap_or_else(|| "2026-11-21".into());
         let mut stored = body.as_object().cloned().unwrap_or_default();
+        // RFC 7643 §4.1: a password is never returned; Zivver accounts log in
+        // with Zivver's own credentials or SSO, so none is kept either.
+        stored.remove("password");
         stored.insert("id".into(), id.clone().into());
         stored.insert(
             "meta".into(),
@@ -411,18 +414,48 @@ impl Org {
         Ok(())
     }
 
-    /// Merges a guest into a user or a functional account: the guest
-    /// disappears, its address is free for the account to take as an alias.
-    pub fn merge_guest(&mut self, guest: &str, into: &str) -> Result<(), Refusal> {
-        if !self.guests.contains_key(guest) {
-            return Err(refuse(400, format!("Unknown account with uuid {guest}")));
+    /// The admin's remedy Zivver documents for `Alias is a guest` (docs:
+    /// "Merge guest accounts": the Synctool profile with "merge guest accounts
+    /// into primary account if guest account is an email alias" and "update
+    /// existing users"): the guest holding `address` goes into the account
+    /// `into` (its id or primary address), and the address becomes one of its
+    /// aliases. Not an API call: the simulator's control route stands in.
+    pub fn merge_guest(&mut self, address: &str, into: &str) -> Result<(), Refusal> {
+        let Some(Owner::Guest(guest)) = self.owner(address).cloned() else {
+            return Err(refuse(400, format!("{address} is no guest")));
+        };
+        let owner = match self.owner(into).cloned() {
+            Some(o @ (Owner::User(_) | Owner::Group(_))) => o,
+            _ if self.users.contains_key(into) => Owner::User(into.to_string()),
+            _ if self.groups.contains_key(into) => Owner::Group(into.to_string()),
+            _ => return Err(refuse(400, format!("Unknown account with uuid {into}"))),
+        };
+        self.unindex(&Owner::Guest(guest.clone()));
+        self.guests.remove(&guest);
+        let (resource, ext) = match &owner {
+            Owner::User(id) => (self.users.get_mut(id), USER_EXT),
+            Owner::Group(id) => (self.groups.get_mut(id), GROUP_EXT),
+            Owner::Guest(_) => (None, USER_EXT),
+        };
+        if let Some(r) = resource {
+            let aliases = r[ext]["aliases"].as_array().cloned().unwrap_or_default();
+            let mut aliases: Vec<Value> = aliases;
+            aliases.push(lower(address).into());
+            r[ext]["aliases"] = Value::Array(aliases);
         }
-        if !self.groups.contains_key(into) {
-            self.user(into)?;
-        }
-        self.unindex(&Owner::Guest(guest.to_string()));
-        self.guests.remove(guest);
+        self.index(&[lower(address)], owner);
         Ok(())
+    }
+
+    /// The guest holding `address` is gone (merged by other means, or
+    /// expired); false when there was none.
+    pub fn remove_guest(&mut self, address: &str) -> bool {
+        let Some(Owner::Guest(guest)) = self.owner(address).cloned() else {
+            return false;
+        };
+        self.unindex(&Owner::Guest(guest.clone()));
+        self.guests.remove(&guest);
+        true
     }
 
     /// Everything, SSO keys included: for tests, never served by the API.

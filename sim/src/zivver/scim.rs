@@ -1,8 +1,10 @@
 //! Zivver's SCIM 2.0 routes under `/api/scim/v2`: Users and Groups (list
 //! with `filter=userName eq "…"` and startIndex/count paging, get, create,
-//! full PUT, PATCH for groups, delete), the Guests resource (list, merge),
-//! and Zivver's answers: 400 for unknown ids, its error texts, 415 for a
-//! PATCH without `application/scim+json`.
+//! full PUT, PATCH for groups, delete), and Zivver's answers: 400 for
+//! unknown ids, its error texts, 415 for a PATCH without
+//! `application/scim+json` and 406 for one that does not accept it
+//! (CloudSync `api/do_updates.py`), 406 for an `Accept` that allows neither
+//! JSON type. No other route exists (404).
 
 use super::Shared;
 use super::org::{Org, Refusal};
@@ -52,6 +54,42 @@ pub async fn require_api_key(State(sim): State<Shared>, request: Request, next: 
     match given {
         Some(k) if k == key => next.run(request).await,
         _ => scim_error(401, "Unauthorized"),
+    }
+}
+
+/// Does an `Accept` header allow `media` (`type/subtype`)? No header, `*/*`
+/// and `type/*` allow anything of theirs; a `q=0` refuses.
+fn accepts(accept: Option<&str>, media: &str) -> bool {
+    let Some(accept) = accept else {
+        return true;
+    };
+    let kind = media.split('/').next().unwrap_or_default();
+    accept.split(',').any(|range| {
+        let mut parts = range.split(';').map(str::trim);
+        let name = parts.next().unwrap_or_default().to_ascii_lowercase();
+        let refused = parts.any(|p| p.replace(' ', "") == "q=0");
+        !refused && (name == media || name == "*/*" || name == format!("{kind}/*"))
+    })
+}
+
+/// Content negotiation as Zivver does it: a PATCH must accept
+/// `application/scim+json` (CloudSync: "otherwise 406"); every other
+/// request `application/json` (what CloudSync, HelloID and zivverscim send)
+/// or `application/scim+json`.
+pub async fn negotiate(request: Request, next: Next) -> Response {
+    let accept = request
+        .headers()
+        .get("accept")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    let accept = accept.as_deref();
+    let ok = match request.method().as_str() {
+        "PATCH" => accepts(accept, "application/scim+json"),
+        _ => accepts(accept, "application/json") || accepts(accept, "application/scim+json"),
+    };
+    match ok {
+        true => next.run(request).await,
+        false => scim_error(406, "Not Acceptable"),
     }
 }
 
@@ -209,23 +247,22 @@ pub async fn delete_group(State(sim): State<Shared>, Path(id): Path<String>) -> 
     answer(deleted, StatusCode::NO_CONTENT)
 }
 
-pub async fn list_guests(State(sim): State<Shared>, Query(q): Q) -> Response {
-    let o = org(&sim);
-    let items: Vec<Value> = o
-        .guests
-        .iter()
-        .map(|(id, a)| json!({"id": id, "userName": a, "meta": {"resourceType": "Guest"}}))
-        .collect();
-    ok(StatusCode::OK, list(items.iter(), &q))
-}
+#[cfg(test)]
+mod tests {
+    use super::accepts;
 
-pub async fn merge_guest(
-    State(sim): State<Shared>,
-    Path(id): Path<String>,
-    body: Bytes,
-) -> Response {
-    write(&body, StatusCode::NO_CONTENT, |v| {
-        let into = v["into"].as_str().unwrap_or_default();
-        org_mut(&sim).merge_guest(&id, into).map(|()| Value::Null)
-    })
+    #[test]
+    fn accept_ranges() {
+        let scim = "application/scim+json";
+        assert!(accepts(None, scim));
+        assert!(accepts(
+            Some("application/scim+json, application/json;q=0.9"),
+            scim
+        ));
+        assert!(accepts(Some("*/*"), scim));
+        assert!(accepts(Some("application/*"), scim));
+        assert!(!accepts(Some("application/json"), scim));
+        assert!(!accepts(Some("application/scim+json;q=0"), scim));
+        assert!(!accepts(Some("text/html"), "application/json"));
+    }
 }
