@@ -240,7 +240,7 @@ fn paging_across_many_pages_reads_every_account_once() {
     let accounts = t.read();
     let stats = t.stats();
     assert_eq!(stats.routes["/v1.0/users"], 3);
-    assert_eq!(stats.routes["/adminapi/beta/contoso.com/Mailbox"], 3);
+    assert_eq!(stats.routes["/adminapi/beta/*/Mailbox"], 3);
     let ids: BTreeSet<&str> = accounts.iter().map(|a| a["id"].as_str().unwrap()).collect();
     assert_eq!(ids.len(), 2500 + 125, "mailboxes and guests, each once");
 }
@@ -282,9 +282,7 @@ fn a_delta_round_reads_only_what_changed() {
     assert_eq!(plan["summary"]["source_accounts"], 42);
     assert!(!stats.routes.contains_key("/v1.0/users"), "{stats:?}");
     assert!(
-        !stats
-            .routes
-            .contains_key("/adminapi/beta/contoso.com/Mailbox"),
+        !stats.routes.contains_key("/adminapi/beta/*/Mailbox"),
         "no mailbox listing in a delta round: {stats:?}"
     );
     assert_eq!(stats.routes["/v1.0/users/delta"], 1);
@@ -318,7 +316,7 @@ fn a_delta_round_reads_only_what_changed() {
         .collect();
     assert_eq!(fields, ["display-name"], "{tangerine:#}");
     assert_eq!(
-        stats.routes["/adminapi/beta/contoso.com/Mailbox('*')/MailboxPermission"], 2,
+        stats.routes["/adminapi/beta/*/Mailbox('*')/MailboxPermission"], 2,
         "teamtangerine's and teampotato's permissions only"
     );
     assert_eq!(
@@ -517,4 +515,92 @@ fn the_connector_reaches_only_the_hosts_it_is_granted() {
     );
     // Only the token request reached the simulator.
     assert_eq!(t.sim.faults.stats().requests - granted, 1);
+}
+
+#[test]
+fn holders_named_by_upn_are_found_in_full_and_delta_reads() {
+    // rain.drift signs in as rdrift@…: Exchange names the FullAccess holder
+    // by that UPN, not by the mailbox's address. craze.dash holds FullAccess
+    // on teamtangerine too, but denied in its permission item.
+    let mut tenant = fixture_tenant();
+    tenant
+        .apply_graph_changes(&json!({"value": [
+            {"id": "f04ec7d0-3993-4b5e-9511-2a53b3e43215", "userPrincipalName": format!("rdrift{Z}")}
+        ]}))
+        .unwrap();
+    tenant.add_permission(
+        &format!("teamtangerine{Z}"),
+        json!({"User": format!("craze.dash{Z}"), "PermissionList": [
+            {"AccessRights": ["FullAccess"], "IsInherited": false, "Deny": true, "InheritanceType": "All"}
+        ]}),
+    );
+    let t = M365::start(tenant, "");
+    let accounts = t.read();
+    let tangerine = by_email(&accounts, &format!("teamtangerine{Z}"));
+    let delegates = strings(&tangerine["delegates"]);
+    assert!(
+        delegates.contains(&format!("rain.drift{Z}").as_str()),
+        "{delegates:?}"
+    );
+    assert!(
+        !delegates.contains(&format!("craze.dash{Z}").as_str()),
+        "a denied FullAccess is no delegate: {delegates:?}"
+    );
+    let full = delegates.len();
+
+    t.run(&["apply", "pipeline.toml", "--yes"]).ok();
+    // A delta round that must look the UPN-named holder up on its own settles.
+    t.change(|tenant| {
+        tenant
+            .apply_graph_changes(&json!({"value": [
+                {"id": "6b74ee1f-7b57-4204-a0a6-31590f26615a", "displayName": "Team Tangerine (NL)"}
+            ]}))
+            .unwrap();
+    });
+    let plan = t.plan();
+    assert_eq!(
+        plan["summary"]["source_read"]["mode"], "incremental",
+        "{plan:#}"
+    );
+    let changes = plan["changes"].as_array().unwrap();
+    assert_eq!(changes.len(), 1, "{plan:#}");
+    let diff = changes[0]["diff"].as_array().unwrap();
+    assert_eq!(diff.len(), 1, "only the name: {plan:#}");
+    assert_eq!(
+        strings(&changes[0]["change"]["op"]["account"]["delegates"]).len(),
+        full
+    );
+}
+
+#[test]
+fn group_members_are_users_only() {
+    // The seed's group 02bd9fd6 has three users and a nested group as members.
+    let t = M365::start(fixture_tenant(), "");
+    let doc = t
+        .run(&["read", "pipeline.toml", "--groups", "--json"])
+        .ok()
+        .json();
+    let group = doc["groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|g| g["id"] == "02bd9fd6-8f93-4758-87c3-1fb73740a315")
+        .unwrap_or_else(|| panic!("{doc:#}"));
+    let mut members = strings(&group["member_ids"]);
+    members.sort();
+    assert_eq!(
+        members,
+        [
+            "1b6e3cc5-d234-4d53-9fee-70c6d7c9f9ab",
+            "f0d712e7-71c3-44c4-8d6c-04c5464eadc0",
+            "fbf95ad5-8bf5-4d47-9999-a464fdcd3269"
+        ]
+    );
+    assert!(
+        t.stats()
+            .routes
+            .contains_key("/v1.0/groups/*/members/microsoft.graph.user"),
+        "{:?}",
+        t.stats()
+    );
 }

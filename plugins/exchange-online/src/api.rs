@@ -2,8 +2,14 @@
 //! scope (renewed once when refused), answers decoded with a retry when a
 //! body arrives malformed, and errors an admin can act on (which secret,
 //! which permission, which role).
+//!
+//! The admin API is called as the vendor's own clients call it
+//! (ExchangeOnlineManagement, Zivver's CloudSync): the tenant in the path is
+//! the `tid` of the Exchange token, identities go base64-encoded with
+//! `?isEncoded=true`, OData 4.0 headers. See docs/connectors/exchange-online.md.
 
 use crate::model::ErrorBody;
+use base64::Engine;
 use roster_sdk::http::{Request, Response, encode, send_all};
 use roster_sdk::oauth::ClientCredentials;
 use roster_sdk::{Error, ErrorKind, Result, host};
@@ -43,7 +49,10 @@ pub struct Api {
     pub tenant: String,
     client_id: String,
     graph: String,
+    /// `{admin}/adminapi/beta`; the tenant id follows once a token told it.
     admin: String,
+    /// The tenant's id (`tid`) from the Exchange token.
+    tenant_id: Option<String>,
     auth: ClientCredentials,
 }
 
@@ -65,11 +74,8 @@ impl Api {
             tenant: tenant.into(),
             client_id: client_id.into(),
             graph: format!("{}/v1.0", graph.trim_end_matches('/')),
-            admin: format!(
-                "{}/adminapi/beta/{}",
-                admin.trim_end_matches('/'),
-                encode(tenant)
-            ),
+            admin: format!("{}/adminapi/beta", admin.trim_end_matches('/')),
+            tenant_id: None,
             auth: ClientCredentials::new(&token_url, client_id, secret),
         }
     }
@@ -79,15 +85,39 @@ impl Api {
         format!("{}/{}", self.graph, path.trim_start_matches('/'))
     }
 
-    /// `path` under the tenant's admin API root.
-    pub fn admin_url(&self, path: &str) -> String {
-        format!("{}/{}", self.admin, path.trim_start_matches('/'))
+    /// `path` under the tenant's admin API root: `adminapi/beta/{tid}`, the
+    /// tenant id read from the Exchange token (CloudSync
+    /// `get_access_token.py`), whatever `tenant_id` names (a domain, say).
+    pub fn admin_url(&mut self, path: &str) -> Result<String> {
+        let tenant = match &self.tenant_id {
+            Some(t) => t.clone(),
+            None => {
+                let token = self.token(Service::Exchange)?;
+                let tid = claim(&token, "tid").unwrap_or_else(|| {
+                    host::warn(
+                        "the Exchange token names no tenant (tid); using tenant_id as configured",
+                    );
+                    self.tenant.clone()
+                });
+                self.tenant_id = Some(tid.clone());
+                tid
+            }
+        };
+        Ok(format!(
+            "{}/{}/{}",
+            self.admin,
+            encode(&tenant),
+            path.trim_start_matches('/')
+        ))
     }
 
-    /// `Mailbox('identity')`, quoted and encoded as OData wants it.
-    pub fn mailbox_url(&self, identity: &str, tail: &str) -> String {
-        let quoted = identity.replace('\'', "''");
-        self.admin_url(&format!("Mailbox('{}'){tail}", encode(&quoted)))
+    /// `Mailbox('…'){tail}` for an identity (an address, a UPN, a Guid),
+    /// base64-encoded with `isEncoded=true` as the ExchangeOnlineManagement
+    /// module and CloudSync send it: `+`, `/`, `'` or `#` in an address
+    /// cannot break the path.
+    pub fn mailbox_url(&mut self, identity: &str, tail: &str) -> Result<String> {
+        let encoded = base64::engine::general_purpose::STANDARD.encode(identity);
+        self.admin_url(&format!("Mailbox('{encoded}'){tail}?isEncoded=true"))
     }
 
     pub fn token(&mut self, service: Service) -> Result<String> {
@@ -98,10 +128,7 @@ impl Api {
 
     fn request(&mut self, service: Service, url: &str) -> Result<Request> {
         let token = self.token(service)?;
-        Ok(Request::get(url)
-            .bearer(&token)
-            .header("Accept", "application/json")
-            .header("Prefer", "odata.maxpagesize=999"))
+        Ok(with_headers(Request::get(url).bearer(&token), service))
     }
 
     /// GET `url`; a refused token is renewed once. Any status is returned.
@@ -156,11 +183,7 @@ impl Api {
             let token = self.token(service)?;
             let requests: Vec<Request> = chunk
                 .iter()
-                .map(|u| {
-                    Request::get(u.as_str())
-                        .bearer(&token)
-                        .header("Accept", "application/json")
-                })
+                .map(|u| with_headers(Request::get(u.as_str()).bearer(&token), service))
                 .collect();
             for (url, answer) in chunk.iter().zip(send_all(&requests)) {
                 out.push(self.decode_one(service, url, answer));
@@ -169,7 +192,7 @@ impl Api {
         Ok(out)
     }
 
-    /// One answer of a batch: `None` for 404; a refused token or a
+    /// One answer of a batch: `None` for "not found"; a refused token or a
     /// malformed body is retried on its own.
     fn decode_one<T: DeserializeOwned>(
         &mut self,
@@ -178,7 +201,7 @@ impl Api {
         answer: Result<Response>,
     ) -> Result<Option<T>> {
         let answer = answer?;
-        if answer.status() == 404 {
+        if not_found(&answer) {
             return Ok(None);
         }
         if answer.is_success()
@@ -189,11 +212,52 @@ impl Api {
         // A 401 (token renewed) or a malformed body: once more, on its own.
         let again = self.get_raw(service, url)?;
         match again.status() {
-            404 => Ok(None),
+            _ if not_found(&again) => Ok(None),
             s if (200..300).contains(&s) => self.get_json(service, url).map(Some),
             _ => Err(api_error(service, url, &again)),
         }
     }
+}
+
+/// The headers each service is asked with: Graph as its docs show; the
+/// admin API as CloudSync asks it (`application/json;odata.metadata=minimal`,
+/// OData 4.0, a page size).
+fn with_headers(r: Request, service: Service) -> Request {
+    match service {
+        Service::Graph => r
+            .header("Accept", "application/json")
+            .header("Prefer", "odata.maxpagesize=999"),
+        Service::Exchange => r
+            .header("Accept", "application/json;odata.metadata=minimal")
+            .header("OData-Version", "4.0")
+            .header("OData-MaxVersion", "4.0")
+            .header("Prefer", "odata.maxpagesize=1000"),
+    }
+}
+
+/// "No such object": a 404, or Exchange's own not-found error whatever its
+/// status (`ManagementObjectNotFoundException`, "couldn't be found"). Any
+/// other failure stays an error.
+fn not_found(r: &Response) -> bool {
+    if r.status() == 404 {
+        return true;
+    }
+    if r.is_success() {
+        return false;
+    }
+    let text = r.text();
+    text.contains("ManagementObjectNotFoundException") || text.contains("couldn't be found")
+}
+
+/// A claim of a JWT (an Entra access token), read without checking the
+/// signature: the token comes straight from the token endpoint.
+pub fn claim(token: &str, name: &str) -> Option<String> {
+    let payload = token.split('.').nth(1)?;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload.trim_end_matches('='))
+        .ok()?;
+    let claims: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
+    claims[name].as_str().map(str::to_string)
 }
 
 pub fn strip_query(url: &str) -> &str {

@@ -5,11 +5,32 @@
 //!
 //! Delegates are the FullAccess holders that are mailboxes of the tenant,
 //! followed through shared mailboxes (a shared mailbox holding FullAccess
-//! stands for its own holders), cycle-safe.
+//! stands for its own holders), cycle-safe. Exchange names a holder by its
+//! UserPrincipalName, so mailboxes are found by it too, and by every
+//! identity a lookup used.
+//!
+//! [`Chains::All`] follows holders through user mailboxes as well (the
+//! holder of FullAccess on a user's mailbox counts for what that user holds),
+//! to at most [`MAX_DEPTH`] mailboxes away, as Zivver's CloudSync does.
+//! Exchange's own access does not pass through a user's mailbox that way, so
+//! it is not the default.
 
 use crate::convert::addresses;
 use crate::model::MailboxJson;
 use std::collections::{BTreeSet, HashMap, HashSet};
+
+/// How far delegate walks go.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Chains {
+    /// Through shared mailboxes only (Exchange's own reading).
+    #[default]
+    Shared,
+    /// Through user mailboxes too (CloudSync's reading), depth-limited.
+    All,
+}
+
+/// How many mailboxes away a walk through user mailboxes goes (CloudSync: 10).
+pub const MAX_DEPTH: usize = 10;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum MailboxKind {
@@ -108,11 +129,25 @@ impl Directory {
         for a in &m.addresses {
             self.index.insert(a.to_lowercase(), key.clone());
         }
-        if let Some(id) = &json.external_directory_object_id {
+        let ids = [
+            &json.external_directory_object_id,
+            &json.user_principal_name,
+            &json.guid,
+        ];
+        for id in ids.into_iter().flatten() {
             self.index.insert(id.to_lowercase(), key.clone());
         }
         self.index.insert(key.clone(), key.clone());
         self.mailboxes.insert(key, m);
+    }
+
+    /// Remembers that `identity` (as a lookup named it) is the mailbox `json`.
+    pub fn insert_as(&mut self, identity: &str, json: &MailboxJson) {
+        self.insert(json);
+        self.index.insert(
+            identity.to_lowercase(),
+            json.primary_smtp_address.to_lowercase(),
+        );
     }
 
     pub fn mark_absent(&mut self, identity: &str) {
@@ -138,14 +173,14 @@ impl Directory {
     }
 
     /// The delegates of the mailbox `primary`, or what must be looked up first.
-    pub fn delegates(&self, primary: &str) -> Walk {
+    pub fn delegates(&self, primary: &str, chains: Chains) -> Walk {
         let start = primary.to_lowercase();
         let mut visited = HashSet::from([start.clone()]);
-        let mut queue = vec![start];
+        let mut queue = vec![(start, 0usize)];
         let mut delegates = BTreeSet::new();
         let mut dropped = BTreeSet::new();
         let (mut need_boxes, mut need_perms) = (BTreeSet::new(), BTreeSet::new());
-        while let Some(current) = queue.pop() {
+        while let Some((current, depth)) = queue.pop() {
             let Some(holders) = self.holders.get(&current) else {
                 need_perms.insert(current);
                 continue;
@@ -163,12 +198,15 @@ impl Directory {
                         if key == primary.to_lowercase() {
                             continue;
                         }
-                        if m.kind == MailboxKind::Shared {
-                            if visited.insert(key.clone()) {
-                                queue.push(key);
+                        let through = match m.kind {
+                            MailboxKind::Shared => true,
+                            _ => {
+                                delegates.insert(m.primary.clone());
+                                chains == Chains::All
                             }
-                        } else {
-                            delegates.insert(m.primary.clone());
+                        };
+                        if through && depth < MAX_DEPTH && visited.insert(key.clone()) {
+                            queue.push((key, depth + 1));
                         }
                     }
                 }
@@ -195,10 +233,12 @@ mod tests {
     fn mailbox(primary: &str, kind: &str) -> MailboxJson {
         MailboxJson {
             primary_smtp_address: primary.into(),
+            user_principal_name: None,
             recipient_type_details: Some(kind.into()),
             account_disabled: None,
             email_addresses: None,
             external_directory_object_id: None,
+            guid: None,
         }
     }
 
@@ -229,10 +269,50 @@ mod tests {
         d.set_holders("a@x", vec![]);
         d.set_holders("b@x", vec![]);
         assert_eq!(
-            d.delegates("s1@x"),
+            d.delegates("s1@x", Chains::Shared),
             Walk::Done {
                 delegates: vec!["a@x".into(), "b@x".into()],
                 dropped: vec!["gone@x".into()],
+            }
+        );
+    }
+
+    #[test]
+    fn chains_through_user_mailboxes_only_when_asked() {
+        let mut d = Directory::complete();
+        for (p, k) in [
+            ("s@x", "SharedMailbox"),
+            ("a@x", "UserMailbox"),
+            ("b@x", "UserMailbox"),
+        ] {
+            d.insert(&mailbox(p, k));
+        }
+        // a holds s; b holds a's mailbox; a holds b's (a cycle).
+        d.set_holders("s@x", vec!["a@x".into()]);
+        d.set_holders("a@x", vec!["b@x".into()]);
+        d.set_holders("b@x", vec!["a@x".into()]);
+        let only = |w: Walk| match w {
+            Walk::Done { delegates, .. } => delegates,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(only(d.delegates("s@x", Chains::Shared)), ["a@x"]);
+        assert_eq!(only(d.delegates("s@x", Chains::All)), ["a@x", "b@x"]);
+    }
+
+    #[test]
+    fn a_holder_named_by_upn_is_the_mailbox() {
+        let mut d = Directory::complete();
+        let mut a = mailbox("ann.smit@x.nl", "UserMailbox");
+        a.user_principal_name = Some("asmit@x.onmicrosoft.com".into());
+        d.insert(&a);
+        d.insert(&mailbox("s@x.nl", "SharedMailbox"));
+        d.set_holders("s@x.nl", vec!["ASmit@x.onmicrosoft.com".into()]);
+        d.set_holders("ann.smit@x.nl", vec![]);
+        assert_eq!(
+            d.delegates("s@x.nl", Chains::Shared),
+            Walk::Done {
+                delegates: vec!["ann.smit@x.nl".into()],
+                dropped: vec![],
             }
         );
     }
@@ -243,13 +323,16 @@ mod tests {
         d.insert(&mailbox("s1@x", "SharedMailbox"));
         d.set_holders("s1@x", vec!["a@x".into()]);
         assert_eq!(
-            d.delegates("s1@x"),
+            d.delegates("s1@x", Chains::Shared),
             Walk::Need {
                 mailboxes: vec!["a@x".into()],
                 permissions: vec![],
             }
         );
         d.mark_absent("a@x");
-        assert!(matches!(d.delegates("s1@x"), Walk::Done { .. }));
+        assert!(matches!(
+            d.delegates("s1@x", Chains::Shared),
+            Walk::Done { .. }
+        ));
     }
 }

@@ -14,9 +14,10 @@ mod directory;
 mod model;
 
 use api::{Api, Service, strip_query};
-use directory::{Directory, Lookup, Walk};
+use directory::{Chains, Directory, Lookup, Walk};
 use model::{
-    DirectoryObject, GraphGroup, GraphUser, MailboxJson, Page, PermissionEntry, USER_SELECT,
+    DirectoryObject, GraphGroup, GraphUser, MAILBOX_SELECT, MailboxJson, Page, PermissionEntry,
+    USER_SELECT,
 };
 use roster_sdk::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -46,6 +47,7 @@ pub struct ExchangeOnline {
     api: Api,
     page_size: u32,
     read_delegates: bool,
+    chains: Chains,
     directory: Directory,
     /// Warnings already given in this read (one per mailbox and holder).
     warned: HashSet<String>,
@@ -81,6 +83,11 @@ impl Connector for ExchangeOnline {
                 "Read FullAccess delegates (one admin API request per mailbox)",
                 Some("true"),
             )
+            .optional(
+                "delegate_chains",
+                "shared: follow FullAccess through shared mailboxes (Exchange's reading); all: through user mailboxes too, 10 deep (Zivver CloudSync's)",
+                Some("shared"),
+            )
             .host("login.microsoftonline.com")
             .host("graph.microsoft.com")
             .host("outlook.office365.com")
@@ -105,6 +112,15 @@ impl Connector for ExchangeOnline {
             api,
             page_size,
             read_delegates: config.bool("delegates", true)?,
+            chains: match config.get_or("delegate_chains", "shared") {
+                "shared" => Chains::Shared,
+                "all" => Chains::All,
+                other => {
+                    return Err(Error::invalid(format!(
+                        "config field `delegate_chains`: `{other}` is not shared or all"
+                    )));
+                }
+            },
             directory: Directory::default(),
             warned: HashSet::new(),
         })
@@ -126,15 +142,16 @@ impl Connector for ExchangeOnline {
             .api
             .get_json::<Page<DirectoryObject>>(Service::Graph, &url)?;
         if let Some(g) = groups.value.first() {
-            let url = self
-                .api
-                .graph_url(&format!("groups/{}/members?$select=id&$top=1", g.id));
+            let url = self.api.graph_url(&format!(
+                "groups/{}/members/microsoft.graph.user?$select=id&$top=1",
+                g.id
+            ));
             self.api
                 .get_json::<Page<DirectoryObject>>(Service::Graph, &url)?;
         }
         checks.push("Graph: groups and members readable (GroupMember.Read.All)".into());
         self.api.token(Service::Exchange)?;
-        let url = self.api.admin_url("Mailbox?$top=1");
+        let url = self.api.admin_url("Mailbox?$top=1")?;
         self.api
             .get_json::<Page<MailboxJson>>(Service::Exchange, &url)?;
         checks.push(
@@ -296,7 +313,10 @@ impl ExchangeOnline {
     /// Every mailbox, and (when delegates are read) every mailbox's permissions.
     fn load_directory(&mut self) -> Result<Directory> {
         let mut d = Directory::complete();
-        let mut url = Some(self.api.admin_url("Mailbox"));
+        let mut url = Some(
+            self.api
+                .admin_url(&format!("Mailbox?$select={MAILBOX_SELECT}"))?,
+        );
         while let Some(u) = url {
             let page: Page<MailboxJson> = self.api.get_json(Service::Exchange, &u)?;
             for m in &page.value {
@@ -315,7 +335,7 @@ impl ExchangeOnline {
         let urls: Vec<String> = primaries
             .iter()
             .map(|p| self.api.mailbox_url(p, "/MailboxPermission"))
-            .collect();
+            .collect::<Result<_>>()?;
         let answers = self
             .api
             .get_many::<Page<PermissionEntry>>(Service::Exchange, &urls)?;
@@ -334,16 +354,20 @@ impl ExchangeOnline {
         Ok(())
     }
 
-    fn fetch_mailboxes(&mut self, identities: &[String]) -> Result<()> {
-        let urls: Vec<String> = identities
+    /// Looks up mailboxes by `(identity, also)`: what the lookup is known by
+    /// afterwards is the identity and `also` (a user's object id), found or
+    /// absent, so no lookup is asked twice.
+    fn fetch_mailboxes(&mut self, lookups: &[(String, Option<String>)]) -> Result<()> {
+        let urls: Vec<String> = lookups
             .iter()
-            .map(|i| self.api.mailbox_url(i, ""))
-            .collect();
+            .map(|(i, _)| self.api.mailbox_url(i, ""))
+            .collect::<Result<_>>()?;
         let answers = self.api.get_many::<MailboxJson>(Service::Exchange, &urls)?;
-        for (identity, answer) in identities.iter().zip(answers) {
+        for ((identity, also), answer) in lookups.iter().zip(answers) {
+            let names = std::iter::once(identity).chain(also);
             match answer? {
-                Some(m) => self.directory.insert(&m),
-                None => self.directory.mark_absent(identity),
+                Some(m) => names.for_each(|n| self.directory.insert_as(n, &m)),
+                None => names.for_each(|n| self.directory.mark_absent(n)),
             }
         }
         Ok(())
@@ -355,11 +379,19 @@ impl ExchangeOnline {
     /// through); the finished walks, by primary address, so each user's
     /// delegates are walked only until they are known.
     fn resolve(&mut self, users: &[GraphUser]) -> Result<HashMap<String, Walk>> {
-        let unknown: Vec<String> = users
-            .iter()
-            .filter(|u| matches!(self.directory.find(&u.id), Lookup::Unknown))
-            .map(|u| u.id.clone())
-            .collect();
+        // A user's mailbox is asked for by its UPN (an identity Get-Mailbox
+        // takes; an Entra object id is not documented as one), known
+        // afterwards by the user's id as well.
+        let mut unknown = Vec::new();
+        for u in users {
+            if !matches!(self.directory.find(&u.id), Lookup::Unknown) {
+                continue;
+            }
+            match u.user_principal_name.as_ref().or(u.mail.as_ref()) {
+                Some(identity) => unknown.push((identity.clone(), Some(u.id.clone()))),
+                None => self.directory.mark_absent(&u.id),
+            }
+        }
         if !unknown.is_empty() {
             self.fetch_mailboxes(&unknown)?;
         }
@@ -379,7 +411,7 @@ impl ExchangeOnline {
             let mut perms = HashSet::new();
             let mut still = Vec::new();
             for primary in pending {
-                match self.directory.delegates(&primary) {
+                match self.directory.delegates(&primary, self.chains) {
                     Walk::Need {
                         mailboxes,
                         permissions,
@@ -397,7 +429,9 @@ impl ExchangeOnline {
                 return Ok(walks);
             }
             pending = still;
-            self.fetch_mailboxes(&boxes.into_iter().collect::<Vec<_>>())?;
+            let boxes: Vec<(String, Option<String>)> =
+                boxes.into_iter().map(|b| (b, None)).collect();
+            self.fetch_mailboxes(&boxes)?;
             let mut d = std::mem::take(&mut self.directory);
             let result = self.fetch_permissions(&mut d, &perms.into_iter().collect::<Vec<_>>());
             self.directory = d;
@@ -420,7 +454,7 @@ impl ExchangeOnline {
                 (Some(m), true) => {
                     let walk = walks
                         .remove(&m.primary)
-                        .unwrap_or_else(|| self.directory.delegates(&m.primary));
+                        .unwrap_or_else(|| self.directory.delegates(&m.primary, self.chains));
                     self.delegates(&m.primary, walk)
                 }
                 _ => vec![],
@@ -466,8 +500,9 @@ impl ExchangeOnline {
             .map(|(i, id)| {
                 (
                     i,
+                    // Users only: members are also groups, devices, contacts.
                     self.api.graph_url(&format!(
-                        "groups/{id}/members?$select=id&$top={}",
+                        "groups/{id}/members/microsoft.graph.user?$select=id&$top={}",
                         self.page_size
                     )),
                 )
@@ -496,7 +531,7 @@ impl ExchangeOnline {
 
     /// One mailbox by address, as an account (for `test-connection --account`).
     fn one_account(&mut self, address: &str) -> Result<Account> {
-        let url = self.api.mailbox_url(address, "");
+        let url = self.api.mailbox_url(address, "")?;
         let mailbox = self
             .api
             .get_many::<MailboxJson>(Service::Exchange, &[url])?

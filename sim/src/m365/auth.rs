@@ -58,7 +58,7 @@ pub async fn token(
         .find(|a| a.client_id == client_id)
         .map(|a| a.roles.clone())
         .unwrap_or_default();
-    let token = format!("sim.{:032x}", fastrand::u128(..));
+    let token = jwt(&t.id, &client_id, &scope, &roles);
     sim.tokens
         .issued
         .lock()
@@ -72,6 +72,28 @@ pub async fn token(
             },
         );
     entra::issued(&token, TOKEN_LIFETIME)
+}
+
+/// A token shaped as Entra's: a JWT whose claims name the tenant (`tid`),
+/// the app, the audience and the roles, which clients read (CloudSync takes
+/// `tid` from it for the admin API path). Unsigned here: the simulator
+/// recognises its own tokens by the whole string.
+fn jwt(tenant_id: &str, client_id: &str, scope: &str, roles: &[String]) -> String {
+    use base64::Engine;
+    let b64 = |v: serde_json::Value| {
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string())
+    };
+    let audience = scope.trim_end_matches(".default").trim_end_matches('/');
+    let header = b64(json!({"typ": "JWT", "alg": "none"}));
+    let claims = b64(json!({
+        "aud": audience,
+        "iss": format!("https://sts.windows.net/{tenant_id}/"),
+        "tid": tenant_id,
+        "appid": client_id,
+        "roles": roles,
+        "nonce": format!("{:032x}", fastrand::u128(..)),
+    }));
+    format!("{header}.{claims}.")
 }
 
 fn graph_error(status: StatusCode, code: &str, message: &str) -> Response {

@@ -393,15 +393,36 @@ pub async fn members(
     Path(id): Path<String>,
     Query(q): Params,
 ) -> Response {
-    if let Err(r) = authorize(&sim, &headers, GRAPH_SCOPE, GROUP_ROLES) {
+    member_page(&sim, &headers, &id, &q, false)
+}
+
+/// `/groups/{id}/members/microsoft.graph.user`: the members that are users
+/// (the documented OData cast; fixture `graph-group-members-cast-users.json`).
+pub async fn member_users(
+    State(sim): State<Shared>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Query(q): Params,
+) -> Response {
+    member_page(&sim, &headers, &id, &q, true)
+}
+
+fn member_page(
+    sim: &Shared,
+    headers: &HeaderMap,
+    id: &str,
+    q: &HashMap<String, String>,
+    users_only: bool,
+) -> Response {
+    if let Err(r) = authorize(sim, headers, GRAPH_SCOPE, GROUP_ROLES) {
         return r;
     }
-    let top = match page_size(&q, 100) {
+    let top = match page_size(q, 100) {
         Ok(n) => n,
         Err(r) => return r,
     };
-    let t = tenant(&sim);
-    let Some(members) = t.members.get(&id) else {
+    let t = tenant(sim);
+    let Some(members) = t.members.get(id) else {
         return error(
             StatusCode::NOT_FOUND,
             "Request_ResourceNotFound",
@@ -410,29 +431,36 @@ pub async fn members(
             ),
         );
     };
-    let offset: usize = q
-        .get("$skiptoken")
-        .and_then(|s| unhex(s).parse().ok())
-        .unwrap_or(0);
-    let end = (offset + top).min(members.len());
-    let value: Vec<Value> = members[offset.min(end)..end]
+    const USER: &str = "#microsoft.graph.user";
+    let typed: Vec<Value> = members
         .iter()
         .map(|m| {
             let mut m = m.clone();
             if m.get("@odata.type").is_none() {
-                m["@odata.type"] = "#microsoft.graph.user".into();
+                m["@odata.type"] = USER.into();
             }
             m
         })
+        .filter(|m| !users_only || m["@odata.type"] == USER)
         .collect();
-    let base = base_url(&headers);
+    let offset: usize = q
+        .get("$skiptoken")
+        .and_then(|s| unhex(s).parse().ok())
+        .unwrap_or(0);
+    let end = (offset + top).min(typed.len());
+    let value = typed[offset.min(end)..end].to_vec();
+    let base = base_url(headers);
+    let (path, context) = match users_only {
+        true => ("members/microsoft.graph.user", "users"),
+        false => ("members", "directoryObjects"),
+    };
     let mut body = json!({
-        "@odata.context": format!("{base}/v1.0/$metadata#directoryObjects"),
+        "@odata.context": format!("{base}/v1.0/$metadata#{context}"),
         "value": value,
     });
-    if end < members.len() {
+    if end < typed.len() {
         body["@odata.nextLink"] = format!(
-            "{base}/v1.0/groups/{id}/members?$top={top}&$skiptoken={}",
+            "{base}/v1.0/groups/{id}/{path}?$top={top}&$skiptoken={}",
             hex(&end.to_string())
         )
         .into();

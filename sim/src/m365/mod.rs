@@ -50,6 +50,10 @@ pub fn router(tenant: Tenant, faults: Faults) -> (Router, Shared) {
         .route("/v1.0/users/{id}", get(graph::user))
         .route("/v1.0/groups", get(graph::groups))
         .route("/v1.0/groups/{id}/members", get(graph::members))
+        .route(
+            "/v1.0/groups/{id}/members/microsoft.graph.user",
+            get(graph::member_users),
+        )
         .route("/adminapi/beta/{tenant}/{*rest}", get(admin::dispatch))
         .layer(axum::middleware::from_fn_with_state(gate.clone(), inject))
         .merge(crate::faults::routes(gate))

@@ -53,8 +53,14 @@ pub struct Tenant {
     pub(crate) removed: Vec<Removed>,
     /// Mailboxes by lower-cased primary address.
     pub(crate) mailboxes: BTreeMap<String, Value>,
-    /// Lower-cased address, Guid or ExternalDirectoryObjectId → primary key.
+    /// The identities `Mailbox('…')` resolves (Get-Mailbox -Identity: any
+    /// SMTP address, the Guid, the UserPrincipalName), lower-cased → primary key.
     pub(crate) mailbox_index: HashMap<String, String>,
+    /// ExternalDirectoryObjectId → primary key: how a Graph user finds its
+    /// mailbox here (no identity the API resolves).
+    pub(crate) object_ids: HashMap<String, String>,
+    /// Lower-cased userPrincipalName → Graph user id.
+    pub(crate) upns: HashMap<String, String>,
     /// Permission entries by lower-cased primary address.
     pub(crate) permissions: HashMap<String, Vec<Value>>,
     pub(crate) groups: BTreeMap<String, Value>,
@@ -75,6 +81,8 @@ impl Tenant {
             removed: vec![],
             mailboxes: BTreeMap::new(),
             mailbox_index: HashMap::new(),
+            object_ids: HashMap::new(),
+            upns: HashMap::new(),
             permissions: HashMap::new(),
             groups: BTreeMap::new(),
             members: HashMap::new(),
@@ -116,6 +124,15 @@ impl Tenant {
             }
         }
         record.changed = seq;
+        let upn = record
+            .props
+            .get("userPrincipalName")
+            .and_then(Value::as_str);
+        if let Some(upn) = upn.map(str::to_lowercase) {
+            let id = record.props["id"].as_str().unwrap_or_default().to_string();
+            self.upns.retain(|_, v| *v != id);
+            self.upns.insert(upn, id);
+        }
         Ok(())
     }
 
@@ -123,6 +140,7 @@ impl Tenant {
     pub fn remove_user(&mut self, id: &str, reason: &str) {
         self.seq += 1;
         self.users.remove(id);
+        self.upns.retain(|_, v| v != id);
         self.removed.retain(|r| r.id != id);
         self.removed.push(Removed {
             id: id.into(),
@@ -218,15 +236,26 @@ impl Tenant {
             .ok_or("a mailbox without `PrimarySmtpAddress`")?
             .to_lowercase();
         let mut keys = vec![primary.clone()];
-        for k in ["Guid", "ExternalDirectoryObjectId", "UserPrincipalName"] {
+        for k in ["Guid", "UserPrincipalName"] {
             if let Some(v) = mailbox.get(k).and_then(Value::as_str) {
                 keys.push(v.to_lowercase());
             }
         }
+        if let Some(id) = mailbox
+            .get("ExternalDirectoryObjectId")
+            .and_then(Value::as_str)
+        {
+            self.object_ids.insert(id.to_lowercase(), primary.clone());
+        }
         if let Some(addrs) = mailbox.get("EmailAddresses").and_then(Value::as_array) {
             for a in addrs.iter().filter_map(Value::as_str) {
-                let bare = a.split_once(':').map_or(a, |(_, rest)| rest);
-                keys.push(bare.to_lowercase());
+                match a.split_once(':') {
+                    Some((prefix, rest)) if prefix.eq_ignore_ascii_case("smtp") => {
+                        keys.push(rest.to_lowercase())
+                    }
+                    Some(_) => {}
+                    None => keys.push(a.to_lowercase()),
+                }
             }
         }
         for k in keys {
@@ -245,6 +274,16 @@ impl Tenant {
         self.permissions.insert(key, entries);
     }
 
+    /// Adds one permission entry to a mailbox's list (the admin API's shape).
+    pub fn add_permission(&mut self, mailbox: &str, entry: Value) {
+        let key = self
+            .mailbox_index
+            .get(&mailbox.to_lowercase())
+            .cloned()
+            .unwrap_or_else(|| mailbox.to_lowercase());
+        self.permissions.entry(key).or_default().push(entry);
+    }
+
     pub fn upsert_group(&mut self, group: Value, members: Vec<Value>) -> Result<(), String> {
         let id = group
             .get("id")
@@ -256,9 +295,92 @@ impl Tenant {
         Ok(())
     }
 
+    /// The mailbox an identity names: an SMTP address, the Guid, or the
+    /// UserPrincipalName (its own, or its Graph user's).
     pub(crate) fn mailbox(&self, identity: &str) -> Option<&Value> {
-        let key = self.mailbox_index.get(&identity.to_lowercase())?;
+        let identity = identity.to_lowercase();
+        let key = match self.mailbox_index.get(&identity) {
+            Some(key) => key,
+            None => {
+                let user = self.upns.get(&identity)?;
+                self.object_ids.get(&user.to_lowercase())?
+            }
+        };
         self.mailboxes.get(key)
+    }
+
+    /// The mailbox's UserPrincipalName: its own, else its Graph user's, else
+    /// its primary address (the fixtures, from CloudSync, omit it).
+    pub(crate) fn upn_of(&self, mailbox: &Value) -> String {
+        if let Some(upn) = mailbox["UserPrincipalName"].as_str() {
+            return upn.to_string();
+        }
+        mailbox["ExternalDirectoryObjectId"]
+            .as_str()
+            .and_then(|id| self.users.get(id))
+            .and_then(|u| u.props.get("userPrincipalName"))
+            .and_then(Value::as_str)
+            .or_else(|| mailbox["PrimarySmtpAddress"].as_str())
+            .unwrap_or_default()
+            .to_string()
+    }
+
+    /// A mailbox as the admin API answers it. The fixtures come from
+    /// CloudSync's test data, which CloudSync had already trimmed; the real
+    /// answer (CloudSync's own parsing shows it) names the addresses with
+    /// their prefixes (`SMTP:` primary, `smtp:` others) and carries the
+    /// UserPrincipalName.
+    pub(crate) fn mailbox_view(&self, mailbox: &Value) -> Value {
+        let mut m = mailbox.clone();
+        let primary = m["PrimarySmtpAddress"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        if let Some(addrs) = m["EmailAddresses"].as_array_mut() {
+            for a in addrs.iter_mut() {
+                let Some(text) = a.as_str().filter(|t| !t.contains(':')) else {
+                    continue;
+                };
+                let prefix = if text.eq_ignore_ascii_case(&primary) {
+                    "SMTP"
+                } else {
+                    "smtp"
+                };
+                *a = format!("{prefix}:{text}").into();
+            }
+        }
+        m["UserPrincipalName"] = self.upn_of(mailbox).into();
+        m
+    }
+
+    /// A mailbox's permission entries as the admin API answers them: each
+    /// item of `PermissionList` with its `Deny`, `IsInherited` and
+    /// `InheritanceType` (CloudSync's sample of the real answer), and a
+    /// holder that is a mailbox of the tenant named by its
+    /// UserPrincipalName, as Exchange names holders.
+    pub(crate) fn permissions_view(&self, primary: &str) -> Vec<Value> {
+        let entries = self.permissions.get(primary).cloned().unwrap_or_default();
+        entries
+            .into_iter()
+            .map(|mut e| {
+                if let Some(items) = e["PermissionList"].as_array_mut() {
+                    for item in items.iter_mut().filter(|i| i.is_object()) {
+                        for (k, v) in [
+                            ("Deny", Value::Bool(false)),
+                            ("IsInherited", Value::Bool(false)),
+                            ("InheritanceType", "All".into()),
+                        ] {
+                            item.as_object_mut().map(|o| o.entry(k).or_insert(v));
+                        }
+                    }
+                }
+                let holder = e["User"].as_str().and_then(|u| self.mailbox(u));
+                if let Some(m) = holder {
+                    e["User"] = self.upn_of(m).into();
+                }
+                e
+            })
+            .collect()
     }
 
     /// A Graph user for every mailbox, as Entra would have one: the
