@@ -706,3 +706,113 @@ fn a_disabled_account_keeps_its_sso_key() {
         "the disable re-sent the key Zivver never returns"
     );
 }
+
+#[test]
+fn unbacked_accounts_in_the_claimed_domains_are_disabled_only_when_asked() {
+    // The organisation already has people in zivver.com (a claimed domain)
+    // that no mailbox backs, and one outside the claimed domains.
+    let outsider = "pat@partner.example";
+    let with = |policy: &'static str| {
+        move |p: String| {
+            p.replace(
+                "update_functional = true",
+                &format!("update_functional = true\nunlinked = \"{policy}\""),
+            )
+        }
+    };
+    let seed = |org: &mut zivver::Org| {
+        org.seed_user(json!({
+            "id": "99999999-2222-4333-8444-555555555555",
+            "userName": outsider,
+            "active": true,
+            zivver::org::USER_EXT: {"aliases": [], "delegates": []},
+        }));
+    };
+    let unbacked: Vec<String> = {
+        let s = Scenario::start(seed, |p| p);
+        let state = s.state();
+        let mut names: Vec<String> = state["users"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|u| u["active"] == true)
+            .map(|u| u["userName"].as_str().unwrap().to_string())
+            .filter(|n| n.ends_with("@zivver.com"))
+            .collect();
+        names.sort();
+        names
+    };
+    assert_eq!(unbacked.len(), 14);
+
+    // report: each named, nothing changes for them.
+    let s = Scenario::start(seed, with("report"));
+    let plan = s.run(&["plan", "pipeline.toml", "--json"]).ok().json();
+    let reported: Vec<String> = notes(&plan)
+        .into_iter()
+        .filter(|n| n.contains("no source account backs it"))
+        .collect();
+    assert_eq!(reported.len(), 14, "{reported:#?}");
+    assert_eq!(plan["summary"]["disables"], 0);
+
+    // disable: listed by name as disables, refused above the threshold (10).
+    let s = Scenario::start(seed, with("disable"));
+    let refused = s.run(&["plan", "pipeline.toml", "--json"]);
+    assert_eq!(refused.code(), 3, "{}", refused.stderr());
+    assert!(
+        refused.stderr().contains("no source account backs"),
+        "{}",
+        refused.stderr()
+    );
+    let plan = refused.json();
+    let mut disabled: Vec<String> = plan["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["action"] == "disable")
+        .map(|c| c["email"].as_str().unwrap().to_string())
+        .collect();
+    disabled.sort();
+    assert_eq!(disabled, unbacked);
+    let before = s.state();
+    assert_eq!(s.run(&["apply", "pipeline.toml", "--yes"]).code(), 3);
+    assert_eq!(s.state(), before, "refused: nothing touched");
+
+    s.run(&["apply", "pipeline.toml", "--yes", "--allow-removals"])
+        .ok();
+    let after = s.state();
+    for name in &unbacked {
+        assert_eq!(user(&after, name).unwrap()["active"], false, "{name}");
+    }
+    assert_eq!(
+        user(&after, outsider),
+        user(&before, outsider),
+        "outside the claimed domains: never touched"
+    );
+    let bruno = user(&after, &format!("bruno.broccoli{Z}")).unwrap();
+    assert_eq!(bruno["active"], true, "backed by a mailbox");
+    let again = s.run(&["plan", "pipeline.toml", "--json"]).ok().json();
+    assert_eq!(again["changes"], json!([]), "{again:#}");
+}
+
+#[test]
+fn disabled_mailboxes_are_created_inactive_only_when_asked() {
+    let name = format!("testgeof{Z}"); // a disabled user mailbox
+    let s = Scenario::start(|_| {}, |p| p);
+    s.run(&["apply", "pipeline.toml", "--yes"]).ok();
+    assert!(user(&s.state(), &name).is_none(), "left out by default");
+
+    let s = Scenario::start(
+        |_| {},
+        |p| {
+            p.replace(
+                "update_functional = true",
+                "update_functional = true\ncreate_disabled = true",
+            )
+        },
+    );
+    s.run(&["apply", "pipeline.toml", "--yes"]).ok();
+    let geof = user(&s.state(), &name).unwrap().clone();
+    assert_eq!(geof["active"], false, "created as an inactive account");
+    let again = s.run(&["plan", "pipeline.toml", "--json"]).ok().json();
+    assert_eq!(again["changes"], json!([]), "{again:#}");
+}

@@ -54,6 +54,16 @@ fn errors_name_file_line_and_column() {
     let cases: &[(&str, &str, &str)] = &[
         (
             r#"type = "sync""#,
+            "type = \"sync\"\nunlinked = \"disable\"",
+            "p.toml:16:1: in sync stage: `unlinked` acts only on the claimed domains",
+        ),
+        (
+            r#"type = "sync""#,
+            "type = \"sync\"\nunlinked = \"always\"",
+            "p.toml:18:12: in sync stage: unknown variant `always`, expected one of `keep`, `report`, `disable`",
+        ),
+        (
+            r#"type = "sync""#,
             "type = \"sync\"\nbogus = 1",
             "p.toml:18:1: in sync stage: unknown field `bogus`",
         ),

@@ -157,6 +157,21 @@ pub enum Removal {
     Delete,
 }
 
+/// What happens to target accounts in the claimed domains that Roster has
+/// not linked and that no source account backs (accounts made by hand or by
+/// another tool before Roster came).
+#[derive(Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum UnlinkedPolicy {
+    /// Leave them.
+    #[default]
+    Keep,
+    /// A warning per account, naming it.
+    Report,
+    /// Disable them, behind the removal thresholds.
+    Disable,
+}
+
 /// What the plan says about an enabled source account that is linked to
 /// nothing and not created (creating is off for its kind).
 #[derive(Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default, serde::Serialize)]
@@ -210,6 +225,14 @@ pub struct SyncStage {
     /// Enabled source accounts that match no target account and are not created.
     #[serde(default)]
     pub unmatched: Unmatched,
+    /// Create disabled source accounts too, as disabled accounts (they take
+    /// no licence seat); off: they are left out.
+    #[serde(default)]
+    pub create_disabled: bool,
+    /// Target people in the claimed domains that no source account backs
+    /// and Roster has not linked.
+    #[serde(default)]
+    pub unlinked: UnlinkedPolicy,
 }
 
 impl Default for SyncStage {
@@ -224,6 +247,8 @@ impl Default for SyncStage {
             max_removals_percent: default_max_removals_percent(),
             options: BTreeMap::new(),
             unmatched: Unmatched::Warn,
+            create_disabled: false,
+            unlinked: UnlinkedPolicy::Keep,
         }
     }
 }

@@ -11,7 +11,7 @@ use crate::runtime::http::HostPattern;
 pub use diagnostic::{Diagnostic, Diagnostics};
 pub use file::{
     FilterStage, LinkBy, LinkStage, ManualLink, MergeMode, MergeStage, Removal, Stage, SyncStage,
-    Unmatched,
+    UnlinkedPolicy, Unmatched,
 };
 use file::{RawConnector, RawPipeline};
 use secrets::Resolved;
@@ -324,7 +324,8 @@ fn parse_stages(cx: &mut Ctx, value: Option<Spanned<DeValue<'_>>>) -> Vec<Stage>
         };
         match parsed {
             Ok(stage) => {
-                check_order(cx, &stages, &stage, span);
+                check_order(cx, &stages, &stage, span.clone());
+                check_unlinked(cx, &stages, &stage, span);
                 stages.push(stage);
             }
             Err(e) => cx.toml_error(e, &format!("in {} stage", kind_name(&kind))),
@@ -356,6 +357,24 @@ fn check_order(cx: &mut Ctx, before: &[Stage], stage: &Stage, span: Range<usize>
     };
     if let Some(p) = problem {
         cx.error(span, p);
+    }
+}
+
+/// `unlinked` other than keep acts on the claimed domains only: a filter
+/// stage must name them (the sync stage is last, so every filter is before it).
+fn check_unlinked(cx: &mut Ctx, before: &[Stage], stage: &Stage, span: Range<usize>) {
+    let Stage::Sync(sync) = stage else {
+        return;
+    };
+    let claimed = before.iter().any(|s| match s {
+        Stage::Filter(f) => !f.claimed_domains.is_empty(),
+        _ => false,
+    });
+    if sync.unlinked != UnlinkedPolicy::Keep && !claimed {
+        cx.error(
+            span,
+            "in sync stage: `unlinked` acts only on the claimed domains: name them with `claimed_domains` in a filter stage (accounts outside them are never touched)",
+        );
     }
 }
 

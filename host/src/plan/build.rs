@@ -8,7 +8,7 @@ use super::*;
 use crate::model::{
     Account, AccountKind, AccountRef, Change, Descriptor, ErrorKind, Group, Operation,
 };
-use crate::pipeline::{MergeMode, Pipeline, Removal, SyncStage, Unmatched};
+use crate::pipeline::{MergeMode, Pipeline, Removal, SyncStage, UnlinkedPolicy, Unmatched};
 use crate::state::{LinkEdit, StoredLink, Unlinked};
 use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -46,6 +46,8 @@ struct Builder<'a> {
     notes: Vec<Note>,
     summary: Summary,
     seats_left: Option<u32>,
+    /// Target accounts a source account matched in this plan.
+    matched: HashSet<String>,
 }
 
 impl Builder<'_> {
@@ -92,6 +94,7 @@ pub fn build(input: &PlanInput) -> Plan {
             ..Summary::default()
         },
         seats_left: input.free_seats,
+        matched: HashSet::new(),
     };
     let has_sync = pipeline.sync_stage().is_some();
     let default_link = Default::default();
@@ -129,6 +132,7 @@ pub fn build(input: &PlanInput) -> Plan {
     for m in &matches {
         if let Match::Linked { target, .. } = m {
             *claims.entry(target.id.as_str()).or_default() += 1;
+            b.matched.insert(target.id.clone());
         }
     }
     for (s, m) in in_scope.iter().zip(matches) {
@@ -185,7 +189,10 @@ pub fn build(input: &PlanInput) -> Plan {
             ),
         }
     }
-    let refused = if has_sync { b.removals(&index) } else { None };
+    let refused = match has_sync {
+        true => b.removals(&index).or(b.unbacked(&rules.claimed)),
+        false => None,
+    };
     let (edits_done, unused) = linker.edits_used();
     for edit in unused {
         let msg = format!(
@@ -504,7 +511,7 @@ impl<'a> Builder<'a> {
             self.summary.skipped += 1;
             return;
         }
-        if !s.enabled {
+        if !s.enabled && !self.sync.create_disabled {
             self.summary.skipped += 1;
             return;
         }
@@ -522,7 +529,8 @@ impl<'a> Builder<'a> {
                 self.note(NoteLevel::Warning, &s.email, Some(ErrorKind::Conflict), msg);
             }
         }
-        if s.kind == AccountKind::Person && !self.take_seat(s) {
+        // A disabled account is made without a licence seat.
+        if s.kind == AccountKind::Person && s.enabled && !self.take_seat(s) {
             return;
         }
         let merges = self.guests_to_merge(s, index);
@@ -716,6 +724,96 @@ impl<'a> Builder<'a> {
             format!(
                 "the plan removes {count} accounts ({percent:.1}% of {} linked), above the safety threshold of {max} accounts or {max_pct}%; check the source, then pass --allow-removals to apply it",
                 self.input.links.len()
+            )
+        })
+    }
+
+    /// Target people in the claimed domains, enabled, that Roster has not
+    /// linked, that no source account matched in this plan, and whose
+    /// addresses no source account holds (not even one filtered out):
+    /// accounts made before Roster, with nobody behind them. Kept, named
+    /// with a warning, or disabled behind the removal thresholds (counted
+    /// against the people in the claimed domains), per `sync.unlinked`.
+    /// Accounts outside the claimed domains are never touched.
+    fn unbacked(&mut self, claimed: &HashSet<String>) -> Option<String> {
+        let policy = self.sync.unlinked;
+        if policy == UnlinkedPolicy::Keep || claimed.is_empty() {
+            return None;
+        }
+        let in_claimed = |address: &str| {
+            address
+                .rsplit_once('@')
+                .is_some_and(|(_, d)| claimed.contains(&d.to_ascii_lowercase()))
+        };
+        let linked: HashSet<&str> = self
+            .input
+            .links
+            .iter()
+            .map(|l| l.target_id.as_str())
+            .collect();
+        let backed: HashSet<String> = self
+            .input
+            .source
+            .iter()
+            .flat_map(|s| s.addresses().map(str::to_ascii_lowercase))
+            .collect();
+        let people: Vec<&Account> = self
+            .input
+            .target
+            .iter()
+            .filter(|t| t.kind == AccountKind::Person && in_claimed(&t.email))
+            .collect();
+        let unbacked: Vec<&Account> = people
+            .iter()
+            .copied()
+            .filter(|t| t.enabled && !t.attributes.contains_key(BLOCKED))
+            .filter(|t| !linked.contains(t.id.as_str()) && !self.matched.contains(&t.id))
+            .filter(|t| {
+                !t.addresses()
+                    .any(|a| backed.contains(&a.to_ascii_lowercase()))
+            })
+            .collect();
+        for t in &unbacked {
+            match policy {
+                UnlinkedPolicy::Report => {
+                    let msg = format!(
+                        "target account {} is in a claimed domain, and no source account backs it; `unlinked = \"disable\"` in the sync stage would disable it",
+                        t.id
+                    );
+                    self.note(NoteLevel::Warning, &t.email, None, msg);
+                }
+                _ => {
+                    let key = format!("disable:{}", t.id);
+                    self.summary.disables += 1;
+                    self.changes.push(PlannedChange {
+                        key: key.clone(),
+                        action: Action::Disable,
+                        phase: PHASE_REMOVE,
+                        email: t.email.clone(),
+                        source_key: None,
+                        change: Change {
+                            id: key,
+                            op: Operation::Disable { id: t.id.clone() },
+                            options: BTreeMap::new(),
+                        },
+                        diff: vec![],
+                        after: vec![],
+                        target_from: None,
+                        link: None,
+                    });
+                }
+            }
+        }
+        let count = match policy {
+            UnlinkedPolicy::Disable => unbacked.len() as u32,
+            _ => 0,
+        };
+        let percent = f64::from(count) * 100.0 / people.len().max(1) as f64;
+        let (max, max_pct) = (self.sync.max_removals, self.sync.max_removals_percent);
+        (count > 0 && (count > max || percent > max_pct)).then(|| {
+            format!(
+                "the plan disables {count} target accounts that no source account backs ({percent:.1}% of the {} people in the claimed domains), above the safety threshold of {max} accounts or {max_pct}%; check them in the plan, then pass --allow-removals to apply it",
+                people.len()
             )
         })
     }
