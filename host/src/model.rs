@@ -137,6 +137,58 @@ pub struct Descriptor {
     pub hosts: Vec<String>,
 }
 
+/// Config fields named `option.<name>` declare the per-link options a
+/// target takes (the contract reserves the prefix), not configuration.
+pub const LINK_OPTION_PREFIX: &str = "option.";
+
+impl Descriptor {
+    /// The per-link options the connector declares, by name.
+    pub fn link_options(&self) -> impl Iterator<Item = (&str, &ConfigField)> {
+        self.config
+            .iter()
+            .filter_map(|f| Some((f.name.strip_prefix(LINK_OPTION_PREFIX)?, f)))
+    }
+
+    /// Is `key = value` a per-link option this connector takes? Every key and
+    /// value is taken when it declares none; else the key must be declared
+    /// and the value of its default's type (`true`/`false`; a whole number
+    /// from 1; or any text). The reason when not.
+    pub fn check_link_option(&self, key: &str, value: &str) -> Result<(), String> {
+        let declared: Vec<(&str, &ConfigField)> = self.link_options().collect();
+        if declared.is_empty() {
+            return Ok(());
+        }
+        let Some((_, field)) = declared.iter().find(|(n, _)| *n == key) else {
+            let names: Vec<&str> = declared.iter().map(|(n, _)| *n).collect();
+            return Err(format!(
+                "`{key}` is no option of plugin `{}` (it takes: {})",
+                self.name,
+                names.join(", ")
+            ));
+        };
+        let default = field.default_value.as_deref().unwrap_or("");
+        let ok = match default {
+            "true" | "false" => matches!(value, "true" | "false"),
+            d if !d.is_empty() && d.bytes().all(|b| b.is_ascii_digit()) => {
+                value.parse::<u32>().is_ok_and(|n| n >= 1)
+            }
+            _ => true,
+        };
+        match ok {
+            true => Ok(()),
+            false => Err(format!(
+                "option `{key}` = `{value}`: plugin `{}` takes {} ({})",
+                self.name,
+                match default {
+                    "true" | "false" => "true or false",
+                    _ => "a whole number from 1",
+                },
+                field.description
+            )),
+        }
+    }
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum ErrorKind {

@@ -82,44 +82,65 @@ pub fn find_plugin(name: &str, dirs: &[PathBuf]) -> Option<PathBuf> {
         .find(|p| p.is_file())
 }
 
+/// The component a connector of the pipeline names, loaded and described
+/// (nothing configured, nothing granted).
+async fn load_plugin(
+    pipeline: &Pipeline,
+    runtime: &Runtime,
+    redactor: &Redactor,
+    name: &str,
+) -> Result<Plugin, Failure> {
+    let dirs = plugin_dirs(pipeline.plugins_dir.as_deref());
+    let spec = &pipeline.connectors[name];
+    let path = match &spec.plugin {
+        PluginRef::Path(p) => p.clone(),
+        PluginRef::Name(n) => find_plugin(n, &dirs).ok_or_else(|| {
+            let searched: Vec<String> = dirs.iter().map(|d| d.display().to_string()).collect();
+            pipeline.diagnostic(
+                spec.plugin_location,
+                format!(
+                    "connectors.{name}.plugin: no plugin `{n}` found (looked in {})",
+                    searched.join(", ")
+                ),
+            )
+        })?,
+    };
+    let component = runtime.load(&path).map_err(|e| {
+        pipeline.diagnostic(
+            spec.plugin_location,
+            format!("connectors.{name}.plugin: {e:#}"),
+        )
+    })?;
+    let mut probe = runtime
+        .instantiate(name, &component, &Default::default(), redactor)
+        .await?;
+    let descriptor = probe.describe().await?;
+    Ok(Plugin {
+        component,
+        descriptor,
+    })
+}
+
+/// What one connector's plugin declares, for commands that run no
+/// connector (`roster links`): its component is loaded, nothing configured.
+pub async fn describe(
+    pipeline: &Pipeline,
+    connector: &str,
+    cache_dir: Option<PathBuf>,
+) -> Result<Descriptor, Failure> {
+    let runtime = Runtime::new(cache_dir)?;
+    let plugin = load_plugin(pipeline, &runtime, Redactor::global(), connector).await?;
+    Ok(plugin.descriptor)
+}
+
 impl Session {
     pub async fn open(pipeline: Pipeline, cache_dir: Option<PathBuf>) -> Result<Session, Failure> {
         let runtime = Runtime::new(cache_dir)?;
         let redactor = Redactor::global().clone();
-        let dirs = plugin_dirs(pipeline.plugins_dir.as_deref());
         let mut plugins = BTreeMap::new();
-        for (name, spec) in &pipeline.connectors {
-            let path = match &spec.plugin {
-                PluginRef::Path(p) => p.clone(),
-                PluginRef::Name(n) => find_plugin(n, &dirs).ok_or_else(|| {
-                    let searched: Vec<String> =
-                        dirs.iter().map(|d| d.display().to_string()).collect();
-                    pipeline.diagnostic(
-                        spec.plugin_location,
-                        format!(
-                            "connectors.{name}.plugin: no plugin `{n}` found (looked in {})",
-                            searched.join(", ")
-                        ),
-                    )
-                })?,
-            };
-            let component = runtime.load(&path).map_err(|e| {
-                pipeline.diagnostic(
-                    spec.plugin_location,
-                    format!("connectors.{name}.plugin: {e:#}"),
-                )
-            })?;
-            let mut probe = runtime
-                .instantiate(name, &component, &Default::default(), &redactor)
-                .await?;
-            let descriptor = probe.describe().await?;
-            plugins.insert(
-                name.clone(),
-                Plugin {
-                    component,
-                    descriptor,
-                },
-            );
+        for name in pipeline.connectors.keys() {
+            let plugin = load_plugin(&pipeline, &runtime, &redactor, name).await?;
+            plugins.insert(name.clone(), plugin);
         }
         let session = Session {
             pipeline,
@@ -138,13 +159,25 @@ impl Session {
         for (name, spec) in &self.pipeline.connectors {
             let d = &self.plugins[name].descriptor;
             for value in &spec.config {
+                if value.key.starts_with(crate::model::LINK_OPTION_PREFIX) {
+                    problems.push(self.pipeline.diagnostic(
+                        value.location,
+                        format!("connectors.{name}.config.{}: a per-link option, not configuration: set it in the sync stage's `options`, a manual link's, or with `roster links add --options`", value.key),
+                    ));
+                    continue;
+                }
                 let field = d.config.iter().find(|f| f.name == value.key);
                 if value.value.from_reference || field.is_some_and(|f| f.secret) {
                     self.redactor.add(&value.value.value);
                 }
                 match field {
                     None => {
-                        let known: Vec<&str> = d.config.iter().map(|f| f.name.as_str()).collect();
+                        let known: Vec<&str> = d
+                            .config
+                            .iter()
+                            .map(|f| f.name.as_str())
+                            .filter(|n| !n.starts_with(crate::model::LINK_OPTION_PREFIX))
+                            .collect();
                         problems.push(self.pipeline.diagnostic(
                             value.location,
                             format!("connectors.{name}.config.{}: plugin `{}` has no such field (it has: {})", value.key, d.name, known.join(", ")),
@@ -161,6 +194,7 @@ impl Session {
                 .config
                 .iter()
                 .filter(|f| f.required && f.default_value.is_none())
+                .filter(|f| !f.name.starts_with(crate::model::LINK_OPTION_PREFIX))
             {
                 if !spec.config.iter().any(|v| v.key == f.name) {
                     problems.push(self.pipeline.diagnostic(
@@ -196,10 +230,33 @@ impl Session {
                 ));
             }
         }
+        problems.extend(self.check_link_options());
         match problems.is_empty() {
             true => Ok(()),
             false => Err(crate::pipeline::Diagnostics(problems).into()),
         }
+    }
+
+    /// The sync stage's default options and each manual link's, against the
+    /// options the target declares.
+    fn check_link_options(&self) -> Vec<Diagnostic> {
+        let p = &self.pipeline;
+        let target = &self.plugins[&p.target].descriptor;
+        let defaults = p.sync_stage().map(|s| &s.options);
+        let manual = p.link_stage().into_iter().flat_map(|l| &l.manual);
+        let sets = defaults
+            .into_iter()
+            .map(|o| ("sync stage options", o))
+            .chain(manual.map(|m| ("manual link options", &m.options)));
+        let mut problems = Vec::new();
+        for (what, options) in sets {
+            for (key, value) in options {
+                if let Err(e) = target.check_link_option(key, value) {
+                    problems.push(p.diagnostic(p.locate_key(key), format!("in {what}: {e}")));
+                }
+            }
+        }
+        problems
     }
 
     /// A configured instance of the named connector.

@@ -1,9 +1,11 @@
 //! Exchange Online (the Microsoft 365 simulator) linked to SuperOffice users
-//! (the SuperOffice simulator), both seeded from `examples/`: automatic links
-//! only by the same primary address (case aside), a near miss refused with a
-//! warning, a manual link with its own options, person cards updated,
-//! preferences written, new users only while licences are free; the second
-//! plan empty.
+//! (the SuperOffice simulator, written from SuperOffice's REST reference),
+//! both seeded from `examples/`: automatic links only by the same primary
+//! address (case aside), a near miss refused with a warning, a manual link
+//! with its own options (validated against what the connector declares),
+//! person cards updated, new users only while the user plan has licences and
+//! never on SuperOffice Online, ranks balanced and the Synchronizer's user
+//! list exported; the second plan empty.
 
 mod common;
 
@@ -21,10 +23,15 @@ struct Scenario {
 
 impl Scenario {
     fn start() -> Scenario {
+        Scenario::with(|_| {})
+    }
+
+    fn with(change: impl FnOnce(&mut superoffice::Crm)) -> Scenario {
         let tenant = m365::seed::load(&example("exchange-to-zivver/m365/tenant.json")).unwrap();
-        let crm =
+        let mut crm =
             superoffice::seed::load(&example("exchange-to-superoffice/superoffice/tenant.json"))
                 .unwrap();
+        change(&mut crm);
         let (m, _) = m365::start(tenant, Faults::default(), 0).unwrap();
         let (s, crm) = superoffice::start(crm, Faults::default(), 0).unwrap();
         let pipeline = std::fs::read_to_string(example(
@@ -183,26 +190,23 @@ fn mailboxes_link_to_superoffice_users_by_primary_address_and_by_hand() {
         "Memo",
         "a name the mailbox lacks is kept"
     );
-    let prefs = &state["preferences"];
-    assert_eq!(prefs["950"]["Exchange sync/diary"], "true");
-    assert_eq!(prefs["950"]["Exchange sync/contact"], "false");
-    assert_eq!(
-        prefs["953"]["Exchange sync/diary"], "false",
-        "the link's own option wins"
-    );
-    assert_eq!(
-        prefs["953"]["Exchange sync/task"], "true",
-        "the default fills the rest"
-    );
-    assert!(prefs.get("952").is_none(), "the near miss is untouched");
     let new_user = state["associates"]
         .as_array()
         .unwrap()
         .iter()
-        .find(|a| a["UserName"] == "deejay.foxy")
+        .find(|a| a["UserName"] == format!("deejay.foxy{Z}"))
         .expect("a user for deejay");
     assert_eq!(new_user["Type"], "InternalAssociate");
-    assert_eq!(state["licence"]["Free"], 0);
+    let id = new_user["AssociateId"].to_string();
+    assert_eq!(
+        state["assigned"][&id],
+        serde_json::json!(["SALESPREMIUM"]),
+        "the new user holds the user plan"
+    );
+    let plan_free = |state: &Value| {
+        state["licence"][0]["ExtendedModuleLicenses"][0]["NumberOfLicensesFree"].clone()
+    };
+    assert_eq!(plan_free(&state), 0);
 
     let links = s.run(&["links", "pipeline.toml", "--json"]).ok().json();
     let craze = links["links"]
@@ -217,6 +221,152 @@ fn mailboxes_link_to_superoffice_users_by_primary_address_and_by_hand() {
     let again = s.run(&["plan", "pipeline.toml", "--json"]).ok().json();
     assert!(again["changes"].as_array().unwrap().is_empty(), "{again:#}");
     assert!(again["links"].as_array().unwrap().is_empty(), "{again:#}");
+
+    // The Synchronizer's user list: every linked user, mailbox and options.
+    s.run(&["links", "pipeline.toml", "export", "--out", "users.csv"])
+        .ok();
+    let list = s.work.read("users.csv");
+    let rows: Vec<&str> = list.lines().collect();
+    assert_eq!(rows[0], "target_id,source,diary,task,contact,rank");
+    assert!(
+        rows.contains(&format!("953,craze.dash{Z},false,true,false,1").as_str()),
+        "{list}"
+    );
+    assert!(
+        rows.contains(&format!("950,bruno.broccoli{Z},true,true,false,1").as_str()),
+        "{list}"
+    );
+    assert_eq!(rows.len(), 5, "four linked users: {list}");
+
+    // Ranks spread over two, evenly and stably; the plan shows them as
+    // option changes, the apply keeps them, no card is rewritten for them.
+    s.run(&["links", "pipeline.toml", "balance", "--ranks", "2"])
+        .ok();
+    let before = s.state();
+    let ranked = s.run(&["plan", "pipeline.toml", "--json"]).ok().json();
+    assert_eq!(ranked["summary"]["updates"], 4, "{ranked:#}");
+    s.run(&["apply", "pipeline.toml", "--yes"]).ok();
+    assert_eq!(
+        s.state()["persons"],
+        before["persons"],
+        "only the list changed"
+    );
+    s.run(&["links", "pipeline.toml", "export", "--out", "users.csv"])
+        .ok();
+    let list = s.work.read("users.csv");
+    let mut per_rank = [0, 0];
+    for row in list.lines().skip(1) {
+        let rank: usize = row.rsplit(',').next().unwrap().parse().unwrap();
+        per_rank[rank - 1] += 1;
+    }
+    assert_eq!(per_rank, [2, 2], "{list}");
+    let links = s.run(&["links", "pipeline.toml", "--json"]).ok().json();
+    let hows: Vec<&str> = links["links"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["how"].as_str().unwrap_or(""))
+        .collect();
+    assert!(
+        hows.contains(&"primary"),
+        "a rank does not make a link manual: {links:#}"
+    );
+    let again = s.run(&["plan", "pipeline.toml", "--json"]).ok().json();
+    assert!(again["changes"].as_array().unwrap().is_empty(), "{again:#}");
+}
+
+#[test]
+fn options_the_connector_does_not_declare_are_refused() {
+    let s = Scenario::start();
+    let bad = s.run(&[
+        "links",
+        "pipeline.toml",
+        "add",
+        &format!("craze.dash{Z}"),
+        "953",
+        "--options",
+        "diary=maybe",
+    ]);
+    assert_eq!(bad.code(), 2);
+    assert!(
+        bad.stderr().contains("takes true or false"),
+        "{}",
+        bad.stderr()
+    );
+    let bad = s.run(&[
+        "links",
+        "pipeline.toml",
+        "add",
+        &format!("craze.dash{Z}"),
+        "953",
+        "--options",
+        "colour=blue",
+    ]);
+    assert_eq!(bad.code(), 2);
+    assert!(
+        bad.stderr().contains(
+            "`colour` is no option of plugin `superoffice` (it takes: diary, task, contact, rank)"
+        ),
+        "{}",
+        bad.stderr()
+    );
+    // In the pipeline file too, with its line.
+    let text = s.work.read("pipeline.toml");
+    s.work.write(
+        "pipeline.toml",
+        &text.replace(
+            "contact = \"false\" }",
+            "contact = \"false\", colour = \"blue\" }",
+        ),
+    );
+    let check = s.run(&["check", "pipeline.toml"]);
+    assert_eq!(check.code(), 2);
+    assert!(
+        check.stderr().contains("pipeline.toml:")
+            && check.stderr().contains("`colour` is no option"),
+        "{}",
+        check.stderr()
+    );
+}
+
+#[test]
+fn on_superoffice_online_no_user_is_created_and_the_plan_says_what_to_do() {
+    let s = Scenario::with(|crm| crm.online = true);
+    let text = s.work.read("pipeline.toml");
+    s.work.write(
+        "pipeline.toml",
+        &text.replace("installation = \"onsite\"", "installation = \"online\""),
+    );
+    let plan = s.run(&["plan", "pipeline.toml", "--json"]).ok().json();
+    let creates = plan["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["action"] == "create")
+        .count();
+    assert_eq!(creates, 0, "{plan:#}");
+    let craze = notes(&plan, &format!("craze.dash{Z}"));
+    assert!(
+        craze.iter().any(|n| n["message"]
+            .as_str()
+            .unwrap()
+            .contains("partner apps may not create users in SuperOffice Online")),
+        "{plan:#}"
+    );
+    let report = s.run(&["apply", "pipeline.toml", "--yes", "--json"]);
+    assert_eq!(report.code(), 0, "{}", report.stderr());
+    let status = s
+        .run(&[
+            "test-connection",
+            "pipeline.toml",
+            "--connector",
+            "superoffice",
+        ])
+        .ok()
+        .stdout();
+    assert!(status.contains("SuperOffice Online"), "{status}");
+    // The simulator refuses the User agent there, as SuperOffice does.
+    assert!(s.state()["associates"].as_array().unwrap().len() == 7);
 }
 
 #[test]

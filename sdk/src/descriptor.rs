@@ -2,6 +2,9 @@
 
 use crate::{AccountKind, ConfigField, Descriptor, Field};
 
+/// Config fields named `option.<name>` declare per-link options, not configuration.
+pub const LINK_OPTION_PREFIX: &str = "option.";
+
 impl Descriptor {
     pub fn new(name: &str, version: &str) -> Self {
         Descriptor {
@@ -52,6 +55,21 @@ impl Descriptor {
     /// An optional field with a default.
     pub fn optional(self, name: &str, description: &str, default: Option<&str>) -> Self {
         self.config_field(name, description, false, false, default)
+    }
+    /// A per-link option the target takes (`diary`, `rank`, …): set in the
+    /// sync stage's `options`, a manual link's, or `roster links add
+    /// --options`; the host checks every value against `default`'s type
+    /// (`true`/`false`: a boolean; digits: a whole number ≥ 1; else any
+    /// text) and refuses an option not declared. Declared as the config
+    /// field `option.<name>`, which the contract reserves for this.
+    pub fn link_option(self, name: &str, description: &str, default: &str) -> Self {
+        self.config_field(
+            &format!("{}{name}", LINK_OPTION_PREFIX),
+            description,
+            false,
+            false,
+            Some(default),
+        )
     }
     /// A required secret field (never logged, always redacted by the host).
     pub fn secret(self, name: &str, description: &str) -> Self {

@@ -61,7 +61,7 @@ pub async fn run(cli: Cli) -> ExitCode {
             pipeline,
             action,
             json,
-        } => super::links::run(&pipeline, action, json),
+        } => super::links::run(&pipeline, action, json, cache_dir(&global)).await,
     };
     match outcome {
         Ok(code) => code,
@@ -229,6 +229,7 @@ struct Sides {
     groups: Vec<crate::model::Group>,
     target_accounts: Vec<crate::model::Account>,
     free_seats: Option<u32>,
+    creates_refused: Option<String>,
     links: Vec<StoredLink>,
     link_edits: Vec<LinkEdit>,
     unlinked: Vec<Unlinked>,
@@ -248,6 +249,7 @@ impl Sides {
             link_edits: &self.link_edits,
             unlinked: &self.unlinked,
             free_seats: self.free_seats,
+            creates_refused: self.creates_refused.clone(),
         })
     }
 }
@@ -283,12 +285,21 @@ async fn read_sides(
         let bar = progress.counter(&format!("reading {}", p.target));
         let accounts = session::read_accounts(&mut target, |n| bar.set(n)).await?;
         bar.finish();
-        let free_seats = target.seats().await?;
-        Ok::<_, Failure>((target, accounts, free_seats))
+        // `unauthorized`: the target lets no account be created here at all.
+        let seats = match target.seats().await {
+            Ok(free) => (free, None),
+            Err(crate::runtime::CallError::Answered { error, .. })
+                if error.kind == crate::model::ErrorKind::Unauthorized =>
+            {
+                (Some(0), Some(error.message))
+            }
+            Err(e) => return Err(e.into()),
+        };
+        Ok::<_, Failure>((target, accounts, seats))
     };
     let (source_side, target_side) = tokio::join!(source_side, target_side);
     let (source, groups, source_memo) = source_side?;
-    let (mut target, target_accounts, free_seats) = target_side?;
+    let (mut target, target_accounts, (free_seats, creates_refused)) = target_side?;
     // What either connector learned while reading is kept now.
     for (connector, writes) in [(&p.source, source_memo), (&p.target, target.memo_written())] {
         state.save_memo(MemoUpdate {
@@ -301,6 +312,7 @@ async fn read_sides(
         groups,
         target_accounts,
         free_seats,
+        creates_refused,
         links: state.links()?,
         link_edits: state.link_edits()?,
         unlinked: state.unlinked()?,
@@ -343,7 +355,7 @@ async fn plan(
     Ok(ExitCode::SUCCESS)
 }
 
-fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), Failure> {
+pub(super) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), Failure> {
     let tmp = path.with_extension("tmp");
     std::fs::write(&tmp, bytes)
         .and_then(|_| std::fs::rename(&tmp, path))

@@ -4,11 +4,12 @@
 //! removed by mistake is seen (and unstaged) before anything is lost.
 
 use super::render;
+use crate::model::Descriptor;
 use crate::pipeline::Pipeline;
 use crate::session::Failure;
-use crate::state::{LinkEdit, SqliteStore, StateStore, now_ms};
+use crate::state::{LinkEdit, SqliteStore, StateStore, StoredLink, now_ms};
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 #[derive(clap::Subcommand, Debug)]
@@ -27,21 +28,77 @@ pub enum LinksAction {
     Remove { source: String },
     /// Drop a staged link change before it is applied.
     Unstage { source: String },
+    /// Spread the linked accounts over ranks 1..=N (the `rank` option, e.g.
+    /// the SuperOffice Synchronizer's server rank), evenly and stably: a link
+    /// keeps a rank of its own while it is within 1..=N, the others go one by
+    /// one to the rank with the fewest. Staged for the next apply.
+    Balance {
+        #[arg(long, value_name = "N")]
+        ranks: u32,
+    },
+    /// Write the list of linked accounts with their options (CSV: target id,
+    /// source address, each option), e.g. the user list of the SuperOffice
+    /// Synchronizer. To standard output, or atomically to `--out FILE`.
+    Export {
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+    },
 }
 
-pub fn run(path: &Path, action: Option<LinksAction>, json: bool) -> Result<ExitCode, Failure> {
+pub async fn run(
+    path: &Path,
+    action: Option<LinksAction>,
+    json: bool,
+    cache_dir: Option<PathBuf>,
+) -> Result<ExitCode, Failure> {
     let pipeline = Pipeline::load_unresolved(path)?;
     let Some(action) = action else {
         return list(&pipeline, json);
     };
     let mut state = SqliteStore::open(&pipeline.state_path)?;
     let message = match action {
+        LinksAction::Balance { ranks } => {
+            let target = crate::session::describe(&pipeline, &pipeline.target, cache_dir).await?;
+            target
+                .check_link_option(RANK, "1")
+                .map_err(|e| Failure::Input(format!("balance: {e}")))?;
+            let edits = balance(&state.links()?, ranks)?;
+            for e in &edits {
+                state.stage_link_edit(e)?;
+            }
+            format!(
+                "staged: {} of {} links to a new rank (1..={ranks}); `roster plan` shows them, the next apply keeps them",
+                edits.len(),
+                state.links()?.len()
+            )
+        }
+        LinksAction::Export { out } => {
+            let target = crate::session::describe(&pipeline, &pipeline.target, cache_dir).await?;
+            let text = export(&state.links()?, &target)?;
+            match out {
+                Some(file) => {
+                    super::commands::write_atomic(&file, text.as_bytes())?;
+                    if !json {
+                        eprintln!("wrote {}", file.display());
+                    }
+                }
+                None => print!("{text}"),
+            }
+            return Ok(ExitCode::SUCCESS);
+        }
         LinksAction::Add {
             source,
             target,
             options,
         } => {
             let options = parse_options(&options)?;
+            if !options.is_empty() {
+                let d = crate::session::describe(&pipeline, &pipeline.target, cache_dir).await?;
+                for (k, v) in &options {
+                    d.check_link_option(k, v)
+                        .map_err(|e| Failure::Input(format!("--options: {e}")))?;
+                }
+            }
             let edit = edit(&source, Some(target.trim().to_string()), options)?;
             state.stage_link_edit(&edit)?;
             format!(
@@ -113,6 +170,7 @@ fn edit(
         target_id,
         options,
         staged_at_ms: now_ms(),
+        options_only: false,
     })
 }
 
@@ -135,4 +193,152 @@ fn parse_options(values: &[String]) -> Result<BTreeMap<String, String>, Failure>
         options.insert(k.trim().to_string(), v.trim().to_string());
     }
     Ok(options)
+}
+
+/// The option `balance` sets.
+const RANK: &str = "rank";
+
+/// The staged edits that spread `links` over ranks 1..=`ranks`: a link with
+/// a rank of its own within range keeps it; the others, in address order,
+/// each go to the rank with the fewest links so far (the lowest on a tie).
+/// Adding a link moves no other.
+fn balance(links: &[StoredLink], ranks: u32) -> Result<Vec<LinkEdit>, Failure> {
+    if ranks == 0 {
+        return Err(Failure::Input("--ranks must be at least 1".into()));
+    }
+    let own = |l: &StoredLink| {
+        l.overrides
+            .get(RANK)
+            .and_then(|r| r.parse::<u32>().ok())
+            .filter(|r| (1..=ranks).contains(r))
+    };
+    let mut load = vec![0usize; ranks as usize];
+    for r in links.iter().filter_map(own) {
+        load[r as usize - 1] += 1;
+    }
+    let mut moved: Vec<&StoredLink> = links.iter().filter(|l| own(l).is_none()).collect();
+    moved.sort_by(|a, b| a.source_email.cmp(&b.source_email));
+    let mut edits = Vec::new();
+    for link in moved {
+        let (i, _) = load
+            .iter()
+            .enumerate()
+            .min_by_key(|(i, n)| (**n, *i))
+            .expect("at least one rank");
+        load[i] += 1;
+        let mut options = link.overrides.clone();
+        options.insert(RANK.into(), (i + 1).to_string());
+        edits.push(LinkEdit {
+            source: link.source_email.to_ascii_lowercase(),
+            target_id: Some(link.target_id.clone()),
+            options,
+            staged_at_ms: now_ms(),
+            options_only: true,
+        });
+    }
+    Ok(edits)
+}
+
+/// The linked accounts as CSV: `target_id,source,<options>`, the options
+/// the target declares (each link's value, else the declared default) or,
+/// when it declares none, every option any link has.
+fn export(links: &[StoredLink], target: &Descriptor) -> Result<String, Failure> {
+    let declared: Vec<(String, Option<String>)> = target
+        .link_options()
+        .map(|(n, f)| (n.to_string(), f.default_value.clone()))
+        .collect();
+    let columns: Vec<(String, Option<String>)> = match declared.is_empty() {
+        false => declared,
+        true => {
+            let mut keys: Vec<String> = links
+                .iter()
+                .flat_map(|l| l.options.keys().cloned())
+                .collect();
+            keys.sort();
+            keys.dedup();
+            keys.into_iter().map(|k| (k, None)).collect()
+        }
+    };
+    let mut w = csv::Writer::from_writer(Vec::new());
+    let mut header = vec!["target_id".to_string(), "source".to_string()];
+    header.extend(columns.iter().map(|(k, _)| k.clone()));
+    let fail = |e: csv::Error| Failure::Input(format!("export: {e}"));
+    w.write_record(&header).map_err(fail)?;
+    let mut sorted: Vec<&StoredLink> = links.iter().collect();
+    sorted.sort_by(|a, b| a.source_email.cmp(&b.source_email));
+    for l in sorted {
+        let mut row = vec![l.target_id.clone(), l.source_email.clone()];
+        row.extend(columns.iter().map(|(k, default)| {
+            l.options
+                .get(k)
+                .or(default.as_ref())
+                .cloned()
+                .unwrap_or_default()
+        }));
+        w.write_record(&row).map_err(fail)?;
+    }
+    let bytes = w
+        .into_inner()
+        .map_err(|e| Failure::Input(format!("export: {e}")))?;
+    Ok(String::from_utf8_lossy(&bytes).into_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::LinkHow;
+
+    fn link(email: &str, rank: Option<&str>) -> StoredLink {
+        StoredLink {
+            source_key: email.into(),
+            source_email: email.into(),
+            target_id: format!("t-{email}"),
+            how: LinkHow::Primary,
+            options: BTreeMap::new(),
+            overrides: rank
+                .map(|r| BTreeMap::from([(RANK.to_string(), r.to_string())]))
+                .unwrap_or_default(),
+            updated_at_ms: 0,
+        }
+    }
+
+    fn ranks(edits: &[LinkEdit]) -> Vec<(String, String)> {
+        edits
+            .iter()
+            .map(|e| (e.source.clone(), e.options[RANK].clone()))
+            .collect()
+    }
+
+    #[test]
+    fn balance_is_even_and_moves_nobody_who_has_a_rank() {
+        let links: Vec<StoredLink> = ["a", "b", "c", "d", "e"]
+            .iter()
+            .map(|l| link(&format!("{l}@x"), None))
+            .collect();
+        let first = balance(&links, 2).unwrap();
+        assert_eq!(
+            ranks(&first),
+            [
+                ("a@x".into(), "1".into()),
+                ("b@x".into(), "2".into()),
+                ("c@x".into(), "1".into()),
+                ("d@x".into(), "2".into()),
+                ("e@x".into(), "1".into()),
+            ]
+        );
+        // Once kept, a new link goes to the emptier rank; nobody else moves.
+        let mut kept: Vec<StoredLink> = first
+            .iter()
+            .map(|e| link(&e.source, Some(&e.options[RANK])))
+            .collect();
+        kept.push(link("f@x", None));
+        assert_eq!(
+            ranks(&balance(&kept, 2).unwrap()),
+            [("f@x".into(), "2".into())]
+        );
+        // Fewer ranks: only those out of range move.
+        let shrunk = balance(&kept[..5], 1).unwrap();
+        assert_eq!(shrunk.len(), 2);
+        assert!(balance(&kept, 0).is_err());
+    }
 }

@@ -88,6 +88,23 @@ impl Pipeline {
         Diagnostic::at(&self.path, &self.text, Some(at.start..at.start), message)
     }
 
+    /// Where `key = …` is first written in the file (the start, when nowhere):
+    /// for diagnostics about values the parsed stages no longer place.
+    pub fn locate_key(&self, key: &str) -> Location {
+        let mut from = 0;
+        while let Some(at) = self.text[from..].find(key) {
+            let start = from + at;
+            let before = self.text[..start].chars().next_back();
+            let after = self.text[start + key.len()..].trim_start();
+            let word = before.is_none_or(|c| !(c.is_alphanumeric() || c == '_' || c == '.'));
+            if word && after.starts_with('=') {
+                return Location { start };
+            }
+            from = start + key.len();
+        }
+        Location::default()
+    }
+
     pub fn sync_stage(&self) -> Option<&SyncStage> {
         self.stages.iter().find_map(|s| {
             if let Stage::Sync(s) = s {

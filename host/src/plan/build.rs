@@ -26,6 +26,9 @@ pub struct PlanInput<'a> {
     pub unlinked: &'a [Unlinked],
     /// Free licence seats in the target; `None` when unlimited or unknown.
     pub free_seats: Option<u32>,
+    /// Why the target lets no account be created at all (its `seats`
+    /// answered `unauthorized`): each create is a note saying so instead.
+    pub creates_refused: Option<String>,
     pub source_read: super::ReadMode,
 }
 
@@ -478,6 +481,17 @@ impl<'a> Builder<'a> {
 
     /// Takes a licence seat for `s`, or notes a licence error.
     fn take_seat(&mut self, s: &Account) -> bool {
+        if let Some(reason) = &self.input.creates_refused {
+            let msg = format!("not created: {reason}");
+            self.note(
+                NoteLevel::Warning,
+                &s.email,
+                Some(ErrorKind::Unauthorized),
+                msg,
+            );
+            self.summary.skipped += 1;
+            return false;
+        }
         let Some(left) = self.seats_left.as_mut() else {
             return true;
         };
@@ -530,7 +544,8 @@ impl<'a> Builder<'a> {
             }
         }
         // A disabled account is made without a licence seat.
-        if s.kind == AccountKind::Person && s.enabled && !self.take_seat(s) {
+        let refused = self.input.creates_refused.is_some();
+        if s.kind == AccountKind::Person && (s.enabled || refused) && !self.take_seat(s) {
             return;
         }
         let merges = self.guests_to_merge(s, index);

@@ -199,6 +199,13 @@ impl<'a, 't> Linker<'a, 't> {
         if let Some(edit) = self.edit(s) {
             self.used_edits.borrow_mut().push(edit.source.clone());
             return match &edit.target_id {
+                // New options for a link as it is keep how it was made.
+                Some(target)
+                    if edit.options_only
+                        && self.stored(&key).is_some_and(|l| &l.target_id == target) =>
+                {
+                    self.to_target(target, LinkHow::Stored)
+                }
                 Some(target) => self.to_target(target, LinkHow::Manual),
                 None => Match::Unlink {
                     target_id: self.stored(&key).map(|l| l.target_id.clone()),

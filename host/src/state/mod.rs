@@ -37,6 +37,10 @@ pub struct LinkEdit {
     pub target_id: Option<String>,
     pub options: BTreeMap<String, String>,
     pub staged_at_ms: u64,
+    /// New options for a link as it is (e.g. `roster links balance`): the
+    /// link keeps how it was made; otherwise it becomes a link by hand.
+    #[serde(default)]
+    pub options_only: bool,
 }
 
 /// A source account unlinked on purpose: neither linked by address again

@@ -21,7 +21,8 @@ CREATE TABLE IF NOT EXISTS link_edits (
     source TEXT PRIMARY KEY,
     target_id TEXT,
     options TEXT NOT NULL,
-    staged_at_ms INTEGER NOT NULL
+    staged_at_ms INTEGER NOT NULL,
+    options_only INTEGER NOT NULL DEFAULT 0
 );
 CREATE TABLE IF NOT EXISTS unlinked (
     source_key TEXT PRIMARY KEY,
@@ -79,7 +80,8 @@ CREATE TABLE IF NOT EXISTS memo (
 /// 2: source snapshots for incremental reads (`source_reads`, `source_accounts`).
 /// 3: per-link option overrides, staged link edits (`link_edits`) and
 ///    accounts unlinked on purpose (`unlinked`).
-/// 4: connectors' memos (`memo`).
+/// 4: connectors' memos (`memo`); staged edits that change a link's
+///    options only (`link_edits.options_only`).
 const VERSION: i64 = 4;
 
 pub struct SqliteStore {
@@ -106,6 +108,12 @@ impl SqliteStore {
         if (1..3).contains(&version) {
             conn.execute_batch("ALTER TABLE links ADD COLUMN overrides TEXT NOT NULL DEFAULT '{}'")
                 .with_context(|| format!("upgrading the schema in {}", path.display()))?;
+        }
+        if version == 3 {
+            conn.execute_batch(
+                "ALTER TABLE link_edits ADD COLUMN options_only INTEGER NOT NULL DEFAULT 0",
+            )
+            .with_context(|| format!("upgrading the schema in {}", path.display()))?;
         }
         conn.execute_batch(SCHEMA)
             .with_context(|| format!("creating the schema in {}", path.display()))?;
@@ -314,7 +322,7 @@ impl StateStore for SqliteStore {
 
     fn link_edits(&self) -> anyhow::Result<Vec<LinkEdit>> {
         let mut stmt = self.conn.prepare(
-            "SELECT source, target_id, options, staged_at_ms FROM link_edits ORDER BY source",
+            "SELECT source, target_id, options, staged_at_ms, options_only FROM link_edits ORDER BY source",
         )?;
         let rows = stmt.query_map([], |r| {
             let options: String = r.get(2)?;
@@ -323,6 +331,7 @@ impl StateStore for SqliteStore {
                 target_id: r.get(1)?,
                 options: serde_json::from_str(&options).unwrap_or_default(),
                 staged_at_ms: r.get::<_, i64>(3)? as u64,
+                options_only: r.get::<_, i64>(4)? != 0,
             })
         })?;
         Ok(rows.collect::<Result<_, _>>()?)
@@ -330,14 +339,15 @@ impl StateStore for SqliteStore {
 
     fn stage_link_edit(&mut self, edit: &LinkEdit) -> anyhow::Result<()> {
         self.conn.execute(
-            "INSERT INTO link_edits (source, target_id, options, staged_at_ms) VALUES (?1, ?2, ?3, ?4)
+            "INSERT INTO link_edits (source, target_id, options, staged_at_ms, options_only) VALUES (?1, ?2, ?3, ?4, ?5)
              ON CONFLICT (source) DO UPDATE SET target_id = excluded.target_id, options = excluded.options,
-             staged_at_ms = excluded.staged_at_ms",
+             staged_at_ms = excluded.staged_at_ms, options_only = excluded.options_only",
             params![
                 edit.source,
                 edit.target_id,
                 serde_json::to_string(&edit.options)?,
-                edit.staged_at_ms as i64
+                edit.staged_at_ms as i64,
+                edit.options_only as i64
             ],
         )?;
         Ok(())

@@ -1,15 +1,31 @@
-//! The state of a simulated SuperOffice tenant and its rules: associates
-//! (users) and the persons that carry their e-mail addresses, user licences,
-//! and per-associate preferences. What a real tenant refuses is refused
-//! here, in SuperOffice's words where they are known.
+//! The state of a simulated SuperOffice tenant and its rules, in the shapes
+//! SuperOffice's REST reference documents (SuperOfficeDocs,
+//! `docs/en/api/reference/restful/`): associates (the `Associate` carrier of
+//! `Agents/Associate/GetAssociate(List)`), the persons that carry their
+//! e-mail addresses (`PersonEntity`, `Emails[]` of `Value`, `StrippedValue`,
+//! `Description`), licences per owner and module (`GET License`'s
+//! `ExtendedLicenseInfo`; a module with `ExtraFlags` 1 is a user plan), and
+//! users made with the User agent (`GET User/Default`, `POST User`).
+//! What a real tenant refuses is refused here; where SuperOffice's exact
+//! words are not documented, the text is marked as this simulator's.
 
 use serde_json::{Value, json};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 /// An answer the API refuses: HTTP status and message.
 pub struct Refusal(pub u16, pub String);
 
 pub type Outcome = Result<Value, Refusal>;
+
+/// One module licence of an owner (`ModuleLicense`).
+#[derive(Clone, Debug)]
+pub struct Module {
+    pub owner: String,
+    pub name: String,
+    /// A user plan (`ExtraFlags` = 1): each user holds one.
+    pub user_plan: bool,
+    pub total: u32,
+}
 
 pub struct Crm {
     /// How callers authenticate: a bearer token or a ticket (`SOTicket …`).
@@ -17,28 +33,54 @@ pub struct Crm {
     pub ticket: Option<String>,
     /// Online tenants also insist on `SO-AppToken`.
     pub app_token: Option<String>,
+    /// SuperOffice Online: the User agent is not open to partner apps.
+    pub online: bool,
     pub associates: BTreeMap<i64, Value>,
     pub persons: BTreeMap<i64, Value>,
-    /// Preferences by associate id: (section, key) → value.
-    pub preferences: BTreeMap<i64, BTreeMap<(String, String), String>>,
-    pub user_licences: u32,
+    pub modules: Vec<Module>,
+    /// Module licences assigned, by associate id.
+    pub assigned: BTreeMap<i64, BTreeSet<String>>,
     next_id: i64,
 }
 
 /// Associate types that are users who sign in; the rest (resources,
-/// external and system associates) are not people.
+/// external, anonymous and system associates) are not people.
 const PEOPLE: &[&str] = &["InternalAssociate"];
 
+/// The archive columns of `AllUsers` the simulator serves, with how each is
+/// read off an associate and its person (the provider's reference lists them).
+const COLUMNS: &[&str] = &[
+    "associateDbId",
+    "personId",
+    "assocName",
+    "assocType",
+    "userName",
+    "fullName",
+    "firstName",
+    "lastName",
+    "personEmail",
+    "isActive",
+    "contactId",
+];
+
 impl Crm {
+    /// A tenant with one user plan (`SALESPREMIUM`, owner `SUPEROFFICE`) of
+    /// `user_licences` seats.
     pub fn new(token: &str, user_licences: u32) -> Crm {
         Crm {
             token: token.into(),
             ticket: None,
             app_token: None,
+            online: false,
             associates: BTreeMap::new(),
             persons: BTreeMap::new(),
-            preferences: BTreeMap::new(),
-            user_licences,
+            modules: vec![Module {
+                owner: "SUPEROFFICE".into(),
+                name: "SALESPREMIUM".into(),
+                user_plan: true,
+                total: user_licences,
+            }],
+            assigned: BTreeMap::new(),
             next_id: 1000,
         }
     }
@@ -48,48 +90,165 @@ impl Crm {
         self.next_id
     }
 
-    pub fn seed_person(&mut self, p: Value) {
+    pub fn seed_person(&mut self, mut p: Value) {
         if let Some(id) = p["PersonId"].as_i64() {
             self.next_id = self.next_id.max(id);
+            if let Ok(emails) = emails(&p) {
+                p["Emails"] = emails;
+            }
             self.persons.insert(id, p);
         }
     }
 
+    /// An associate as it is; a person who signs in holds the first user plan.
     pub fn seed_associate(&mut self, a: Value) {
-        if let Some(id) = a["AssociateId"].as_i64() {
-            self.next_id = self.next_id.max(id);
-            self.associates.insert(id, a);
+        let Some(id) = a["AssociateId"].as_i64() else {
+            return;
+        };
+        self.next_id = self.next_id.max(id);
+        if is_user(&a)
+            && let Some(plan) = self.modules.iter().find(|m| m.user_plan)
+        {
+            self.assigned
+                .entry(id)
+                .or_default()
+                .insert(plan.name.clone());
         }
+        self.associates.insert(id, a);
     }
 
-    /// Licensed users: associates that are people and not deleted.
-    pub fn licences_in_use(&self) -> u32 {
-        self.associates
-            .values()
-            .filter(|a| a["Deleted"] != true && PEOPLE.contains(&a["Type"].as_str().unwrap_or("")))
+    fn in_use(&self, module: &str) -> u32 {
+        self.assigned
+            .iter()
+            .filter(|(id, mods)| {
+                mods.contains(module) && self.associates.get(id).is_some_and(is_user)
+            })
             .count() as u32
     }
 
-    pub fn licence(&self) -> Value {
-        let used = self.licences_in_use();
-        json!({
-            "Name": "user",
-            "Description": "SuperOffice CRM user licence",
-            "Total": self.user_licences,
-            "InUse": used,
-            "Free": self.user_licences.saturating_sub(used),
-        })
+    fn free(&self, m: &Module) -> u32 {
+        m.total.saturating_sub(self.in_use(&m.name))
     }
 
-    /// A page of associates, OData style.
-    pub fn associates_page(&self, skip: usize, top: usize, base: &str) -> Value {
-        let all: Vec<&Value> = self.associates.values().collect();
-        let page: Vec<&Value> = all.iter().skip(skip).take(top).copied().collect();
-        let mut body = json!({"value": page});
-        if skip + top < all.len() {
-            body["odata.nextLink"] = format!("{base}?$top={top}&$skip={}", skip + top).into();
+    /// `GET License`: an `ExtendedLicenseInfo` per owner.
+    pub fn licence(&self) -> Value {
+        let owners: BTreeSet<&str> = self.modules.iter().map(|m| m.owner.as_str()).collect();
+        let infos: Vec<Value> = owners
+            .into_iter()
+            .map(|owner| {
+                let modules: Vec<Value> = self
+                    .modules
+                    .iter()
+                    .filter(|m| m.owner == owner)
+                    .map(|m| {
+                        json!({
+                            "New": null,
+                            "Current": {
+                                "OwnerName": m.owner,
+                                "ModuleName": m.name,
+                                "ModuleDescription": m.name,
+                                "ExtraFlags": if m.user_plan { 1 } else { 0 },
+                                "NumberOfLicenses": m.total,
+                                "Unrestricted": false,
+                                "IsHidden": false,
+                            },
+                            "NumberOfLicensesInUse": self.in_use(&m.name),
+                            "NumberOfLicensesFree": self.free(m),
+                            "NumberOfLicensesAdded": 0,
+                            "NumberOfLicensesNewTotal": m.total,
+                            "NumberOfLicensesNewFree": self.free(m),
+                            "NumberOfLicensesTotal": m.total,
+                        })
+                    })
+                    .collect();
+                json!({
+                    "Reason": "",
+                    "CanBeActivated": false,
+                    "New": null,
+                    "Current": {"OwnerName": owner},
+                    "ExtendedModuleLicenses": modules,
+                    "AccumulatedNextCheckDate": "2027-01-01T00:00:00",
+                })
+            })
+            .collect();
+        Value::Array(infos)
+    }
+
+    /// One row of the `AllUsers` archive, with the `columns` asked for.
+    fn archive_row(&self, a: &Value, columns: &[&str]) -> Value {
+        let id = a["AssociateId"].as_i64().unwrap_or_default();
+        let person = a["PersonId"].as_i64().and_then(|p| self.persons.get(&p));
+        let p = |k: &str| person.map_or(Value::Null, |p| p[k].clone());
+        let mut row = json!({"PrimaryKey": id, "EntityName": "associate"});
+        for c in columns {
+            row[*c] = match *c {
+                "associateDbId" => json!(id),
+                "personId" => a["PersonId"].clone(),
+                "assocName" => a["Name"].clone(),
+                "assocType" => a["Type"].clone(),
+                "userName" => a["UserName"].clone(),
+                "fullName" => a["FullName"].clone(),
+                "firstName" => p("Firstname"),
+                "lastName" => p("Lastname"),
+                "personEmail" => p("Emails")[0]["Value"].clone(),
+                "isActive" => json!(a["Deleted"] != true),
+                "contactId" => p("Contact")["ContactId"].clone(),
+                _ => Value::Null,
+            };
         }
-        body
+        row
+    }
+
+    /// `GET User`: the `AllUsers` archive, OData style (`$select`, `$top`,
+    /// `$skip`, `odata.nextLink`). A column the provider does not have is
+    /// refused (*assumption*: the text).
+    pub fn users_archive(
+        &self,
+        select: Option<&str>,
+        top: usize,
+        skip: usize,
+        base: &str,
+    ) -> Outcome {
+        let columns: Vec<&str> = match select {
+            Some(s) => s
+                .split(',')
+                .map(str::trim)
+                .filter(|c| !c.is_empty())
+                .collect(),
+            None => vec!["associateDbId", "fullName", "userName"],
+        };
+        if let Some(bad) = columns.iter().find(|c| !COLUMNS.contains(c)) {
+            return Err(Refusal(
+                400,
+                format!("Unknown column '{bad}' in archive provider AllUsers"),
+            ));
+        }
+        let all: Vec<&Value> = self.associates.values().collect();
+        let rows: Vec<Value> = all
+            .iter()
+            .skip(skip)
+            .take(top)
+            .map(|a| self.archive_row(a, &columns))
+            .collect();
+        let mut body = json!({"odata.metadata": format!("{base}/$metadata"), "value": rows});
+        if skip + top < all.len() {
+            let mut link = format!("{base}?$top={top}&$skip={}", skip + top);
+            if let Some(s) = select {
+                link.push_str(&format!("&$select={s}"));
+            }
+            body["odata.nextLink"] = link.into();
+        }
+        Ok(body)
+    }
+
+    /// `Agents/Associate/GetAssociateList`: the associates of these ids that exist.
+    pub fn associate_list(&self, ids: &[i64]) -> Value {
+        Value::Array(
+            ids.iter()
+                .filter_map(|id| self.associates.get(id))
+                .cloned()
+                .collect(),
+        )
     }
 
     pub fn person(&self, id: i64) -> Outcome {
@@ -101,11 +260,11 @@ impl Crm {
 
     /// A full update of a person card: what the body leaves out is kept.
     pub fn update_person(&mut self, id: i64, body: &Value) -> Outcome {
+        let emails = emails(body)?;
         let person = self
             .persons
             .get_mut(&id)
             .ok_or_else(|| Refusal(404, format!("Person with id {id} not found")))?;
-        let emails = emails(body)?;
         for key in ["Firstname", "Lastname", "MiddleName"] {
             if let Some(v) = body.get(key) {
                 person[key] = v.clone();
@@ -144,38 +303,182 @@ impl Crm {
             .ok_or_else(|| Refusal(404, format!("Person with id {id} not found")))
     }
 
-    /// A new user: needs a free user licence and a person that is nobody else's.
-    pub fn create_associate(&mut self, body: &Value) -> Outcome {
-        let person_id = body["PersonId"]
+    /// `LicenseOwners` as a `User` carries them: each owner's module
+    /// licences (`ModuleLicenseLink`), with what this associate is assigned.
+    fn license_owners(&self, associate: i64) -> Value {
+        let owners: BTreeSet<&str> = self.modules.iter().map(|m| m.owner.as_str()).collect();
+        let mine = self.assigned.get(&associate);
+        Value::Array(
+            owners
+                .into_iter()
+                .map(|owner| {
+                    let links: Vec<Value> = self
+                        .modules
+                        .iter()
+                        .filter(|m| m.owner == owner)
+                        .enumerate()
+                        .map(|(i, m)| {
+                            json!({
+                                "Unrestricted": false,
+                                "Total": m.total,
+                                "Tooltip": "",
+                                "CanAssign": self.free(m) > 0,
+                                "Free": self.free(m),
+                                "InUse": self.in_use(&m.name),
+                                "IsHidden": false,
+                                "Assigned": mine.is_some_and(|s| s.contains(&m.name)),
+                                "ModuleLicenseId": i + 1,
+                                "Name": m.name,
+                                "Description": m.name,
+                                "PrerequisiteModuleName": "",
+                                "SortOrder": i,
+                                "ExtraFlags": if m.user_plan { 1 } else { 0 },
+                            })
+                        })
+                        .collect();
+                    json!({
+                        "Name": owner,
+                        "Description": owner,
+                        "RestrictedModuleLicenses": links,
+                        "UnrestrictedModuleLicenses": [],
+                    })
+                })
+                .collect(),
+        )
+    }
+
+    /// A `User` entity for an associate.
+    fn user_entity(&self, a: &Value) -> Value {
+        let id = a["AssociateId"].as_i64().unwrap_or_default();
+        let person = a["PersonId"]
             .as_i64()
-            .ok_or_else(|| Refusal(400, "PersonId is required".into()))?;
+            .and_then(|p| self.persons.get(&p))
+            .cloned()
+            .unwrap_or(Value::Null);
+        json!({
+            "AssociateId": id,
+            "Name": a["Name"],
+            "Rank": a["Rank"],
+            "Tooltip": a["Tooltip"],
+            "LicenseOwners": self.license_owners(id),
+            "Role": {"Id": 1, "Value": "User"},
+            "UserGroup": {"Id": 1, "Value": "Everyone"},
+            "OtherGroups": [],
+            "Person": person,
+            "Deleted": a["Deleted"],
+            "EjUserId": a["EjUserId"],
+            "Type": a["Type"],
+            "IsPersonRetired": false,
+            "Credentials": [],
+            "UserName": a["UserName"],
+            "NickName": "",
+            "WaitingForApproval": false,
+        })
+    }
+
+    pub fn user(&self, id: i64) -> Outcome {
+        self.associates
+            .get(&id)
+            .map(|a| self.user_entity(a))
+            .ok_or_else(|| Refusal(404, format!("User with id {id} not found")))
+    }
+
+    /// `GET User/Default?userType=…&personId=…`: a new user's entity with
+    /// nothing assigned yet.
+    pub fn default_user(&self, user_type: &str, person_id: i64) -> Outcome {
+        let person = match person_id {
+            0 => Value::Null,
+            id => self.person(id)?,
+        };
+        Ok(json!({
+            "AssociateId": 0,
+            "Name": "",
+            "Rank": 0,
+            "Tooltip": "",
+            "LicenseOwners": self.license_owners(0),
+            "Role": {"Id": 1, "Value": "User"},
+            "UserGroup": {"Id": 1, "Value": "Everyone"},
+            "OtherGroups": [],
+            "Person": person,
+            "Deleted": false,
+            "EjUserId": 0,
+            "Type": user_type,
+            "IsPersonRetired": false,
+            "Credentials": [],
+            "UserName": "",
+            "NickName": "",
+            "WaitingForApproval": false,
+        }))
+    }
+
+    /// `POST User`: a new user for an existing person, with the module
+    /// licences assigned in its `LicenseOwners`; a user of a person who
+    /// signs in holds a user plan with a free licence.
+    pub fn create_user(&mut self, body: &Value) -> Outcome {
+        let person_id = body["Person"]["PersonId"]
+            .as_i64()
+            .filter(|id| *id > 0)
+            .ok_or_else(|| Refusal(400, "Person is required".into()))?;
         let person = self.person(person_id)?;
         if self.associates.values().any(|a| a["PersonId"] == person_id) {
             return Err(Refusal(
                 400,
-                format!("Person {person_id} is already an associate"),
+                format!("Person {person_id} is already a user"),
             ));
         }
-        let user_name = body["UserName"].as_str().unwrap_or("").to_string();
-        if user_name.is_empty()
-            || self.associates.values().any(|a| {
-                a["UserName"]
-                    .as_str()
-                    .is_some_and(|u| u.eq_ignore_ascii_case(&user_name))
-            })
-        {
+        let user_name = body["UserName"].as_str().unwrap_or("").trim().to_string();
+        let taken = self.associates.values().any(|a| {
+            a["UserName"]
+                .as_str()
+                .is_some_and(|u| u.eq_ignore_ascii_case(&user_name))
+        });
+        if user_name.is_empty() || taken {
             return Err(Refusal(
                 400,
                 format!("The user name '{user_name}' is empty or already in use"),
             ));
         }
-        if self.licences_in_use() >= self.user_licences {
+        let user_type = body["Type"]
+            .as_str()
+            .unwrap_or("InternalAssociate")
+            .to_string();
+        let wanted: BTreeSet<String> = body["LicenseOwners"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .flat_map(|o| {
+                o["RestrictedModuleLicenses"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+            })
+            .filter(|l| l["Assigned"] == true)
+            .filter_map(|l| l["Name"].as_str().map(str::to_string))
+            .collect();
+        for name in &wanted {
+            let m = self
+                .modules
+                .iter()
+                .find(|m| &m.name == name)
+                .ok_or_else(|| Refusal(400, format!("Unknown module license {name}")))?;
+            if self.free(m) == 0 {
+                return Err(Refusal(
+                    400,
+                    format!(
+                        "No free licenses for module {name}: all {} are in use",
+                        m.total
+                    ),
+                ));
+            }
+        }
+        let has_plan = self
+            .modules
+            .iter()
+            .any(|m| m.user_plan && wanted.contains(&m.name));
+        if PEOPLE.contains(&user_type.as_str()) && !has_plan {
             return Err(Refusal(
                 400,
-                format!(
-                    "No free user licenses: all {} are in use",
-                    self.user_licences
-                ),
+                "An internal user needs a user plan license".into(),
             ));
         }
         let id = self.id();
@@ -185,8 +488,8 @@ impl Crm {
             "PersonId": person_id,
             "Rank": 1,
             "Tooltip": "",
-            "Type": "InternalAssociate",
-            "GroupIdx": 0,
+            "Type": user_type,
+            "GroupIdx": body["UserGroup"]["Id"].as_i64().unwrap_or(0),
             "FullName": person["FullName"],
             "FormalName": format!("{}, {}", person["Lastname"].as_str().unwrap_or(""), person["Firstname"].as_str().unwrap_or("")),
             "Deleted": false,
@@ -194,59 +497,22 @@ impl Crm {
             "UserName": user_name,
         });
         self.associates.insert(id, a.clone());
-        Ok(a)
-    }
-
-    /// `Agents/Preference/SetPreferences`: each an individual preference of an associate.
-    pub fn set_preferences(&mut self, body: &Value) -> Outcome {
-        let list = body
-            .as_array()
-            .ok_or_else(|| Refusal(400, "expected an array of Preference".into()))?;
-        for p in list {
-            let target = p["TargetId"]
-                .as_i64()
-                .filter(|id| self.associates.contains_key(id))
-                .ok_or_else(|| Refusal(400, format!("Unknown associate {}", p["TargetId"])))?;
-            if p["Level"] != "Individual" {
-                return Err(Refusal(
-                    400,
-                    format!("Unsupported preference level {}", p["Level"]),
-                ));
-            }
-            let section = p["Specification"]["Section"]
-                .as_str()
-                .unwrap_or("")
-                .to_string();
-            let key = p["Specification"]["Key"].as_str().unwrap_or("").to_string();
-            let value = p["RawValue"].as_str().unwrap_or("").to_string();
-            self.preferences
-                .entry(target)
-                .or_default()
-                .insert((section, key), value);
-        }
-        Ok(json!(true))
+        self.assigned.insert(id, wanted);
+        Ok(self.user_entity(&a))
     }
 
     pub fn dump(&self) -> Value {
-        let prefs: BTreeMap<String, BTreeMap<String, String>> = self
-            .preferences
-            .iter()
-            .map(|(id, p)| {
-                (
-                    id.to_string(),
-                    p.iter()
-                        .map(|((s, k), v)| (format!("{s}/{k}"), v.clone()))
-                        .collect(),
-                )
-            })
-            .collect();
         json!({
             "associates": self.associates.values().collect::<Vec<_>>(),
             "persons": self.persons.values().collect::<Vec<_>>(),
-            "preferences": prefs,
             "licence": self.licence(),
+            "assigned": self.assigned.iter().map(|(id, m)| (id.to_string(), m.iter().collect::<Vec<_>>())).collect::<BTreeMap<_, _>>(),
         })
     }
+}
+
+fn is_user(a: &Value) -> bool {
+    a["Deleted"] != true && PEOPLE.contains(&a["Type"].as_str().unwrap_or(""))
 }
 
 fn full_name(p: &Value) -> String {
@@ -258,13 +524,14 @@ fn full_name(p: &Value) -> String {
         .join(" ")
 }
 
-/// A person's e-mail list, checked: each an address, ranked from 1.
+/// A person's e-mail list as `PersonEntity` carries it: each an address, in
+/// the order given (`Value`, `StrippedValue`, `Description`; there is no rank).
 fn emails(body: &Value) -> Outcome {
     let Some(list) = body["Emails"].as_array() else {
         return Ok(json!([]));
     };
     let mut out = Vec::new();
-    for (i, e) in list.iter().enumerate() {
+    for e in list {
         let value = e["Value"].as_str().unwrap_or("").trim();
         if !value.contains('@') {
             return Err(Refusal(
@@ -276,7 +543,6 @@ fn emails(body: &Value) -> Outcome {
             "Value": value,
             "StrippedValue": value.to_lowercase(),
             "Description": e["Description"].as_str().unwrap_or(""),
-            "Rank": i + 1,
         }));
     }
     Ok(Value::Array(out))

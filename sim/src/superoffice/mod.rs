@@ -1,13 +1,16 @@
-//! A SuperOffice CRM tenant behind its REST API (`/api/v1`), as the
-//! `superoffice` connector sees it: associates (paged, OData style), the
-//! persons that carry their e-mail addresses, user licences and individual
-//! preferences. Auth is a bearer token or a ticket, plus `SO-AppToken` when
-//! the tenant is "online". Seeded from JSON in the API's shapes (`seed.rs`).
-//!
-//! The `Associate` items are the `Agents/Associate/GetAssociate` carrier
-//! (the fixture `superoffice-associate.example.json`); the licence summary
-//! at `GET /api/v1/License` is this project's reduction of SuperOffice's
-//! licence owners to the one number the connector needs.
+//! A SuperOffice CRM tenant behind its REST API (`/api/v1`), written from
+//! SuperOffice's REST reference (SuperOfficeDocs): users listed through the
+//! `AllUsers` archive (`GET User`), associates by id
+//! (`POST Agents/Associate/GetAssociateList`), person cards (`Person`),
+//! licences (`GET License`) and users made with the User agent
+//! (`GET User/Default`, `POST User`, `GET User/{id}`). On SuperOffice Online
+//! the User agent is closed to partner apps ("User management is not allowed
+//! for partner apps", `v1User_PostUser.md`): with `online` set it answers 403.
+//! Auth is a bearer token or a ticket, plus `SO-AppToken` when the tenant
+//! has one. Every other route answers 404 (`/Associate`,
+//! `Agents/Preference/SetPreferences` included). `docs/connectors/superoffice.md`
+//! lists each route with its source; where the reference is silent (error
+//! texts, the archive's value types) the behaviour is marked *assumption*.
 
 pub mod crm;
 pub mod seed;
@@ -47,10 +50,20 @@ pub fn router(crm: Crm, faults: Faults) -> (Router, Shared) {
         crm: RwLock::new(crm),
         faults: gate.clone(),
     });
+    let user_agent: Router<Shared> = Router::new()
+        .route(&format!("{BASE}/User/Default"), get(default_user))
+        .route(&format!("{BASE}/User/{{id}}"), get(get_user))
+        .route(&format!("{BASE}/User"), post(create_user))
+        .layer(axum::middleware::from_fn_with_state(
+            sim.clone(),
+            not_online,
+        ));
     let api = Router::new()
+        .route(&format!("{BASE}/User"), get(list_users))
+        .merge(user_agent)
         .route(
-            &format!("{BASE}/Associate"),
-            get(list_associates).post(create_associate),
+            &format!("{BASE}/Agents/Associate/GetAssociateList"),
+            post(associate_list),
         )
         .route(&format!("{BASE}/Person"), post(create_person))
         .route(
@@ -58,10 +71,6 @@ pub fn router(crm: Crm, faults: Faults) -> (Router, Shared) {
             get(get_person).put(update_person).delete(delete_person),
         )
         .route(&format!("{BASE}/License"), get(licence))
-        .route(
-            &format!("{BASE}/Agents/Preference/SetPreferences"),
-            post(set_preferences),
-        )
         .layer(axum::middleware::from_fn_with_state(
             sim.clone(),
             authenticate,
@@ -138,19 +147,73 @@ async fn authenticate(State(sim): State<Shared>, request: Request, next: Next) -
     next.run(request).await
 }
 
-async fn list_associates(
-    State(sim): State<Shared>,
-    Query(q): Query<HashMap<String, String>>,
-) -> Response {
-    let number = |k: &str, default: usize| q.get(k).and_then(|v| v.parse().ok()).unwrap_or(default);
-    let top = number("$top", 50).clamp(1, 500);
-    let skip = number("$skip", 0);
-    Json(crm(&sim).associates_page(skip, top, &format!("{BASE}/Associate"))).into_response()
+/// The User agent on SuperOffice Online: closed to partner apps (*assumption*: 403 and the text).
+async fn not_online(State(sim): State<Shared>, request: Request, next: Next) -> Response {
+    let online = crm(&sim).online;
+    match online {
+        true => error(
+            403,
+            "The User agent is not available in Online: user management is not allowed for partner apps",
+        ),
+        false => next.run(request).await,
+    }
 }
 
-async fn create_associate(State(sim): State<Shared>, body: Bytes) -> Response {
+type Q = Query<HashMap<String, String>>;
+
+/// `GET User`: the AllUsers archive, OData style.
+async fn list_users(State(sim): State<Shared>, Query(q): Q) -> Response {
+    let number = |k: &str, default: usize| q.get(k).and_then(|v| v.parse().ok()).unwrap_or(default);
+    let top = number("$top", 1000).clamp(1, 5000);
+    let skip = number("$skip", 0);
+    let select = q.get("$select").map(String::as_str);
+    answer(
+        crm(&sim).users_archive(select, top, skip, &format!("{BASE}/User")),
+        StatusCode::OK,
+    )
+}
+
+/// `POST Agents/Associate/GetAssociateList` with `{"AssociateIds": [...]}`
+/// (agent methods take their parameters as one object; *assumption*: the
+/// property's case).
+async fn associate_list(State(sim): State<Shared>, body: Bytes) -> Response {
+    let b = match json_body(&body) {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
+    let ids = b
+        .as_object()
+        .and_then(|o| {
+            o.iter()
+                .find(|(k, _)| k.eq_ignore_ascii_case("AssociateIds"))
+                .map(|(_, v)| v)
+        })
+        .and_then(Value::as_array);
+    match ids {
+        Some(ids) => {
+            let ids: Vec<i64> = ids.iter().filter_map(Value::as_i64).collect();
+            Json(crm(&sim).associate_list(&ids)).into_response()
+        }
+        None => error(400, "AssociateIds is required"),
+    }
+}
+
+async fn default_user(State(sim): State<Shared>, Query(q): Q) -> Response {
+    let user_type = q
+        .get("userType")
+        .map(String::as_str)
+        .unwrap_or("InternalAssociate");
+    let person_id = q.get("personId").and_then(|p| p.parse().ok()).unwrap_or(0);
+    answer(crm(&sim).default_user(user_type, person_id), StatusCode::OK)
+}
+
+async fn get_user(State(sim): State<Shared>, Path(id): Path<i64>) -> Response {
+    answer(crm(&sim).user(id), StatusCode::OK)
+}
+
+async fn create_user(State(sim): State<Shared>, body: Bytes) -> Response {
     match json_body(&body) {
-        Ok(b) => answer(crm_mut(&sim).create_associate(&b), StatusCode::CREATED),
+        Ok(b) => answer(crm_mut(&sim).create_user(&b), StatusCode::CREATED),
         Err(r) => r,
     }
 }
@@ -182,13 +245,6 @@ async fn delete_person(State(sim): State<Shared>, Path(id): Path<i64>) -> Respon
 
 async fn licence(State(sim): State<Shared>) -> Response {
     Json(crm(&sim).licence()).into_response()
-}
-
-async fn set_preferences(State(sim): State<Shared>, body: Bytes) -> Response {
-    match json_body(&body) {
-        Ok(b) => answer(crm_mut(&sim).set_preferences(&b), StatusCode::OK),
-        Err(r) => r,
-    }
 }
 
 async fn state(State(sim): State<Shared>) -> Json<Value> {

@@ -2,10 +2,14 @@
 //! API's own shapes:
 //!
 //! ```json
-//! { "token": "…", "ticket": "…", "app_token": "…", "user_licences": 10,
+//! { "token": "…", "ticket": "…", "app_token": "…", "online": false,
+//!   "user_licences": 10,
+//!   "modules": [{"owner": "SUPEROFFICE", "name": "MARKETING", "user_plan": false, "total": 3}],
 //!   "associates": ["associates.json"], "persons": ["persons.json"] }
 //! ```
-//! Each file is a JSON array of `Associate` (or `Person`) carriers, or one carrier.
+//! Each file is a JSON array of `Associate` (or `Person`) carriers, or one
+//! carrier. `user_licences` is the one user plan (`SALESPREMIUM`) every
+//! seeded user holds; `modules` adds others.
 
 use super::Crm;
 use anyhow::Result;
@@ -21,11 +25,25 @@ struct Manifest {
     ticket: Option<String>,
     #[serde(default)]
     app_token: Option<String>,
+    #[serde(default)]
+    online: bool,
     user_licences: u32,
+    #[serde(default)]
+    modules: Vec<ModuleSeed>,
     #[serde(default)]
     associates: Vec<PathBuf>,
     #[serde(default)]
     persons: Vec<PathBuf>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ModuleSeed {
+    owner: String,
+    name: String,
+    #[serde(default)]
+    user_plan: bool,
+    total: u32,
 }
 
 fn items(dir: &Path, file: &Path) -> Result<Vec<Value>> {
@@ -40,6 +58,14 @@ pub fn load(manifest: &Path) -> Result<Crm> {
     let mut crm = Crm::new(&m.token, m.user_licences);
     crm.ticket = m.ticket;
     crm.app_token = m.app_token;
+    crm.online = m.online;
+    crm.modules
+        .extend(m.modules.into_iter().map(|s| super::crm::Module {
+            owner: s.owner,
+            name: s.name,
+            user_plan: s.user_plan,
+            total: s.total,
+        }));
     for file in &m.persons {
         for p in items(&dir, file)? {
             crm.seed_person(p);
