@@ -1,9 +1,11 @@
 //! Exchange Online (the Microsoft 365 simulator) into a Riva sync policy,
 //! checked against Dynamics 365 users (the Dynamics simulator), both seeded
-//! from `examples/exchange-to-riva/`: only mailboxes with an identical,
-//! enabled CRM user and a free licence are added; the rest are errors on
-//! their records with the reason; the import file is replaced whole, never
-//! seen half-written; a mailbox that is gone leaves the policy.
+//! from `examples/exchange-to-riva/`, by the whole checklist: Riva's Exchange
+//! account holds FullAccess, an identical CRM user that is enabled, licensed,
+//! Read-Write and holds the privileges Riva needs, Riva's CRM account may act
+//! for it, a free licence; the rest are errors on their records with every
+//! reason; the import file is replaced whole, never seen half-written; a
+//! mailbox that is gone leaves the policy.
 
 mod common;
 
@@ -25,8 +27,13 @@ struct Scenario {
 
 impl Scenario {
     fn start() -> Scenario {
-        let tenant = m365::seed::load(&example("exchange-to-zivver/m365/tenant.json")).unwrap();
-        let org = dynamics::seed::load(&example("exchange-to-riva/dynamics/org.json")).unwrap();
+        Scenario::with(|_| {})
+    }
+
+    fn with(change: impl FnOnce(&mut dynamics::Org)) -> Scenario {
+        let tenant = m365::seed::load(&example("exchange-to-riva/m365/tenant.json")).unwrap();
+        let mut org = dynamics::seed::load(&example("exchange-to-riva/dynamics/org.json")).unwrap();
+        change(&mut org);
         let (m, m365) = m365::start(tenant, Faults::default(), 0).unwrap();
         let (d, _) = dynamics::start(org, Faults::default(), 0).unwrap();
         let pipeline = std::fs::read_to_string(example("exchange-to-riva/exchange-to-riva.toml"))
@@ -65,16 +72,26 @@ impl Scenario {
 }
 
 fn error_of(plan: &Value, account: &str) -> (String, String) {
-    let n = plan["notes"]
+    let all = errors_of(plan, account);
+    all.into_iter()
+        .next()
+        .unwrap_or_else(|| panic!("no error for {account}: {plan:#}"))
+}
+
+/// Every error the plan names for `account`, as (kind, message).
+fn errors_of(plan: &Value, account: &str) -> Vec<(String, String)> {
+    plan["notes"]
         .as_array()
         .unwrap()
         .iter()
-        .find(|n| n["account"] == account && n["level"] == "error")
-        .unwrap_or_else(|| panic!("no error for {account}: {plan:#}"));
-    (
-        n["kind"].as_str().unwrap().into(),
-        n["message"].as_str().unwrap().into(),
-    )
+        .filter(|n| n["account"] == account && n["level"] == "error")
+        .map(|n| {
+            (
+                n["kind"].as_str().unwrap().into(),
+                n["message"].as_str().unwrap().into(),
+            )
+        })
+        .collect()
 }
 
 #[test]
@@ -87,11 +104,7 @@ fn only_mailboxes_with_an_identical_enabled_crm_user_and_a_licence_join_the_poli
         .iter()
         .map(|c| c["email"].as_str().unwrap())
         .collect();
-    assert_eq!(
-        updates,
-        [format!("bruno.broccoli{Z}"), format!("craze.dash{Z}")],
-        "{plan:#}"
-    );
+    assert_eq!(updates, [format!("bruno.broccoli{Z}")], "{plan:#}");
     let (kind, msg) = error_of(&plan, &format!("fancy.flip{Z}"));
     assert_eq!(kind, "not-found");
     assert!(
@@ -101,8 +114,24 @@ fn only_mailboxes_with_an_identical_enabled_crm_user_and_a_licence_join_the_poli
     let (kind, msg) = error_of(&plan, &format!("rain.drift{Z}"));
     assert_eq!(kind, "invalid");
     assert!(msg.contains("disabled in Dynamics 365"), "{msg}");
-    assert_eq!(error_of(&plan, &format!("deejay.foxy{Z}")).0, "licence");
-    assert_eq!(error_of(&plan, &format!("salted.pip{Z}")).0, "licence");
+    // Riva's Exchange account holds no FullAccess on deejay's mailbox.
+    let (kind, msg) = error_of(&plan, &format!("deejay.foxy{Z}"));
+    assert_eq!(kind, "unauthorized");
+    assert!(
+        msg.contains("riva.sync@zivvertest.onmicrosoft.com holds no FullAccess")
+            && msg.contains("Add-MailboxPermission -Identity deejay.foxy@"),
+        "{msg}"
+    );
+    // salted's CRM user is Read-only and lacks write privileges: both named.
+    let (kind, msg) = error_of(&plan, &format!("salted.pip{Z}"));
+    assert_eq!(kind, "invalid");
+    assert!(
+        msg.contains("access mode is Read")
+            && msg.contains("lacks prvWriteContact, prvWriteActivity, prvCreateActivity")
+            && msg.contains("security role"),
+        "{msg}"
+    );
+    assert_eq!(error_of(&plan, &format!("craze.dash{Z}")).0, "licence");
     let shortfall: Vec<&str> = plan["notes"]
         .as_array()
         .unwrap()
@@ -112,7 +141,7 @@ fn only_mailboxes_with_an_identical_enabled_crm_user_and_a_licence_join_the_poli
         .collect();
     assert_eq!(
         shortfall,
-        ["2 more licence seats are needed: 2 were free, 4 accounts need one"]
+        ["1 more licence seats are needed: 1 were free, 2 accounts need one"]
     );
 
     // While the apply runs, a reader (Riva Manager) only ever sees a whole file.
@@ -137,7 +166,7 @@ fn only_mailboxes_with_an_identical_enabled_crm_user_and_a_licence_join_the_poli
         .json();
     stop.store(true, Ordering::Relaxed);
     let seen = watcher.join().unwrap();
-    assert_eq!(applied["report"]["applied"], 2, "{applied:#}");
+    assert_eq!(applied["report"]["applied"], 1, "{applied:#}");
     let after = s.work.read(FILE);
     for text in &seen {
         assert!(
@@ -147,11 +176,7 @@ fn only_mailboxes_with_an_identical_enabled_crm_user_and_a_licence_join_the_poli
     }
     assert_eq!(
         s.policy(),
-        [
-            format!("bruno.broccoli{Z}"),
-            format!("craze.dash{Z}"),
-            format!("memo.delight{Z}")
-        ]
+        [format!("bruno.broccoli{Z}"), format!("memo.delight{Z}")]
     );
     assert!(after.starts_with("EmailAddress,DisplayName,CrmUser\n"));
     let leftovers: Vec<_> = std::fs::read_dir(s.work.path("policy"))
@@ -182,9 +207,25 @@ fn only_mailboxes_with_an_identical_enabled_crm_user_and_a_licence_join_the_poli
         "{plan:#}"
     );
     s.run(&["apply", "pipeline.toml", "--yes"]).ok();
-    assert_eq!(
-        s.policy(),
-        [format!("craze.dash{Z}"), format!("memo.delight{Z}")]
+    assert_eq!(s.policy(), [format!("memo.delight{Z}")]);
+}
+
+#[test]
+fn a_crm_connection_account_that_may_not_act_for_others_blocks_everyone() {
+    let s = Scenario::with(|org| {
+        org.user_roles.insert(
+            "5f1c0e2a-0000-4000-8000-000000000009".into(),
+            vec!["Salesperson".into()],
+        );
+    });
+    let plan = s.run(&["plan", "pipeline.toml", "--json"]).ok().json();
+    assert!(plan["changes"].as_array().unwrap().is_empty(), "{plan:#}");
+    let (_, msg) = error_of(&plan, &format!("bruno.broccoli{Z}"));
+    assert!(
+        msg.contains("riva.crm@zivvertest.onmicrosoft.com may not act on behalf of other users")
+            && msg.contains("prvActOnBehalfOfAnotherUser")
+            && msg.contains("Delegate role"),
+        "{msg}"
     );
 }
 
@@ -229,5 +270,49 @@ fn test_connection_checks_the_directory_the_crm_and_one_user() {
     assert_ne!(missing.code(), 0);
     assert!(
         format!("{}{}", missing.stdout(), missing.stderr()).contains("no Dynamics 365 user has")
+    );
+    let app = s.run(&[
+        "test-connection",
+        "pipeline.toml",
+        "--connector",
+        "riva",
+        "--account",
+        "riva.app@zivvertest.onmicrosoft.com",
+    ]);
+    assert_ne!(app.code(), 0);
+    assert!(
+        format!("{}{}", app.stdout(), app.stderr()).contains("an application user"),
+        "{}",
+        app.stderr()
+    );
+    // Both sides, as the plan checks them: deejay's mailbox lacks the grant.
+    let grant = s.run(&[
+        "test-connection",
+        "pipeline.toml",
+        "--account",
+        &format!("deejay.foxy{Z}"),
+    ]);
+    assert_ne!(grant.code(), 0);
+    assert!(
+        grant
+            .stderr()
+            .contains("holds no FullAccess on deejay.foxy@"),
+        "{}",
+        grant.stderr()
+    );
+    let fine = s
+        .run(&[
+            "test-connection",
+            "pipeline.toml",
+            "--account",
+            &format!("bruno.broccoli{Z}"),
+        ])
+        .ok();
+    assert!(
+        fine.stdout()
+            .contains("riva.sync@zivvertest.onmicrosoft.com holds FullAccess")
+            && fine.stdout().contains("may act on behalf of it"),
+        "{}",
+        fine.stdout()
     );
 }

@@ -174,11 +174,42 @@ async fn test_connection(
     for name in names {
         let mut instance = session.start(&name).await?;
         instance.remember(kept_memo(&session.pipeline, &name)?);
-        let report = instance.test_connection(account.clone()).await?;
+        let mut report = instance.test_connection(account.clone()).await?;
+        if name == session.pipeline.source {
+            required_delegate(&session.pipeline, &mut report)?;
+        }
         reports.push((name, report));
     }
     render::connection(&out, &reports);
     Ok(ExitCode::SUCCESS)
+}
+
+/// The sync stage's `require_delegate`, for the one source account a
+/// `test-connection --account` read: the same check the plan makes.
+fn required_delegate(
+    pipeline: &Pipeline,
+    report: &mut crate::model::ConnectionReport,
+) -> Result<(), Failure> {
+    let (Some(holder), Some(a)) = (
+        pipeline
+            .sync_stage()
+            .and_then(|s| s.require_delegate.as_ref()),
+        &report.account,
+    ) else {
+        return Ok(());
+    };
+    match a.delegates.iter().any(|d| d.eq_ignore_ascii_case(holder)) {
+        true => {
+            report
+                .checks
+                .push(format!("{holder} holds FullAccess on {}", a.email));
+            Ok(())
+        }
+        false => Err(Failure::Input(format!(
+            "{holder} holds no FullAccess on {}, and {} syncs only mailboxes it does: grant it in Exchange (`Add-MailboxPermission -Identity {} -User {holder} -AccessRights FullAccess -AutoMapping $false`)",
+            a.email, pipeline.target, a.email
+        ))),
+    }
 }
 
 async fn read(

@@ -233,6 +233,11 @@ pub struct SyncStage {
     /// and Roster has not linked.
     #[serde(default)]
     pub unlinked: UnlinkedPolicy,
+    /// An account that must hold FullAccess on a mailbox before the target
+    /// syncs it (e.g. Riva's Exchange connection account): a source person
+    /// without it among its delegates gets an error naming the grant.
+    #[serde(default)]
+    pub require_delegate: Option<String>,
 }
 
 impl Default for SyncStage {
@@ -249,6 +254,7 @@ impl Default for SyncStage {
             unmatched: Unmatched::Warn,
             create_disabled: false,
             unlinked: UnlinkedPolicy::Keep,
+            require_delegate: None,
         }
     }
 }

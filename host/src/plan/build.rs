@@ -346,6 +346,30 @@ impl<'a> Builder<'a> {
         key
     }
 
+    /// A person whose mailbox the account `sync.require_delegate` names
+    /// holds no FullAccess on: an error naming the grant to make; true.
+    fn lacks_required_delegate(&mut self, s: &Account) -> bool {
+        let Some(holder) = &self.sync.require_delegate else {
+            return false;
+        };
+        if s.kind != AccountKind::Person
+            || s.delegates.iter().any(|d| d.eq_ignore_ascii_case(holder))
+        {
+            return false;
+        }
+        let msg = format!(
+            "{holder} holds no FullAccess on this mailbox, and {} syncs only mailboxes it does: grant it in Exchange (`Add-MailboxPermission -Identity {} -User {holder} -AccessRights FullAccess -AutoMapping $false`, or the mailbox's Delegation in the Exchange admin center); the source must read delegates",
+            self.input.pipeline.target, s.email
+        );
+        self.note(
+            NoteLevel::Error,
+            &s.email,
+            Some(ErrorKind::Unauthorized),
+            msg,
+        );
+        true
+    }
+
     fn linked(
         &mut self,
         s: &Account,
@@ -432,7 +456,10 @@ impl<'a> Builder<'a> {
         let needs_update =
             !changed.is_empty() || !merge_keys.is_empty() && !addresses_held(&want, t);
         if needs_update && self.may_update(s.kind) {
-            if self.blocked(s, t) || !self.seat_for_enable(s, t) {
+            // Every reason the account cannot be synced is reported, not the first only.
+            let blocked = self.blocked(s, t);
+            let lacks_grant = self.lacks_required_delegate(s);
+            if blocked || lacks_grant || !self.seat_for_enable(s, t) {
                 self.summary.skipped += 1;
                 return;
             }
@@ -531,6 +558,10 @@ impl<'a> Builder<'a> {
         }
         if !self.may_create(s.kind) {
             self.unmatched(s);
+            self.summary.skipped += 1;
+            return;
+        }
+        if self.lacks_required_delegate(s) {
             self.summary.skipped += 1;
             return;
         }

@@ -20,7 +20,22 @@ use serde_json::Value;
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 
+/// The columns of Riva Manager's import file. *Assumption*: no public
+/// specification of the format is in reach; `write_policy` is its one writer.
 const HEADER: &str = "EmailAddress,DisplayName,CrmUser";
+
+/// The properties read of each CRM user (Web API reference, systemuser).
+const SELECT: &str = "systemuserid,fullname,internalemailaddress,domainname,isdisabled,accessmode,islicensed,applicationid";
+
+/// The privilege that lets an account act for another user (impersonation;
+/// "Act on Behalf of Another User", which the built-in Delegate role has).
+const IMPERSONATE: &str = "prvActOnBehalfOfAnotherUser";
+
+/// What Riva does as the user in the CRM: read and write contacts and
+/// activities (appointments, tasks, e-mail). *Assumption*: Riva documents
+/// no minimal set; the admin can set `crm_user_privileges`.
+const USER_PRIVILEGES: &str =
+    "prvReadContact,prvWriteContact,prvReadActivity,prvWriteActivity,prvCreateActivity";
 
 pub struct Riva {
     file: PathBuf,
@@ -29,6 +44,11 @@ pub struct Riva {
     oauth: ClientCredentials,
     /// Seats: the lower of the e-mail and CRM licence counts, when given.
     licences: Option<u32>,
+    /// Riva's CRM connection account (its address), whose impersonation
+    /// privilege is checked; none: not checked.
+    connection_account: Option<String>,
+    /// Privileges each syncing CRM user must hold in their own right.
+    user_privileges: Vec<String>,
     /// CRM users by id, and ids by lower-cased address.
     users: HashMap<String, Value>,
     by_address: HashMap<String, String>,
@@ -53,6 +73,16 @@ impl Connector for Riva {
             .optional("login_url", "Entra login endpoint", Some("https://login.microsoftonline.com"))
             .optional("email_licences", "Riva e-mail licences (one per syncing user)", None)
             .optional("crm_licences", "Riva CRM licences (one per syncing user)", None)
+            .optional(
+                "crm_connection_account",
+                "The address of the CRM user Riva connects as: it must be allowed to act on behalf of the users it syncs",
+                None,
+            )
+            .optional(
+                "crm_user_privileges",
+                "Privileges every syncing CRM user must hold (comma-separated)",
+                Some(USER_PRIVILEGES),
+            )
     }
 
     fn configure(config: Config) -> Result<Self> {
@@ -82,8 +112,11 @@ impl Connector for Riva {
         };
         Ok(Riva {
             file: fs::resolve(config.get_or("policy_file", "riva-policy-users.csv"))?,
+            // Dataverse asks clients for the OData version headers.
             api: HttpClient::new(&format!("{crm}/api/data/v9.2/"))
-                .with_header("Accept", "application/json"),
+                .with_header("Accept", "application/json")
+                .with_header("OData-MaxVersion", "4.0")
+                .with_header("OData-Version", "4.0"),
             scope: format!("{crm}/.default"),
             oauth: ClientCredentials::new(
                 &token_url,
@@ -91,6 +124,14 @@ impl Connector for Riva {
                 config.required("client_secret")?,
             ),
             licences,
+            connection_account: config
+                .get("crm_connection_account")
+                .filter(|a| !a.is_empty())
+                .map(str::to_lowercase),
+            user_privileges: match config.get("crm_user_privileges") {
+                Some(_) => config.list("crm_user_privileges"),
+                None => USER_PRIVILEGES.split(',').map(str::to_string).collect(),
+            },
             users: HashMap::new(),
             by_address: HashMap::new(),
             policy: BTreeMap::new(),
@@ -124,8 +165,13 @@ impl Connector for Riva {
                     return Err(Error::invalid(format!("{address}: {reason}")));
                 }
                 checks.push(format!(
-                    "CRM user {address} found ({}), enabled; {} the policy",
+                    "CRM user {address} found ({}): enabled, licensed, Read-Write, a person, holding {}{}; {} the policy",
                     a.id,
+                    self.user_privileges.join(", "),
+                    match &self.connection_account {
+                        Some(c) => format!("; {c} may act on behalf of it"),
+                        None => String::new(),
+                    },
                     if a.enabled { "in" } else { "not yet in" }
                 ));
                 Some(a)
@@ -182,6 +228,51 @@ impl Connector for Riva {
         }
         results
     }
+}
+
+/// Dataverse's `error.message`, on an error of the status's kind.
+fn dataverse_error(r: &roster_sdk::http::Response) -> Error {
+    let body: Value = serde_json::from_slice(r.bytes()).unwrap_or(Value::Null);
+    let text = body["error"]["message"]
+        .as_str()
+        .map(str::to_string)
+        .unwrap_or_else(|| format!("HTTP {}", r.status()));
+    Error::new(
+        ErrorKind::from_status(r.status()),
+        format!("Dynamics 365: {text}"),
+    )
+}
+
+/// Why a CRM user cannot sync, from its row (Web API reference, systemuser:
+/// `isdisabled`, `applicationid`, `accessmode` 0 Read-Write, 1 Administrative,
+/// 2 Read, 3 Support User, 4 Non-interactive, 5 Delegated Admin; `islicensed`).
+fn row_problems(u: &Value) -> Vec<String> {
+    let mut why = Vec::new();
+    if u["isdisabled"] == true {
+        why.push("the CRM user is disabled in Dynamics 365; enable it there before Riva can sync this mailbox".to_string());
+    }
+    if u["applicationid"].as_str().is_some_and(|a| !a.is_empty()) {
+        why.push("the CRM user is an application user, not a person: Riva syncs a mailbox with its owner's CRM user".to_string());
+    } else {
+        let mode = match u["accessmode"].as_i64() {
+            Some(0) | None => None,
+            Some(1) => Some("Administrative (no access to CRM data)"),
+            Some(2) => Some("Read (Riva must write)"),
+            Some(3) => Some("Support User"),
+            Some(4) => Some("Non-interactive"),
+            Some(5) => Some("Delegated Admin"),
+            Some(_) => Some("not Read-Write"),
+        };
+        if let Some(mode) = mode {
+            why.push(format!(
+                "the CRM user's access mode is {mode}: set it to Read-Write in Dynamics 365"
+            ));
+        }
+    }
+    if u["islicensed"] == false {
+        why.push("the CRM user has no Dynamics 365 licence: assign one in the Microsoft 365 admin center".to_string());
+    }
+    why
 }
 
 fn no_crm_user(address: &str) -> String {
@@ -247,24 +338,16 @@ impl Riva {
     fn crm_users(&mut self) -> Result<Vec<Value>> {
         let token = self.oauth.token(&self.scope)?;
         let mut rows = Vec::new();
-        let mut url = self.api.url(
-            "systemusers?$select=systemuserid,fullname,internalemailaddress,domainname,isdisabled",
-        );
+        let mut url = self.api.url(&format!("systemusers?$select={SELECT}"));
         loop {
-            let r = Request::get(&url)
+            let r = self
+                .api
+                .request("GET", &url)
                 .bearer(&token)
                 .header("Prefer", "odata.maxpagesize=500")
                 .send()?;
             if !r.is_success() {
-                let body: Value = serde_json::from_slice(r.bytes()).unwrap_or(Value::Null);
-                let text = body["error"]["message"]
-                    .as_str()
-                    .map(str::to_string)
-                    .unwrap_or_else(|| format!("HTTP {}", r.status()));
-                return Err(Error::new(
-                    ErrorKind::from_status(r.status()),
-                    format!("Dynamics 365: {text}"),
-                ));
+                return Err(dataverse_error(&r));
             }
             let page: Value = r.json()?;
             rows.extend(page["value"].as_array().cloned().unwrap_or_default());
@@ -282,9 +365,81 @@ impl Riva {
         }
     }
 
+    /// Each user's privileges (`RetrieveUserPrivileges`), by id, asked for
+    /// concurrently.
+    fn privileges(&mut self, ids: &[String]) -> Result<HashMap<String, Vec<String>>> {
+        let token = self.oauth.token(&self.scope)?;
+        let requests: Vec<Request> = ids
+            .iter()
+            .map(|id| {
+                self.api
+                    .request(
+                        "GET",
+                        &format!(
+                            "systemusers({id})/Microsoft.Dynamics.CRM.RetrieveUserPrivileges()"
+                        ),
+                    )
+                    .bearer(&token)
+            })
+            .collect();
+        let mut out = HashMap::new();
+        for (id, answer) in ids.iter().zip(roster_sdk::http::send_all(&requests)) {
+            let r = answer?;
+            if !r.is_success() {
+                return Err(dataverse_error(&r));
+            }
+            let body: Value = r.json()?;
+            let names = body["RolePrivileges"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|p| p["PrivilegeName"].as_str().map(str::to_string))
+                .collect();
+            out.insert(id.clone(), names);
+        }
+        Ok(out)
+    }
+
+    /// Why nobody can sync when the connection account may not act for
+    /// others (none when not configured or allowed).
+    fn connection_problem(
+        &self,
+        rows: &[Value],
+        privileges: &HashMap<String, Vec<String>>,
+    ) -> Option<String> {
+        let account = self.connection_account.as_ref()?;
+        let row = rows.iter().find(|u| {
+            u["internalemailaddress"]
+                .as_str()
+                .is_some_and(|e| e.eq_ignore_ascii_case(account))
+        });
+        let Some(id) = row.and_then(|u| u["systemuserid"].as_str()) else {
+            return Some(format!(
+                "Riva's CRM connection account {account} is no Dynamics 365 user: set crm_connection_account to the address of the user Riva connects as"
+            ));
+        };
+        let allowed = privileges
+            .get(id)
+            .is_some_and(|p| p.iter().any(|n| n == IMPERSONATE));
+        (!allowed).then(|| format!(
+            "Riva's CRM connection account {account} may not act on behalf of other users: give it a security role with the privilege Act on Behalf of Another User ({IMPERSONATE}; the built-in Delegate role has it)"
+        ))
+    }
+
     fn load(&mut self) -> Result<()> {
         self.read_policy()?;
         let rows = self.crm_users()?;
+        let people: Vec<String> = rows
+            .iter()
+            .filter(|u| {
+                u["internalemailaddress"]
+                    .as_str()
+                    .is_some_and(|e| e.contains('@'))
+            })
+            .filter_map(|u| u["systemuserid"].as_str().map(str::to_string))
+            .collect();
+        let privileges = self.privileges(&people)?;
+        let everyone = self.connection_problem(&rows, &privileges);
         self.users.clear();
         self.by_address.clear();
         self.snapshot.clear();
@@ -306,10 +461,25 @@ impl Riva {
                     value: d.into(),
                 });
             }
-            if u["isdisabled"] == true {
+            let mut why = row_problems(&u);
+            let held = privileges.get(id).cloned().unwrap_or_default();
+            let missing: Vec<&str> = self
+                .user_privileges
+                .iter()
+                .filter(|p| !held.contains(p))
+                .map(String::as_str)
+                .collect();
+            if !missing.is_empty() {
+                why.push(format!(
+                    "the CRM user lacks {} (Riva works in the CRM as this user): give them a security role that has it (e.g. Salesperson)",
+                    missing.join(", ")
+                ));
+            }
+            why.extend(everyone.clone());
+            if !why.is_empty() {
                 a.attributes.push(Attribute {
                     key: "roster:blocked".into(),
-                    value: "the CRM user is disabled in Dynamics 365; enable it there before Riva can sync this mailbox".into(),
+                    value: why.join("; "),
                 });
             }
             self.by_address.insert(email.to_lowercase(), id.to_string());
@@ -346,10 +516,13 @@ impl Riva {
             .as_str()
             .unwrap_or_default()
             .to_string();
-        if user["isdisabled"] == true {
-            return Err(Error::invalid(format!(
-                "{email}: the CRM user is disabled in Dynamics 365"
-            )));
+        if let Some(why) = self
+            .snapshot
+            .iter()
+            .find(|a| a.id == id)
+            .and_then(|a| a.attribute("roster:blocked"))
+        {
+            return Err(Error::invalid(format!("{email}: {why}")));
         }
         if self.policy.contains_key(&email.to_lowercase()) {
             return Ok(());

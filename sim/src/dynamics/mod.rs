@@ -1,8 +1,13 @@
-//! Dynamics 365 (the Dataverse Web API) as the `riva-crm` connector sees
-//! it: the `systemusers` entity set (`internalemailaddress`, `domainname`,
-//! `isdisabled`, …), paged by `Prefer: odata.maxpagesize` with
-//! `@odata.nextLink`, behind an Entra client-credentials token whose scope
-//! is the organisation's URL. Seeded from Web API list bodies (`seed.rs`).
+//! Dynamics 365 (the Dataverse Web API), written from Microsoft's Web API
+//! reference: the `systemusers` entity set (`internalemailaddress`,
+//! `domainname`, `isdisabled`, `accessmode`, `islicensed`, `applicationid`,
+//! …; a `$select` of a property the entity does not have is refused as
+//! Dataverse does), paged by `Prefer: odata.maxpagesize` with
+//! `@odata.nextLink`; the bound function
+//! `systemusers(<id>)/Microsoft.Dynamics.CRM.RetrieveUserPrivileges()`
+//! (`RolePrivileges` of the user's security roles); behind an Entra
+//! client-credentials token whose scope is the organisation's URL. Seeded
+//! from Web API list bodies and security roles (`seed.rs`).
 
 pub mod seed;
 
@@ -26,7 +31,30 @@ pub struct Org {
     pub client_secret: String,
     /// `systemusers` rows in Web API shape, in `systemuserid` order.
     pub users: Vec<Value>,
+    /// Security roles: name → privilege names (`prvReadContact`, …).
+    pub roles: HashMap<String, Vec<String>>,
+    /// Each user's security roles, by `systemuserid`.
+    pub user_roles: HashMap<String, Vec<String>>,
 }
+
+/// The `systemuser` properties a `$select` may name (Web API reference,
+/// systemuser EntityType; the ones a client of this simulator may ask for).
+const SYSTEMUSER: &[&str] = &[
+    "systemuserid",
+    "fullname",
+    "firstname",
+    "lastname",
+    "internalemailaddress",
+    "domainname",
+    "isdisabled",
+    "accessmode",
+    "islicensed",
+    "applicationid",
+    "azureactivedirectoryobjectid",
+    "caltype",
+    "userlicensetype",
+    "_businessunitid_value",
+];
 
 pub struct Sim {
     pub org: RwLock<Org>,
@@ -56,6 +84,7 @@ pub fn router(org: Org, faults: Faults) -> (Router, Shared) {
     let api = Router::new()
         .route(&format!("{BASE}/systemusers"), get(systemusers))
         .route(&format!("{BASE}/WhoAmI"), get(who_am_i))
+        .route(&format!("{BASE}/{{*rest}}"), get(bound_function))
         .layer(axum::middleware::from_fn_with_state(sim.clone(), bearer))
         .layer(axum::middleware::from_fn_with_state(gate.clone(), inject));
     let router = api
@@ -158,6 +187,15 @@ async fn systemusers(
     let select: Option<Vec<&str>> = q
         .get("$select")
         .map(|s| s.split(',').map(str::trim).collect());
+    if let Some(bad) = select.iter().flatten().find(|f| !SYSTEMUSER.contains(f)) {
+        return odata_error(
+            StatusCode::BAD_REQUEST,
+            "0x0",
+            &format!(
+                "Could not find a property named '{bad}' on type 'Microsoft.Dynamics.CRM.systemuser'."
+            ),
+        );
+    }
     let page: Vec<Value> = org
         .users
         .iter()
@@ -184,6 +222,61 @@ async fn systemusers(
         body["@odata.nextLink"] = next.into();
     }
     Json(body).into_response()
+}
+
+/// `systemusers(<id>)/Microsoft.Dynamics.CRM.RetrieveUserPrivileges()`:
+/// the privileges of the user's security roles, as `RolePrivileges`
+/// (`Depth`, `PrivilegeId`, `BusinessUnitId`, `PrivilegeName`). Any other
+/// path is no resource (404).
+async fn bound_function(State(sim): State<Shared>, Path(rest): Path<String>) -> Response {
+    let not_found = || {
+        odata_error(
+            StatusCode::NOT_FOUND,
+            "0x80060888",
+            &format!("Resource not found for the segment '{rest}'."),
+        )
+    };
+    let Some(id) = rest
+        .strip_prefix("systemusers(")
+        .and_then(|r| r.strip_suffix(")/Microsoft.Dynamics.CRM.RetrieveUserPrivileges()"))
+    else {
+        return not_found();
+    };
+    let org = sim.org.read().unwrap_or_else(|p| p.into_inner());
+    if !org.users.iter().any(|u| u["systemuserid"] == id) {
+        return odata_error(
+            StatusCode::NOT_FOUND,
+            "0x80040217",
+            &format!("systemuser With Id = {id} Does Not Exist"),
+        );
+    }
+    let mut names: Vec<&String> = org
+        .user_roles
+        .get(id)
+        .into_iter()
+        .flatten()
+        .filter_map(|r| org.roles.get(r))
+        .flatten()
+        .collect();
+    names.sort();
+    names.dedup();
+    let privileges: Vec<Value> = names
+        .into_iter()
+        .enumerate()
+        .map(|(i, n)| {
+            json!({
+                "Depth": "Global",
+                "PrivilegeId": format!("00000000-0000-4000-8000-{i:012}"),
+                "BusinessUnitId": "00000000-0000-4000-8000-00000000b0b0",
+                "PrivilegeName": n,
+            })
+        })
+        .collect();
+    Json(json!({
+        "@odata.context": format!("{BASE}/$metadata#Microsoft.Dynamics.CRM.RetrieveUserPrivilegesResponse"),
+        "RolePrivileges": privileges,
+    }))
+    .into_response()
 }
 
 /// `/_sim/dynamics/users`: upserts rows by `systemuserid` (tests change the CRM with it).

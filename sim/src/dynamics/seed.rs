@@ -3,7 +3,9 @@
 //!
 //! ```json
 //! { "tenant": "contoso.onmicrosoft.com", "client_id": "…", "client_secret": "…",
-//!   "systemusers": ["systemusers.json"] }
+//!   "systemusers": ["systemusers.json"],
+//!   "roles": {"Salesperson": ["prvReadContact", …], "Delegate": ["prvActOnBehalfOfAnotherUser"]},
+//!   "user_roles": {"<systemuserid>": ["Salesperson"]} }
 //! ```
 
 use super::Org;
@@ -20,6 +22,10 @@ struct Manifest {
     client_secret: String,
     #[serde(default)]
     systemusers: Vec<PathBuf>,
+    #[serde(default)]
+    roles: std::collections::HashMap<String, Vec<String>>,
+    #[serde(default)]
+    user_roles: std::collections::HashMap<String, Vec<String>>,
 }
 
 pub fn load(manifest: &Path) -> Result<Org> {
@@ -30,6 +36,8 @@ pub fn load(manifest: &Path) -> Result<Org> {
         client_id: m.client_id,
         client_secret: m.client_secret,
         users: vec![],
+        roles: m.roles,
+        user_roles: m.user_roles,
     };
     for file in &m.systemusers {
         let mut body = crate::seed::read_json(&dir.join(file))?;

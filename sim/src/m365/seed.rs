@@ -6,6 +6,7 @@
 //!   "users": ["graph-users-list.json", …],          // Graph list or delta pages
 //!   "mailboxes": ["mailboxes.sample.json"],         // keyed by primary address
 //!   "permissions": ["mailbox-permissions.sample.json"],
+//!   "more_permissions": ["grants.json"],            // entries added to a mailbox's list
 //!   "groups": ["groups.json"],                      // Graph list
 //!   "members": ["group-members.json"] }             // group id → Graph list
 //! ```
@@ -34,6 +35,8 @@ struct Manifest {
     mailboxes: Vec<PathBuf>,
     #[serde(default)]
     permissions: Vec<PathBuf>,
+    #[serde(default)]
+    more_permissions: Vec<PathBuf>,
     #[serde(default)]
     groups: Vec<PathBuf>,
     #[serde(default)]
@@ -68,6 +71,17 @@ pub fn load(manifest: &Path) -> Result<Tenant> {
         t.apply_permissions(&read_json(dir, file)?)
             .map_err(anyhow::Error::msg)
             .with_context(|| file.display().to_string())?;
+    }
+    for file in &m.more_permissions {
+        let v = read_json(dir, file)?;
+        let map = v
+            .as_object()
+            .with_context(|| format!("{}: expected entries keyed by mailbox", file.display()))?;
+        for (mailbox, entries) in map {
+            for e in entries["value"].as_array().into_iter().flatten() {
+                t.add_permission(mailbox, e.clone());
+            }
+        }
     }
     let mut members = serde_json::Map::new();
     for file in &m.members {
