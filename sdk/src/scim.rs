@@ -159,6 +159,35 @@ impl ScimClient {
         body_or_null(self.with_body("POST", resource, body)?)
     }
 
+    /// A create that may be told "maybe": when the answer leaves open
+    /// whether it took effect (a 503, a timeout, a broken connection: the
+    /// host does not send a POST twice), the resource is looked for by
+    /// `attribute eq value` first; found, it is the answer; else the POST is
+    /// sent once more.
+    pub fn create_once(
+        &self,
+        resource: &str,
+        body: &Value,
+        attribute: &str,
+        value: &str,
+    ) -> Result<Value> {
+        match self.create(resource, body) {
+            Err(e) if e.kind == ErrorKind::Connection => {
+                match self.find(resource, attribute, value)? {
+                    Some(found) => {
+                        crate::host::info(&format!(
+                            "{resource}: the create of {value} was answered without an outcome ({}); it had taken effect",
+                            e.message
+                        ));
+                        Ok(found)
+                    }
+                    None => self.create(resource, body),
+                }
+            }
+            other => other,
+        }
+    }
+
     /// PUT: the resource becomes `body`; what `body` leaves out is erased.
     pub fn replace(&self, resource: &str, id: &str, body: &Value) -> Result<Value> {
         body_or_null(self.with_body("PUT", &format!("{resource}/{}", encode(id)), body)?)

@@ -19,6 +19,7 @@ pub mod dynamics;
 pub mod entra;
 pub mod faults;
 pub mod m365;
+pub mod replay;
 pub mod seed;
 pub mod server;
 pub mod superoffice;

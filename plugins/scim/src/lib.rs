@@ -243,15 +243,19 @@ impl Scim {
     }
 
     fn create_user(&mut self, a: &Account) -> Result<String> {
+        let body = user_body(None, a, self.enterprise);
         let stored = self
             .scim
-            .create("Users", &user_body(None, a, self.enterprise))?;
+            .create_once("Users", &body, "userName", &a.email)?;
         self.remember_user(stored, a)
     }
 
     fn create_group(&mut self, a: &Account) -> Result<String> {
         let members = self.members(&a.delegates)?;
-        let stored = self.scim.create("Groups", &group_body(None, a, &members))?;
+        let body = group_body(None, a, &members);
+        let stored = self
+            .scim
+            .create_once("Groups", &body, "externalId", &a.email)?;
         let id = id_of(&stored)?;
         self.groups.insert(id.clone(), stored);
         Ok(id)

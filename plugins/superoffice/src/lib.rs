@@ -272,13 +272,14 @@ fn number(v: &Value) -> Option<i64> {
 }
 
 /// A person card as an account of associate `id`: the first e-mail is the
-/// primary, the others are aliases.
+/// primary, the others are aliases; a value that is no address is passed
+/// over (the card's field is free text).
 fn account(id: &str, associate: &Value, person: &Value) -> Option<Account> {
     let mut addresses = person["Emails"]
         .as_array()
         .into_iter()
         .flatten()
-        .filter_map(|e| text(&e["Value"]));
+        .filter_map(|e| text(&e["Value"]).filter(|v| v.contains('@')));
     let email = addresses.next()?;
     let mut a = Account::new(id, AccountKind::Person, email.clone());
     a.aliases = addresses

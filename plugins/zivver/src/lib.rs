@@ -567,13 +567,13 @@ impl Zivver {
     /// POST, and after an answer that leaves open whether it took effect, a
     /// re-read: the account found is the result, else the POST is sent once more.
     fn post(&mut self, resource: &str, body: &Value, a: &Account) -> Result<Value> {
-        match self.scim.create(resource, body).map_err(classify) {
-            Err(e) if open_outcome(&e) => match self.adopt(a)? {
-                Some(id) => Ok(json!({ "id": id })),
-                None => self.scim.create(resource, body).map_err(classify),
-            },
-            other => other,
-        }
+        let attribute = match a.kind {
+            AccountKind::Functional => "externalId",
+            _ => "userName",
+        };
+        self.scim
+            .create_once(resource, body, attribute, &a.email)
+            .map_err(classify)
     }
 
     fn put_user(&mut self, id: &str, a: &Account) -> Result<(Value, Vec<String>)> {

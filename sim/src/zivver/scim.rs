@@ -83,9 +83,11 @@ pub async fn negotiate(request: Request, next: Next) -> Response {
         .and_then(|v| v.to_str().ok())
         .map(str::to_string);
     let accept = accept.as_deref();
-    let ok = match request.method().as_str() {
-        "PATCH" => accepts(accept, "application/scim+json"),
-        _ => accepts(accept, "application/json") || accepts(accept, "application/scim+json"),
+    // Only groups take a PATCH; for users the method itself is refused (405).
+    let patching_a_group = request.method() == "PATCH" && request.uri().path().contains("/Groups/");
+    let ok = match patching_a_group {
+        true => accepts(accept, "application/scim+json"),
+        false => accepts(accept, "application/json") || accepts(accept, "application/scim+json"),
     };
     match ok {
         true => next.run(request).await,
