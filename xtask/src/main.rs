@@ -251,25 +251,30 @@ fn must(status: std::process::ExitStatus) -> Result<()> {
     }
 }
 
-/// The independent SCIM server the zivver tests run against, in a virtualenv.
-const SCIM_PEER: &str = "scim2-server==0.8.3";
+/// The independent SCIM server the zivver tests run against, and the SCIM
+/// conformance checker run against the Zivver simulator, in a virtualenv.
+const SCIM_PEER: &[&str] = &[
+    "scim2-server==0.8.3",
+    "scim2-cli==0.6.0",
+    "scim2-tester==0.5.2",
+];
 
 fn install_scim_peer(root: &Path) -> Result<()> {
     let venv = root.join("target/venv-scim");
-    if venv.join("bin/scim2-server").is_file() {
+    if venv.join("bin/scim2-server").is_file() && venv.join("bin/scim2").is_file() {
         return Ok(());
     }
-    println!("installing {SCIM_PEER} into {}", venv.display());
+    println!(
+        "installing {} into {}",
+        SCIM_PEER.join(", "),
+        venv.display()
+    );
     let mut c = Command::new("python3");
     c.args(["-m", "venv"]).arg(&venv);
     run(c)?;
     let mut c = Command::new(venv.join("bin/pip"));
-    c.args([
-        "install",
-        "--quiet",
-        "--disable-pip-version-check",
-        SCIM_PEER,
-    ]);
+    c.args(["install", "--quiet", "--disable-pip-version-check"])
+        .args(SCIM_PEER);
     run(c)
 }
 
