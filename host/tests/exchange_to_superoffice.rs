@@ -278,30 +278,25 @@ fn mailboxes_link_to_superoffice_users_by_primary_address_and_by_hand() {
 #[test]
 fn options_the_connector_does_not_declare_are_refused() {
     let s = Scenario::start();
-    let bad = s.run(&[
-        "links",
-        "pipeline.toml",
-        "add",
-        &format!("craze.dash{Z}"),
-        "953",
-        "--options",
-        "diary=maybe",
-    ]);
+    let add = |options: &str| {
+        s.run(&[
+            "links",
+            "pipeline.toml",
+            "add",
+            &format!("craze.dash{Z}"),
+            "953",
+            "--options",
+            options,
+        ])
+    };
+    let bad = add("diary=maybe");
     assert_eq!(bad.code(), 2);
     assert!(
         bad.stderr().contains("takes true or false"),
         "{}",
         bad.stderr()
     );
-    let bad = s.run(&[
-        "links",
-        "pipeline.toml",
-        "add",
-        &format!("craze.dash{Z}"),
-        "953",
-        "--options",
-        "colour=blue",
-    ]);
+    let bad = add("colour=blue");
     assert_eq!(bad.code(), 2);
     assert!(
         bad.stderr().contains(

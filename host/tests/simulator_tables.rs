@@ -30,6 +30,23 @@ fn call(method: &str, url: &str, headers: &[(&str, &str)], body: Option<&str>) -
     )
 }
 
+/// An Entra token from the simulator at `url` for `client_id` and `scope`.
+fn token(url: &str, client_id: &str, secret: &str, scope: &str) -> String {
+    let form = format!(
+        "grant_type=client_credentials&client_id={client_id}&client_secret={secret}&scope={}",
+        scope.replace(':', "%3A").replace('/', "%2F")
+    );
+    let (status, body) = call(
+        "POST",
+        &format!("{url}/zivvertest.onmicrosoft.com/oauth2/v2.0/token"),
+        &[("Content-Type", "application/x-www-form-urlencoded")],
+        Some(&form),
+    );
+    assert_eq!(status, 200, "{body}");
+    let answer: serde_json::Value = serde_json::from_str(&body).unwrap();
+    answer["access_token"].as_str().unwrap().to_string()
+}
+
 #[test]
 fn zivver_serves_only_its_documented_routes_and_media_types() {
     let org = zivver::seed::load(&example("exchange-to-zivver/zivver/org.json")).unwrap();
@@ -181,16 +198,12 @@ fn the_exchange_admin_api_takes_what_its_clients_send() {
     let tid = tenant.id.clone();
     let (running, _) = m365::start(tenant, Faults::default(), 0).unwrap();
     let url = running.url();
-    let form = "grant_type=client_credentials&client_id=roster-sim-client&client_secret=sim-client-secret&scope=https%3A%2F%2Foutlook.office365.com%2F.default";
-    let (status, body) = call(
-        "POST",
-        &format!("{url}/zivvertest.onmicrosoft.com/oauth2/v2.0/token"),
-        &[("Content-Type", "application/x-www-form-urlencoded")],
-        Some(form),
+    let token = token(
+        &url,
+        "roster-sim-client",
+        "sim-client-secret",
+        "https://outlook.office365.com/.default",
     );
-    assert_eq!(status, 200, "{body}");
-    let token: serde_json::Value = serde_json::from_str(&body).unwrap();
-    let token = token["access_token"].as_str().unwrap().to_string();
     let claims = token.split('.').nth(1).unwrap();
     assert!(!claims.is_empty(), "a JWT, whose claims name the tenant");
     let bearer = format!("Bearer {token}");
@@ -253,15 +266,13 @@ fn dataverse_refuses_what_it_does_not_have() {
     let org = dynamics::seed::load(&example("exchange-to-riva/dynamics/org.json")).unwrap();
     let (running, sim) = dynamics::start(org, Faults::default(), 0).unwrap();
     let url = running.url();
-    let form = "grant_type=client_credentials&client_id=roster-riva-client&client_secret=sim-crm-secret&scope=https%3A%2F%2Fcontoso.crm4.dynamics.com%2F.default";
-    let (_, body) = call(
-        "POST",
-        &format!("{url}/zivvertest.onmicrosoft.com/oauth2/v2.0/token"),
-        &[("Content-Type", "application/x-www-form-urlencoded")],
-        Some(form),
+    let token = token(
+        &url,
+        "roster-riva-client",
+        "sim-crm-secret",
+        "https://contoso.crm4.dynamics.com/.default",
     );
-    let token: serde_json::Value = serde_json::from_str(&body).unwrap();
-    let bearer = format!("Bearer {}", token["access_token"].as_str().unwrap());
+    let bearer = format!("Bearer {token}");
     let h = [("Authorization", bearer.as_str())];
     let api = format!("{url}/api/data/v9.2");
     assert_eq!(
