@@ -25,31 +25,17 @@ fn fixture(rel: &str) -> String {
 /// A pipeline whose source is `connector` (plugin and config given), into csv.
 fn pipeline(work: &Work, url: &str, plugin: &str, config: &str) {
     work.write("dst/accounts.csv", HEADER);
-    work.write(
-        "pipeline.toml",
-        &format!(
-            r#"name = "contract"
-source = "src"
-target = "dst"
-
-[connectors.src]
+    let tables = format!(
+        r#"[connectors.src]
 plugin = "{plugin}"
 allowed_hosts = ["{url}"]
 
 [connectors.src.config]
-{config}
-
-[connectors.dst]
-plugin = "csv"
-directory = "dst"
-
-[[stages]]
-type = "link"
-
-[[stages]]
-type = "sync"
-"#
-        ),
+{config}"#
+    );
+    work.write(
+        "pipeline.toml",
+        &common::into_csv("contract", "src", &tables),
     );
 }
 

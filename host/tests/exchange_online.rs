@@ -41,15 +41,8 @@ impl M365 {
         let work = Work::new();
         work.write("secret", SECRET);
         work.write("dst/accounts.csv", HEADER);
-        work.write(
-            "pipeline.toml",
-            &format!(
-                r#"
-name = "m365"
-source = "exo"
-target = "dst"
-
-[connectors.exo]
+        let tables = format!(
+            r#"[connectors.exo]
 plugin = "exchange-online"
 allowed_hosts = ["{url}"]
 
@@ -60,20 +53,9 @@ client_secret = "${{file:secret}}"
 login_url = "{url}"
 graph_url = "{url}"
 admin_url = "{url}"
-{exo_config}
-
-[connectors.dst]
-plugin = "csv"
-directory = "dst"
-
-[[stages]]
-type = "link"
-
-[[stages]]
-type = "sync"
-"#
-            ),
+{exo_config}"#
         );
+        work.write("pipeline.toml", &common::into_csv("m365", "exo", &tables));
         M365 {
             work,
             sim,

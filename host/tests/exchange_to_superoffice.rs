@@ -60,6 +60,20 @@ impl Scenario {
     fn state(&self) -> Value {
         self.crm.crm.read().unwrap().dump()
     }
+
+    /// `roster links add` of Craze's mailbox to user 953, with `options`.
+    fn link_craze(&self, options: &str) -> Run {
+        let craze = format!("craze.dash{Z}");
+        self.run(&[
+            "links",
+            "pipeline.toml",
+            "add",
+            &craze,
+            "953",
+            "--options",
+            options,
+        ])
+    }
 }
 
 fn person(state: &Value, id: i64) -> Value {
@@ -146,16 +160,7 @@ fn mailboxes_link_to_superoffice_users_by_primary_address_and_by_hand() {
     );
 
     // Craze's user has another address: linked by hand, with an option of its own.
-    s.run(&[
-        "links",
-        "pipeline.toml",
-        "add",
-        &format!("craze.dash{Z}"),
-        "953",
-        "--options",
-        "diary=false",
-    ])
-    .ok();
+    s.link_craze("diary=false").ok();
     let plan = s.run(&["plan", "pipeline.toml", "--json"]).ok().json();
     let created: Vec<&str> = plan["changes"]
         .as_array()
@@ -278,25 +283,14 @@ fn mailboxes_link_to_superoffice_users_by_primary_address_and_by_hand() {
 #[test]
 fn options_the_connector_does_not_declare_are_refused() {
     let s = Scenario::start();
-    let add = |options: &str| {
-        s.run(&[
-            "links",
-            "pipeline.toml",
-            "add",
-            &format!("craze.dash{Z}"),
-            "953",
-            "--options",
-            options,
-        ])
-    };
-    let bad = add("diary=maybe");
+    let bad = s.link_craze("diary=maybe");
     assert_eq!(bad.code(), 2);
     assert!(
         bad.stderr().contains("takes true or false"),
         "{}",
         bad.stderr()
     );
-    let bad = add("colour=blue");
+    let bad = s.link_craze("colour=blue");
     assert_eq!(bad.code(), 2);
     assert!(
         bad.stderr().contains(

@@ -9,27 +9,15 @@ use std::io::{Read, Write};
 use std::net::TcpListener;
 
 fn pipeline(mode: &str, extra: &str) -> String {
-    format!(
-        r#"
-name = "sandbox"
-source = "bad"
-target = "dst"
-
-[connectors.bad]
+    common::into_csv(
+        "sandbox",
+        "bad",
+        &format!(
+            r#"[connectors.bad]
 plugin = "misbehave"
 config = {{ mode = "{mode}", token = "${{env:MISBEHAVE_TOKEN}}" }}
-{extra}
-
-[connectors.dst]
-plugin = "csv"
-directory = "dst"
-
-[[stages]]
-type = "link"
-
-[[stages]]
-type = "sync"
-"#
+{extra}"#
+        ),
     )
 }
 

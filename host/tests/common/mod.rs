@@ -114,3 +114,27 @@ impl Run {
 }
 
 pub const HEADER: &str = "id,kind,email,aliases,display_name,given_name,family_name,enabled,org_unit,external_key,delegates,groups\n";
+
+/// A pipeline `name` that reads connector `source` (its tables given in
+/// `tables`, starting with `[connectors.<source>]`) into the csv connector
+/// in `dst/`, through a link and a sync stage.
+pub fn into_csv(name: &str, source: &str, tables: &str) -> String {
+    format!(
+        r#"name = "{name}"
+source = "{source}"
+target = "dst"
+
+{tables}
+
+[connectors.dst]
+plugin = "csv"
+directory = "dst"
+
+[[stages]]
+type = "link"
+
+[[stages]]
+type = "sync"
+"#
+    )
+}
