@@ -142,6 +142,13 @@ pub struct Descriptor {
 pub const LINK_OPTION_PREFIX: &str = "option.";
 
 impl Descriptor {
+    /// The connector's configuration fields proper (no link options).
+    pub fn settings(&self) -> impl Iterator<Item = &ConfigField> {
+        self.config
+            .iter()
+            .filter(|f| !f.name.starts_with(LINK_OPTION_PREFIX))
+    }
+
     /// The per-link options the connector declares, by name.
     pub fn link_options(&self) -> impl Iterator<Item = (&str, &ConfigField)> {
         self.config

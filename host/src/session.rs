@@ -172,12 +172,7 @@ impl Session {
                 }
                 match field {
                     None => {
-                        let known: Vec<&str> = d
-                            .config
-                            .iter()
-                            .map(|f| f.name.as_str())
-                            .filter(|n| !n.starts_with(crate::model::LINK_OPTION_PREFIX))
-                            .collect();
+                        let known: Vec<&str> = d.settings().map(|f| f.name.as_str()).collect();
                         problems.push(self.pipeline.diagnostic(
                             value.location,
                             format!("connectors.{name}.config.{}: plugin `{}` has no such field (it has: {})", value.key, d.name, known.join(", ")),
@@ -191,10 +186,8 @@ impl Session {
                 }
             }
             for f in d
-                .config
-                .iter()
+                .settings()
                 .filter(|f| f.required && f.default_value.is_none())
-                .filter(|f| !f.name.starts_with(crate::model::LINK_OPTION_PREFIX))
             {
                 if !spec.config.iter().any(|v| v.key == f.name) {
                     problems.push(self.pipeline.diagnostic(

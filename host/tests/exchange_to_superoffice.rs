@@ -386,3 +386,21 @@ fn a_wrong_app_token_is_a_clear_error_naming_the_connector() {
         "the secret is not printed: {text}"
     );
 }
+
+#[test]
+fn inspect_shows_the_link_options_apart_from_the_config() {
+    let w = Work::new();
+    let component = common::plugins_dir().join("superoffice.wasm");
+    let out = w
+        .run(&["plugins", "inspect", component.to_str().unwrap()])
+        .ok()
+        .stdout();
+    let (config, options) = out
+        .split_once("link option")
+        .unwrap_or_else(|| panic!("no link option table: {out}"));
+    assert!(config.contains("user_plan"), "{out}");
+    assert!(!config.contains("option."), "{out}");
+    for name in ["diary", "task", "contact", "rank"] {
+        assert!(options.contains(name), "{name}: {out}");
+    }
+}

@@ -332,7 +332,8 @@ pub fn inspect(json: bool, component: &LoadedComponent, d: &Descriptor) {
         }
     );
     println!("imports:    {}", component.imports.join(", "));
-    if !d.config.is_empty() {
+    let settings: Vec<_> = d.settings().collect();
+    if !settings.is_empty() {
         let mut t = table();
         t.set_header([
             "config field",
@@ -341,11 +342,24 @@ pub fn inspect(json: bool, component: &LoadedComponent, d: &Descriptor) {
             "default",
             "description",
         ]);
-        for f in &d.config {
+        for f in settings {
             t.add_row([
                 f.name.clone(),
                 if f.required { "yes" } else { "no" }.into(),
                 if f.secret { "yes" } else { "no" }.into(),
+                f.default_value.clone().unwrap_or_default(),
+                f.description.clone(),
+            ]);
+        }
+        println!("{t}");
+    }
+    let options: Vec<_> = d.link_options().collect();
+    if !options.is_empty() {
+        let mut t = table();
+        t.set_header(["link option", "default", "description"]);
+        for (name, f) in options {
+            t.add_row([
+                name.to_string(),
                 f.default_value.clone().unwrap_or_default(),
                 f.description.clone(),
             ]);
