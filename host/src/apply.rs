@@ -3,10 +3,11 @@
 //! applied under the same plan is not sent again, so an interrupted apply of a
 //! saved plan resumes; a change whose prerequisite failed is skipped, not tried.
 
+use crate::links::{StoredLink, Unlinked};
 use crate::model::{ChangeResult, Operation};
 use crate::plan::{Action, Plan, PlannedChange, PlannedLink};
 use crate::runtime::ConnectorInstance;
-use crate::state::{JournalStatus, MemoUpdate, Outcome, StateStore, StoredLink, Unlinked, now_ms};
+use crate::state::{JournalStatus, MemoUpdate, Outcome, StateStore, StoreError, now_ms};
 use serde::Serialize;
 use std::collections::HashMap;
 
@@ -62,7 +63,7 @@ pub async fn apply(
     state: &mut dyn StateStore,
     batch_size: usize,
     mut progress: impl FnMut(usize),
-) -> anyhow::Result<ApplyReport> {
+) -> Result<ApplyReport, StoreError> {
     let keys: Vec<(&str, &str)> = plan
         .changes
         .iter()

@@ -5,6 +5,8 @@
 pub mod apply;
 pub mod cli;
 pub mod contract;
+pub mod error;
+pub mod links;
 pub mod model;
 pub mod pipeline;
 pub mod plan;

@@ -2,6 +2,7 @@
 //! connector's configuration checked against what the plugin declares, its
 //! secrets registered for redaction, and instances started on demand.
 
+use crate::error::Failure;
 use crate::model::{Account, Descriptor, Group, PageRequest};
 use crate::pipeline::{Diagnostic, Pipeline, PluginRef};
 use crate::plan::ReadMode;
@@ -9,38 +10,6 @@ use crate::runtime::{CallError, ConnectorInstance, LoadedComponent, Redactor, Ru
 use crate::state::{SnapshotChange, StateStore};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-
-/// Why a command could not go on; decides the exit code.
-#[derive(Debug, thiserror::Error)]
-pub enum Failure {
-    /// Bad input or configuration (exit 2).
-    #[error("{0}")]
-    Input(String),
-    /// A connector failed (exit 2: nothing was applied).
-    #[error(transparent)]
-    Connector(#[from] CallError),
-    /// Refused by a safety rule (exit 3).
-    #[error("{0}")]
-    Refused(String),
-}
-
-impl From<crate::pipeline::Diagnostics> for Failure {
-    fn from(d: crate::pipeline::Diagnostics) -> Self {
-        Failure::Input(d.to_string())
-    }
-}
-
-impl From<Diagnostic> for Failure {
-    fn from(d: Diagnostic) -> Self {
-        Failure::Input(d.to_string())
-    }
-}
-
-impl From<anyhow::Error> for Failure {
-    fn from(e: anyhow::Error) -> Self {
-        Failure::Input(format!("{e:#}"))
-    }
-}
 
 pub struct Plugin {
     pub component: LoadedComponent,
@@ -113,7 +82,8 @@ async fn load_plugin(
     })?;
     let mut probe = runtime
         .instantiate(name, &component, &Default::default(), redactor)
-        .await?;
+        .await
+        .map_err(Failure::bad_input)?;
     let descriptor = probe.describe().await?;
     Ok(Plugin {
         component,
@@ -128,14 +98,14 @@ pub async fn describe(
     connector: &str,
     cache_dir: Option<PathBuf>,
 ) -> Result<Descriptor, Failure> {
-    let runtime = Runtime::new(cache_dir)?;
+    let runtime = Runtime::new(cache_dir).map_err(Failure::bad_input)?;
     let plugin = load_plugin(pipeline, &runtime, Redactor::global(), connector).await?;
     Ok(plugin.descriptor)
 }
 
 impl Session {
     pub async fn open(pipeline: Pipeline, cache_dir: Option<PathBuf>) -> Result<Session, Failure> {
-        let runtime = Runtime::new(cache_dir)?;
+        let runtime = Runtime::new(cache_dir).map_err(Failure::bad_input)?;
         let redactor = Redactor::global().clone();
         let mut plugins = BTreeMap::new();
         for name in pipeline.connectors.keys() {
@@ -259,7 +229,8 @@ impl Session {
         let mut instance = self
             .runtime
             .instantiate(name, &plugin.component, &spec.grants, &self.redactor)
-            .await?;
+            .await
+            .map_err(Failure::bad_input)?;
         let config = spec
             .config
             .iter()

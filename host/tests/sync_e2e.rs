@@ -714,3 +714,26 @@ fn links_are_listed_staged_by_hand_shown_in_the_plan_and_kept_after_apply() {
         bad.stderr()
     );
 }
+
+#[test]
+fn a_state_file_that_is_not_a_database_is_a_store_failure_not_bad_input() {
+    let w = setup();
+    w.write("pipeline.state.sqlite", &"not a database\n".repeat(400));
+    for args in [
+        &["status", "pipeline.toml"][..],
+        &["apply", "pipeline.toml", "--yes"][..],
+    ] {
+        let r = w.run(args);
+        assert_eq!(r.code(), 4, "{args:?}: {}", r.stderr());
+        assert!(
+            r.stderr().contains("opening state") && r.stderr().contains("pipeline.state.sqlite"),
+            "{args:?}: names the state file: {}",
+            r.stderr()
+        );
+    }
+    // Nothing was written to the target.
+    assert_eq!(
+        std::fs::read_to_string(w.path("dst/accounts.csv")).unwrap(),
+        format!("{HEADER}{TARGET}")
+    );
+}

@@ -3,12 +3,14 @@
 use super::render::{self, Out};
 use super::{Cli, Command, Global, PluginsCommand};
 use crate::apply::{ApplyReport, apply};
+use crate::error::Failure;
+use crate::links::{LinkEdit, StoredLink, Unlinked};
 use crate::pipeline::Pipeline;
 use crate::plan::{Plan, PlanInput, build};
 use crate::runtime::cache::CompiledCache;
 use crate::runtime::{ConnectorInstance, Runtime};
-use crate::session::{self, Failure, Session};
-use crate::state::{LinkEdit, MemoUpdate, SqliteStore, StateStore, StoredLink, Unlinked};
+use crate::session::{self, Session};
+use crate::state::{MemoUpdate, SqliteStore, StateStore};
 use std::io::IsTerminal;
 use std::path::Path;
 use std::process::ExitCode;
@@ -66,12 +68,8 @@ pub async fn run(cli: Cli) -> ExitCode {
     match outcome {
         Ok(code) => code,
         Err(failure) => {
-            let code = match &failure {
-                Failure::Refused(_) => 3,
-                _ => 2,
-            };
             eprintln!("error: {failure}");
-            ExitCode::from(code)
+            ExitCode::from(failure.exit_code())
         }
     }
 }
@@ -102,7 +100,7 @@ async fn check(global: &Global, path: &Path, json: bool) -> Result<ExitCode, Fai
 
 async fn plugins_list(global: &Global, json: bool) -> Result<ExitCode, Failure> {
     let dirs = session::plugin_dirs(None);
-    let runtime = Runtime::new(cache_dir(global))?;
+    let runtime = Runtime::new(cache_dir(global)).map_err(Failure::bad_input)?;
     let mut found = Vec::new();
     for dir in &dirs {
         let Ok(entries) = std::fs::read_dir(dir) else {
@@ -136,13 +134,14 @@ async fn describe(runtime: &Runtime, file: &Path) -> render::Described {
 }
 
 async fn plugins_inspect(global: &Global, file: &Path, json: bool) -> Result<ExitCode, Failure> {
-    let runtime = Runtime::new(cache_dir(global))?;
-    let component = runtime.load(file)?;
+    let runtime = Runtime::new(cache_dir(global)).map_err(Failure::bad_input)?;
+    let component = runtime.load(file).map_err(Failure::bad_input)?;
     let redactor = crate::runtime::Redactor::global().clone();
     // `describe` runs with nothing granted: no configuration, network or files.
     let mut probe = runtime
         .instantiate("inspect", &component, &Default::default(), &redactor)
-        .await?;
+        .await
+        .map_err(Failure::bad_input)?;
     let descriptor = probe.describe().await?;
     render::inspect(json, &component, &descriptor);
     Ok(ExitCode::SUCCESS)
@@ -369,9 +368,9 @@ async fn plan(
     match out_file {
         Some(file) => {
             // Serialised once, for the file and for `--json`.
-            let text = session
-                .redactor
-                .redact_owned(serde_json::to_string_pretty(&plan).map_err(anyhow::Error::from)?);
+            let text = session.redactor.redact_owned(
+                serde_json::to_string_pretty(&plan).map_err(|e| Failure::Input(e.to_string()))?,
+            );
             write_atomic(file, text.as_bytes())?;
             match json {
                 true => out.json_text(&text),
@@ -495,7 +494,7 @@ async fn apply_cmd(global: &Global, path: &Path, how: ApplyHow<'_>) -> Result<Ex
     render::apply(&out, &plan, &report);
     Ok(
         if report.failed > 0 || report.skipped > 0 || report.stopped.is_some() {
-            ExitCode::from(1)
+            ExitCode::from(crate::error::EXIT_PARTIAL)
         } else {
             ExitCode::SUCCESS
         },

@@ -4,10 +4,11 @@
 //! removed by mistake is seen (and unstaged) before anything is lost.
 
 use super::render;
+use crate::error::Failure;
+use crate::links::{LinkEdit, StoredLink};
 use crate::model::Descriptor;
 use crate::pipeline::Pipeline;
-use crate::session::Failure;
-use crate::state::{LinkEdit, SqliteStore, StateStore, StoredLink, now_ms};
+use crate::state::{SqliteStore, StateStore, now_ms};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -286,7 +287,7 @@ fn export(links: &[StoredLink], target: &Descriptor) -> Result<String, Failure> 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::plan::LinkHow;
+    use crate::links::LinkHow;
 
     fn link(email: &str, rank: Option<&str>) -> StoredLink {
         StoredLink {

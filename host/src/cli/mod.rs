@@ -1,6 +1,5 @@
 //! The `roster` command line: quiet by default, precise errors, `--json` for
-//! machines. Exit codes: 0 done; 1 some changes failed, the rest applied;
-//! 2 bad input or configuration; 3 refused by a safety rule.
+//! machines. Exit codes are listed in [`crate::error`].
 
 mod commands;
 mod links;

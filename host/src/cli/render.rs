@@ -2,11 +2,12 @@
 //! redactor: the last line of defence for secrets.
 
 use crate::apply::ApplyReport;
+use crate::links::{LinkEdit, StoredLink, Unlinked};
 use crate::model::{Account, ConnectionReport, Descriptor, Group};
 use crate::plan::{Action, NoteLevel, Plan, options_text};
 use crate::runtime::{LoadedComponent, Redactor};
 use crate::session::Session;
-use crate::state::{AccountError, LinkEdit, RunRecord, StoredLink, Unlinked};
+use crate::state::{AccountError, RunRecord};
 use comfy_table::{ContentArrangement, Table, presets::UTF8_BORDERS_ONLY};
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 use serde_json::json;
@@ -479,7 +480,7 @@ pub fn plan(out: &Out, plan: &Plan) {
         .links
         .iter()
         .chain(plan.changes.iter().filter_map(|c| c.link.as_ref()))
-        .filter(|l| l.how == crate::plan::LinkHow::Manual)
+        .filter(|l| l.how == crate::links::LinkHow::Manual)
     {
         manual.insert(&l.source_key, l);
     }
@@ -579,8 +580,8 @@ fn show_options(options: &std::collections::BTreeMap<String, String>) -> String 
 }
 
 /// How a link was made, as the admin thinks of it.
-fn linked_by(how: crate::plan::LinkHow) -> String {
-    use crate::plan::LinkHow;
+fn linked_by(how: crate::links::LinkHow) -> String {
+    use crate::links::LinkHow;
     match how {
         LinkHow::Manual => "manual".into(),
         other => format!("auto ({})", other.as_str()),
@@ -609,7 +610,7 @@ pub fn links(json: bool, links: &[StoredLink], edits: &[LinkEdit], unlinked: &[U
             .map(|l| {
                 json!({
                     "source": l.source_email, "source_key": l.source_key, "target_id": l.target_id,
-                    "how": l.how, "manual": l.how == crate::plan::LinkHow::Manual,
+                    "how": l.how, "manual": l.how == crate::links::LinkHow::Manual,
                     "options": l.options, "overrides": l.overrides,
                 })
             })

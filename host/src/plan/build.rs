@@ -5,11 +5,11 @@ use super::filter::{filter, syncable};
 use super::link::{Linker, Match, TargetIndex, source_key};
 use super::shape::{Rules, shape};
 use super::*;
+use crate::links::{LinkEdit, StoredLink, Unlinked};
 use crate::model::{
     Account, AccountKind, AccountRef, Change, Descriptor, ErrorKind, Group, Operation,
 };
 use crate::pipeline::{MergeMode, Pipeline, Removal, SyncStage, UnlinkedPolicy, Unmatched};
-use crate::state::{LinkEdit, StoredLink, Unlinked};
 use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, HashMap, HashSet};
 

@@ -4,10 +4,10 @@
 //! (and, if asked, by alias). Two candidates, or two sources claiming one
 //! target, is a conflict: reported, left unlinked, never guessed.
 
-use super::LinkHow;
+use crate::links::LinkHow;
+use crate::links::{LinkEdit, StoredLink, Unlinked};
 use crate::model::{Account, AccountKind};
 use crate::pipeline::{LinkBy, LinkStage};
-use crate::state::{LinkEdit, StoredLink, Unlinked};
 use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap, HashSet};
 

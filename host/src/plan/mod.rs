@@ -14,6 +14,7 @@ mod shape;
 pub use build::{PlanInput, build};
 pub use filter::{FilterOutcome, filter};
 
+use crate::links::LinkHow;
 use crate::model::{Change, ErrorKind};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -111,33 +112,6 @@ pub struct FieldDiff {
     pub field: String,
     pub from: String,
     pub to: String,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum LinkHow {
-    /// Named in the pipeline's link stage.
-    Manual,
-    /// Same primary address.
-    Primary,
-    /// An address of one is an alias of the other.
-    Alias,
-    /// Roster created the target account.
-    Created,
-    /// Linked in an earlier run.
-    Stored,
-}
-
-impl LinkHow {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            LinkHow::Manual => "manual",
-            LinkHow::Primary => "primary",
-            LinkHow::Alias => "alias",
-            LinkHow::Created => "created",
-            LinkHow::Stored => "stored",
-        }
-    }
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]

@@ -5,54 +5,33 @@
 
 mod sqlite;
 
+use crate::links::{LinkEdit, StoredLink, Unlinked};
 use crate::model::Account;
-use crate::plan::LinkHow;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
 
 pub use sqlite::SqliteStore;
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct StoredLink {
-    pub source_key: String,
-    pub source_email: String,
-    pub target_id: String,
-    pub how: LinkHow,
-    /// The options sent with the last change: the pipeline's defaults with
-    /// the link's own overrides on top.
-    pub options: BTreeMap<String, String>,
-    /// This link's own options (from a manual link or `roster links add`),
-    /// kept apart so a changed default in the pipeline still reaches it.
-    pub overrides: BTreeMap<String, String>,
-    pub updated_at_ms: u64,
+/// A state store failed: the database could not be opened, read or
+/// written. Kept apart from other errors so a command exits with the store's
+/// own code, not as bad input.
+#[derive(Debug, thiserror::Error)]
+#[error("{0:#}")]
+pub struct StoreError(#[from] anyhow::Error);
+
+impl From<rusqlite::Error> for StoreError {
+    fn from(e: rusqlite::Error) -> Self {
+        StoreError(e.into())
+    }
 }
 
-/// A link change staged with `roster links add|remove`, carried out by the
-/// next apply (and shown in the plan before it).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct LinkEdit {
-    /// The source account: its address (lower case), external key or id.
-    pub source: String,
-    /// The target account to link to; `None` unlinks.
-    pub target_id: Option<String>,
-    pub options: BTreeMap<String, String>,
-    pub staged_at_ms: u64,
-    /// New options for a link as it is (e.g. `roster links balance`): the
-    /// link keeps how it was made; otherwise it becomes a link by hand.
-    #[serde(default)]
-    pub options_only: bool,
+impl From<serde_json::Error> for StoreError {
+    fn from(e: serde_json::Error) -> Self {
+        StoreError(e.into())
+    }
 }
 
-/// A source account unlinked on purpose: neither linked by address again
-/// nor created until it is linked by hand.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct Unlinked {
-    pub source_key: String,
-    pub source_email: String,
-    /// The target account it was linked to, for the record.
-    pub target_id: Option<String>,
-    pub at_ms: u64,
-}
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -155,23 +134,17 @@ pub enum SnapshotChange<'a> {
 }
 
 pub trait StateStore {
-    fn links(&self) -> anyhow::Result<Vec<StoredLink>>;
-    fn upsert_link(&mut self, link: &StoredLink) -> anyhow::Result<()>;
-    fn remove_link(&mut self, source_key: &str) -> anyhow::Result<()>;
+    fn links(&self) -> Result<Vec<StoredLink>>;
+    fn upsert_link(&mut self, link: &StoredLink) -> Result<()>;
+    fn remove_link(&mut self, source_key: &str) -> Result<()>;
 
-    fn begin_run(&mut self, command: &str, plan_id: &str) -> anyhow::Result<i64>;
-    fn finish_run(
-        &mut self,
-        run: i64,
-        applied: u64,
-        failed: u64,
-        outcome: &str,
-    ) -> anyhow::Result<()>;
-    fn recent_runs(&self, limit: usize) -> anyhow::Result<Vec<RunRecord>>;
+    fn begin_run(&mut self, command: &str, plan_id: &str) -> Result<i64>;
+    fn finish_run(&mut self, run: i64, applied: u64, failed: u64, outcome: &str) -> Result<()>;
+    fn recent_runs(&self, limit: usize) -> Result<Vec<RunRecord>>;
 
     /// Records the plan's changes as pending (those already journalled keep their status).
-    fn journal_open(&mut self, plan_id: &str, keys: &[(&str, &str)]) -> anyhow::Result<()>;
-    fn journal(&self, plan_id: &str) -> anyhow::Result<HashMap<String, JournalEntry>>;
+    fn journal_open(&mut self, plan_id: &str, keys: &[(&str, &str)]) -> Result<()>;
+    fn journal(&self, plan_id: &str) -> Result<HashMap<String, JournalEntry>>;
     /// Records outcomes in one transaction, with links to store on success,
     /// each account's last error and what the target wrote to its memo
     /// while making them.
@@ -180,15 +153,15 @@ pub trait StateStore {
         outcomes: &[Outcome],
         links: &[StoredLink],
         memo: Option<MemoUpdate>,
-    ) -> anyhow::Result<()>;
-    fn mark_sent(&mut self, plan_id: &str, keys: &[&str]) -> anyhow::Result<()>;
+    ) -> Result<()>;
+    fn mark_sent(&mut self, plan_id: &str, keys: &[&str]) -> Result<()>;
 
-    fn link_edits(&self) -> anyhow::Result<Vec<LinkEdit>>;
+    fn link_edits(&self) -> Result<Vec<LinkEdit>>;
     /// Stages an edit; a later edit of the same source replaces it.
-    fn stage_link_edit(&mut self, edit: &LinkEdit) -> anyhow::Result<()>;
+    fn stage_link_edit(&mut self, edit: &LinkEdit) -> Result<()>;
     /// Drops a staged edit; false when there was none.
-    fn unstage_link_edit(&mut self, source: &str) -> anyhow::Result<bool>;
-    fn unlinked(&self) -> anyhow::Result<Vec<Unlinked>>;
+    fn unstage_link_edit(&mut self, source: &str) -> Result<bool>;
+    fn unlinked(&self) -> Result<Vec<Unlinked>>;
     /// In one transaction: stores `links`, removes the links of `unlinks` and
     /// remembers them as unlinked, and drops the staged edits now carried out.
     fn carry_out_link_edits(
@@ -196,23 +169,20 @@ pub trait StateStore {
         links: &[StoredLink],
         unlinks: &[Unlinked],
         edits_done: &[String],
-    ) -> anyhow::Result<()>;
+    ) -> Result<()>;
 
-    fn account_errors(&self) -> anyhow::Result<Vec<AccountError>>;
+    fn account_errors(&self) -> Result<Vec<AccountError>>;
 
     /// Everything `connector` keeps in its memo.
-    fn memo(&self, connector: &str) -> anyhow::Result<BTreeMap<String, String>>;
+    fn memo(&self, connector: &str) -> Result<BTreeMap<String, String>>;
     /// Keeps memo changes made outside an apply batch (during a read).
-    fn save_memo(&mut self, memo: MemoUpdate) -> anyhow::Result<()>;
+    fn save_memo(&mut self, memo: MemoUpdate) -> Result<()>;
 
     /// The source's accounts as its last read left them, when that read
     /// ended on a watermark and was made under the same `fingerprint`
     /// (plugin and configuration): what an incremental read patches.
-    fn source_snapshot(
-        &self,
-        connector: &str,
-        fingerprint: &str,
-    ) -> anyhow::Result<Option<SourceSnapshot>>;
+    fn source_snapshot(&self, connector: &str, fingerprint: &str)
+    -> Result<Option<SourceSnapshot>>;
     /// Records a read in one transaction; `None` as watermark forgets the
     /// snapshot, so the next read is a full one.
     fn save_source_snapshot(
@@ -221,7 +191,7 @@ pub trait StateStore {
         fingerprint: &str,
         watermark: Option<&str>,
         change: SnapshotChange,
-    ) -> anyhow::Result<()>;
+    ) -> Result<()>;
 }
 
 pub fn now_ms() -> u64 {

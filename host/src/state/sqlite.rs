@@ -3,6 +3,7 @@
 //! apply leaves the journal consistent with what was recorded.
 
 use super::*;
+use crate::links::LinkHow;
 use anyhow::Context;
 use rusqlite::{Connection, OptionalExtension, params};
 use std::path::Path;
@@ -89,21 +90,20 @@ pub struct SqliteStore {
 }
 
 impl SqliteStore {
-    pub fn open(path: &Path) -> anyhow::Result<Self> {
+    pub fn open(path: &Path) -> Result<Self> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
         }
         let conn =
             Connection::open(path).with_context(|| format!("opening state {}", path.display()))?;
-        conn.pragma_update(None, "journal_mode", "WAL")?;
-        conn.pragma_update(None, "synchronous", "NORMAL")?;
-        conn.busy_timeout(std::time::Duration::from_secs(10))?;
-        let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+        let version =
+            prepare(&conn).with_context(|| format!("opening state {}", path.display()))?;
         if version > VERSION {
-            anyhow::bail!(
+            return Err(anyhow::anyhow!(
                 "state {} was written by a newer roster (schema {version}, this one knows {VERSION})",
                 path.display()
-            );
+            )
+            .into());
         }
         if (1..3).contains(&version) {
             conn.execute_batch("ALTER TABLE links ADD COLUMN overrides TEXT NOT NULL DEFAULT '{}'")
@@ -133,7 +133,7 @@ fn how_from(s: &str) -> LinkHow {
 }
 
 impl StateStore for SqliteStore {
-    fn links(&self) -> anyhow::Result<Vec<StoredLink>> {
+    fn links(&self) -> Result<Vec<StoredLink>> {
         let mut stmt = self
             .conn
             .prepare("SELECT source_key, source_email, target_id, how, options, updated_at_ms, overrides FROM links ORDER BY source_email")?;
@@ -153,17 +153,17 @@ impl StateStore for SqliteStore {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
-    fn upsert_link(&mut self, link: &StoredLink) -> anyhow::Result<()> {
-        upsert_link(&self.conn, link)
+    fn upsert_link(&mut self, link: &StoredLink) -> Result<()> {
+        Ok(upsert_link(&self.conn, link)?)
     }
 
-    fn remove_link(&mut self, source_key: &str) -> anyhow::Result<()> {
+    fn remove_link(&mut self, source_key: &str) -> Result<()> {
         self.conn
             .execute("DELETE FROM links WHERE source_key = ?1", [source_key])?;
         Ok(())
     }
 
-    fn begin_run(&mut self, command: &str, plan_id: &str) -> anyhow::Result<i64> {
+    fn begin_run(&mut self, command: &str, plan_id: &str) -> Result<i64> {
         self.conn.execute(
             "INSERT INTO runs (command, plan_id, started_at_ms) VALUES (?1, ?2, ?3)",
             params![command, plan_id, now_ms() as i64],
@@ -171,13 +171,7 @@ impl StateStore for SqliteStore {
         Ok(self.conn.last_insert_rowid())
     }
 
-    fn finish_run(
-        &mut self,
-        run: i64,
-        applied: u64,
-        failed: u64,
-        outcome: &str,
-    ) -> anyhow::Result<()> {
+    fn finish_run(&mut self, run: i64, applied: u64, failed: u64, outcome: &str) -> Result<()> {
         self.conn.execute(
             "UPDATE runs SET finished_at_ms = ?2, applied = ?3, failed = ?4, outcome = ?5 WHERE id = ?1",
             params![run, now_ms() as i64, applied as i64, failed as i64, outcome],
@@ -185,7 +179,7 @@ impl StateStore for SqliteStore {
         Ok(())
     }
 
-    fn recent_runs(&self, limit: usize) -> anyhow::Result<Vec<RunRecord>> {
+    fn recent_runs(&self, limit: usize) -> Result<Vec<RunRecord>> {
         let mut stmt = self.conn.prepare(
             "SELECT id, command, plan_id, started_at_ms, finished_at_ms, applied, failed, outcome FROM runs ORDER BY id DESC LIMIT ?1",
         )?;
@@ -204,7 +198,7 @@ impl StateStore for SqliteStore {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
-    fn journal_open(&mut self, plan_id: &str, keys: &[(&str, &str)]) -> anyhow::Result<()> {
+    fn journal_open(&mut self, plan_id: &str, keys: &[(&str, &str)]) -> Result<()> {
         let tx = self.conn.transaction()?;
         {
             let mut stmt = tx.prepare(
@@ -219,7 +213,7 @@ impl StateStore for SqliteStore {
         Ok(())
     }
 
-    fn journal(&self, plan_id: &str) -> anyhow::Result<HashMap<String, JournalEntry>> {
+    fn journal(&self, plan_id: &str) -> Result<HashMap<String, JournalEntry>> {
         let mut stmt = self
             .conn
             .prepare("SELECT key, status, target_id FROM journal WHERE plan_id = ?1")?;
@@ -240,7 +234,7 @@ impl StateStore for SqliteStore {
         Ok(out)
     }
 
-    fn mark_sent(&mut self, plan_id: &str, keys: &[&str]) -> anyhow::Result<()> {
+    fn mark_sent(&mut self, plan_id: &str, keys: &[&str]) -> Result<()> {
         let tx = self.conn.transaction()?;
         {
             let mut stmt = tx.prepare("UPDATE journal SET status = 'sent', updated_at_ms = ?3 WHERE plan_id = ?1 AND key = ?2")?;
@@ -258,7 +252,7 @@ impl StateStore for SqliteStore {
         outcomes: &[Outcome],
         links: &[StoredLink],
         memo: Option<MemoUpdate>,
-    ) -> anyhow::Result<()> {
+    ) -> Result<()> {
         let tx = self.conn.transaction()?;
         let now = now_ms() as i64;
         {
@@ -303,7 +297,7 @@ impl StateStore for SqliteStore {
         Ok(())
     }
 
-    fn memo(&self, connector: &str) -> anyhow::Result<BTreeMap<String, String>> {
+    fn memo(&self, connector: &str) -> Result<BTreeMap<String, String>> {
         let mut stmt = self
             .conn
             .prepare("SELECT key, value FROM memo WHERE connector = ?1")?;
@@ -311,7 +305,7 @@ impl StateStore for SqliteStore {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
-    fn save_memo(&mut self, memo: MemoUpdate) -> anyhow::Result<()> {
+    fn save_memo(&mut self, memo: MemoUpdate) -> Result<()> {
         if memo.writes.is_empty() {
             return Ok(());
         }
@@ -320,7 +314,7 @@ impl StateStore for SqliteStore {
         Ok(tx.commit()?)
     }
 
-    fn link_edits(&self) -> anyhow::Result<Vec<LinkEdit>> {
+    fn link_edits(&self) -> Result<Vec<LinkEdit>> {
         let mut stmt = self.conn.prepare(
             "SELECT source, target_id, options, staged_at_ms, options_only FROM link_edits ORDER BY source",
         )?;
@@ -337,7 +331,7 @@ impl StateStore for SqliteStore {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
-    fn stage_link_edit(&mut self, edit: &LinkEdit) -> anyhow::Result<()> {
+    fn stage_link_edit(&mut self, edit: &LinkEdit) -> Result<()> {
         self.conn.execute(
             "INSERT INTO link_edits (source, target_id, options, staged_at_ms, options_only) VALUES (?1, ?2, ?3, ?4, ?5)
              ON CONFLICT (source) DO UPDATE SET target_id = excluded.target_id, options = excluded.options,
@@ -353,14 +347,14 @@ impl StateStore for SqliteStore {
         Ok(())
     }
 
-    fn unstage_link_edit(&mut self, source: &str) -> anyhow::Result<bool> {
+    fn unstage_link_edit(&mut self, source: &str) -> Result<bool> {
         Ok(self
             .conn
             .execute("DELETE FROM link_edits WHERE source = ?1", [source])?
             > 0)
     }
 
-    fn unlinked(&self) -> anyhow::Result<Vec<Unlinked>> {
+    fn unlinked(&self) -> Result<Vec<Unlinked>> {
         let mut stmt = self.conn.prepare(
             "SELECT source_key, source_email, target_id, at_ms FROM unlinked ORDER BY source_email",
         )?;
@@ -380,7 +374,7 @@ impl StateStore for SqliteStore {
         links: &[StoredLink],
         unlinks: &[Unlinked],
         edits_done: &[String],
-    ) -> anyhow::Result<()> {
+    ) -> Result<()> {
         let tx = self.conn.transaction()?;
         for link in links {
             upsert_link(&tx, link)?;
@@ -400,7 +394,7 @@ impl StateStore for SqliteStore {
         Ok(tx.commit()?)
     }
 
-    fn account_errors(&self) -> anyhow::Result<Vec<AccountError>> {
+    fn account_errors(&self) -> Result<Vec<AccountError>> {
         let mut stmt = self.conn.prepare(
             "SELECT account, change_key, message, at_ms FROM account_errors ORDER BY account",
         )?;
@@ -419,7 +413,7 @@ impl StateStore for SqliteStore {
         &self,
         connector: &str,
         fingerprint: &str,
-    ) -> anyhow::Result<Option<SourceSnapshot>> {
+    ) -> Result<Option<SourceSnapshot>> {
         let watermark: Option<String> = self
             .conn
             .query_row(
@@ -453,7 +447,7 @@ impl StateStore for SqliteStore {
         fingerprint: &str,
         watermark: Option<&str>,
         change: SnapshotChange,
-    ) -> anyhow::Result<()> {
+    ) -> Result<()> {
         let tx = self.conn.transaction()?;
         let Some(watermark) = watermark else {
             tx.execute("DELETE FROM source_reads WHERE connector = ?1", [connector])?;
@@ -495,6 +489,14 @@ impl StateStore for SqliteStore {
         )?;
         Ok(tx.commit()?)
     }
+}
+
+/// Settings for every connection; the schema version found.
+fn prepare(conn: &Connection) -> rusqlite::Result<i64> {
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.pragma_update(None, "synchronous", "NORMAL")?;
+    conn.busy_timeout(std::time::Duration::from_secs(10))?;
+    conn.pragma_query_value(None, "user_version", |r| r.get(0))
 }
 
 fn write_memo(conn: &Connection, memo: MemoUpdate) -> anyhow::Result<()> {
