@@ -4,7 +4,6 @@
 
 pub mod apply;
 pub mod cli;
-pub mod contract;
 pub mod error;
 pub mod links;
 pub mod model;

@@ -8,8 +8,8 @@ use super::http::{HttpGrant, OutboundHttp};
 use super::output::GuestOutput;
 use super::redact::Redactor;
 use super::store::StoreState;
+use super::wit::Connector;
 use super::{LoadedComponent, Runtime};
-use crate::contract::v0_1_0::{self, wit};
 use crate::model::{
     self, AccountPage, Change, ChangeResult, ConnectionReport, ConnectorError, Descriptor,
     GroupPage, PageRequest,
@@ -79,7 +79,7 @@ impl CallError {
 pub struct ConnectorInstance {
     name: Arc<str>,
     store: Store<StoreState>,
-    guest: v0_1_0::Plugin,
+    guest: Connector,
     call_timeout: Duration,
     retired: Option<String>,
     stderr: GuestOutput,
@@ -139,7 +139,7 @@ impl ConnectorInstance {
         store.set_epoch_deadline(1);
         let guest = component
             .pre
-            .instantiate_async(&mut store)
+            .instantiate(&mut store)
             .await
             .map_err(|e| anyhow::anyhow!("cannot start connector `{name}`: {e:#}"))?;
         Ok(ConnectorInstance {
@@ -176,7 +176,7 @@ impl ConnectorInstance {
     async fn call<T>(
         &mut self,
         what: &'static str,
-        f: impl AsyncFnOnce(&v0_1_0::Plugin, &mut Store<StoreState>) -> wasmtime::Result<T>,
+        f: impl AsyncFnOnce(&Connector, &mut Store<StoreState>) -> wasmtime::Result<T>,
     ) -> Result<T, CallError> {
         if let Some(reason) = &self.retired {
             return Err(self.stopped(
@@ -239,8 +239,7 @@ impl ConnectorInstance {
         }
     }
 
-    fn answered(&self, what: &'static str, e: wit::Error) -> CallError {
-        let mut error = ConnectorError::from(e);
+    fn answered(&self, what: &'static str, mut error: ConnectorError) -> CallError {
         error.message = self.store.data().redactor.redact_owned(error.message);
         CallError::Answered {
             connector: self.name.to_string(),
@@ -250,25 +249,13 @@ impl ConnectorInstance {
     }
 
     pub async fn describe(&mut self) -> Result<Descriptor, CallError> {
-        let d = self
-            .call("describe", async |g, s| {
-                g.roster_connector_connector().call_describe(s).await
-            })
-            .await?;
-        Ok(d.into())
+        self.call("describe", async |g, s| g.describe(s).await)
+            .await
     }
 
     pub async fn configure(&mut self, config: Vec<(String, String)>) -> Result<(), CallError> {
-        let entries: Vec<wit::ConfigEntry> = config
-            .into_iter()
-            .map(|(key, value)| wit::ConfigEntry { key, value })
-            .collect();
         let r = self
-            .call("configure", async |g, s| {
-                g.roster_connector_connector()
-                    .call_configure(s, &entries)
-                    .await
-            })
+            .call("configure", async |g, s| g.configure(s, &config).await)
             .await?;
         r.map_err(|e| self.answered("configure", e))
     }
@@ -279,63 +266,42 @@ impl ConnectorInstance {
     ) -> Result<ConnectionReport, CallError> {
         let r = self
             .call("test-connection", async |g, s| {
-                g.roster_connector_connector()
-                    .call_test_connection(s, account.as_deref())
-                    .await
+                g.test_connection(s, account.as_deref()).await
             })
             .await?;
-        r.map(Into::into)
-            .map_err(|e| self.answered("test-connection", e))
+        r.map_err(|e| self.answered("test-connection", e))
     }
 
     pub async fn read_accounts(&mut self, request: &PageRequest) -> Result<AccountPage, CallError> {
-        let req = wit::PageRequest::from(request);
         let r = self
             .call("read-accounts", async |g, s| {
-                g.roster_connector_connector()
-                    .call_read_accounts(s, &req)
-                    .await
+                g.read_accounts(s, request).await
             })
             .await?;
-        r.map(Into::into)
-            .map_err(|e| self.answered("read-accounts", e))
+        r.map_err(|e| self.answered("read-accounts", e))
     }
 
     pub async fn read_groups(&mut self, request: &PageRequest) -> Result<GroupPage, CallError> {
-        let req = wit::PageRequest::from(request);
         let r = self
-            .call("read-groups", async |g, s| {
-                g.roster_connector_connector()
-                    .call_read_groups(s, &req)
-                    .await
-            })
+            .call("read-groups", async |g, s| g.read_groups(s, request).await)
             .await?;
-        r.map(Into::into)
-            .map_err(|e| self.answered("read-groups", e))
+        r.map_err(|e| self.answered("read-groups", e))
     }
 
     /// Free seats; `None` when unlimited or unknown.
     pub async fn seats(&mut self) -> Result<Option<u32>, CallError> {
-        let r = self
-            .call("seats", async |g, s| {
-                g.roster_connector_connector().call_seats(s).await
-            })
-            .await?;
-        r.map(|s| s.free).map_err(|e| self.answered("seats", e))
+        let r = self.call("seats", async |g, s| g.seats(s).await).await?;
+        r.map_err(|e| self.answered("seats", e))
     }
 
     pub async fn apply(&mut self, changes: Vec<Change>) -> Result<Vec<ChangeResult>, CallError> {
-        let batch: Vec<wit::Change> = changes.into_iter().map(Into::into).collect();
         let results = self
-            .call("apply", async |g, s| {
-                g.roster_connector_connector().call_apply(s, &batch).await
-            })
+            .call("apply", async move |g, s| g.apply(s, changes).await)
             .await?;
         let redactor = self.store.data().redactor.clone();
         Ok(results
             .into_iter()
-            .map(|r| {
-                let mut r = ChangeResult::from(r);
+            .map(|mut r| {
                 if let Err(e) = &mut r.outcome {
                     e.message = redactor.redact_owned(std::mem::take(&mut e.message));
                 }

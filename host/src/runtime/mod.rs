@@ -1,7 +1,8 @@
 //! The connector runtime: one wasmtime Engine and Linker for the process,
 //! components compiled once (and cached on disk), a fresh sandboxed store per
 //! connector instance. Each host capability lives in its own module
-//! (`http`, `memo`, `output`, `redact`, `store`) and is granted per connector.
+//! (`http`, `memo`, `output`, `redact`, `store`) and is granted per connector;
+//! the contracts' bindings are sealed in `wit/`.
 
 mod budget;
 pub mod cache;
@@ -11,8 +12,8 @@ pub mod memo;
 pub mod output;
 pub mod redact;
 pub mod store;
+pub mod wit;
 
-use crate::contract::{self, Contract, v0_1_0};
 use anyhow::{Context, anyhow};
 use cache::{CacheOutcome, CompiledCache};
 use std::path::{Path, PathBuf};
@@ -20,8 +21,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 use store::StoreState;
-use wasmtime::component::{HasSelf, Linker};
+use wasmtime::component::Linker;
 use wasmtime::{Config, Engine};
+use wit::{ConnectorPre, Contract};
 
 pub use instance::{CallError, ConnectorInstance, Grants};
 pub use redact::Redactor;
@@ -44,7 +46,7 @@ pub struct LoadedComponent {
     pub imports: Vec<String>,
     pub digest: String,
     pub cache: CacheOutcome,
-    pre: v0_1_0::PluginPre<StoreState>,
+    pre: ConnectorPre,
 }
 
 impl Runtime {
@@ -60,7 +62,7 @@ impl Runtime {
         let engine = Engine::new(&config)?;
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
-        v0_1_0::Plugin::add_to_linker::<StoreState, HasSelf<StoreState>>(&mut linker, |s| s)?;
+        wit::add_to_linker(&mut linker)?;
         let cache = CompiledCache::new(&engine, cache_dir);
         let ticker_stop = Arc::new(AtomicBool::new(false));
         spawn_ticker(engine.clone(), ticker_stop.clone());
@@ -87,14 +89,13 @@ impl Runtime {
     pub fn load(&self, path: &Path) -> anyhow::Result<LoadedComponent> {
         let bytes = std::fs::read(path)
             .with_context(|| format!("cannot read component {}", path.display()))?;
-        let info =
-            contract::version::inspect(&bytes).map_err(|e| anyhow!("{}: {e}", path.display()))?;
+        let info = wit::version::inspect(&bytes).map_err(|e| anyhow!("{}: {e}", path.display()))?;
         let contract = Contract::parse(&info.contract).ok_or_else(|| {
             anyhow!(
                 "{}: built for contract roster:connector@{}, but this roster serves roster:connector@{}",
                 path.display(),
                 info.contract,
-                contract::SUPPORTED.join(", @")
+                wit::SUPPORTED.join(", @")
             )
         })?;
         let digest = CompiledCache::digest(&bytes);
@@ -108,7 +109,7 @@ impl Runtime {
                 path.display()
             )
         })?;
-        let pre = v0_1_0::PluginPre::new(pre).map_err(|e| {
+        let pre = ConnectorPre::new(contract, pre).map_err(|e| {
             anyhow!(
                 "{}: exports do not match the contract: {e:#}",
                 path.display()

@@ -1,13 +1,13 @@
 //! What one connector instance's wasm store holds: its WASI context (which
 //! grants nothing but what the pipeline says), its memory cap, the current
 //! call's deadline, and the host capabilities it imports (log, http, clock,
-//! memo).
+//! memo). Each contract version's import traits are implemented in
+//! `runtime/wit/since_v*.rs` on top of what is here.
 
-use super::http::{HttpFailure, HttpRequest, OutboundHttp};
+use super::http::OutboundHttp;
 use super::memo::Memo;
 use super::output::GuestOutput;
 use super::redact::Redactor;
-use crate::contract::v0_1_0::roster::connector as v01;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
@@ -120,10 +120,24 @@ impl wasmtime::ResourceLimiter for StoreState {
     }
 }
 
-impl v01::types::Host for StoreState {}
+/// How loud a connector's log line is, whatever contract it came through.
+#[derive(Clone, Copy, Debug)]
+pub enum LogLevel {
+    Trace,
+    Debug,
+    Info,
+    Warn,
+    Error,
+}
 
-impl v01::log::Host for StoreState {
-    fn log(&mut self, level: v01::log::Level, message: String, fields: Vec<v01::log::Field>) {
+impl StoreState {
+    /// A connector's log line, within its budget and length, redacted.
+    pub fn log_line(
+        &mut self,
+        level: LogLevel,
+        message: String,
+        fields: impl Iterator<Item = (String, String)>,
+    ) {
         let n = self.logged.fetch_add(1, Ordering::Relaxed);
         if n == LOG_BUDGET {
             tracing::warn!(connector = %self.connector, "connector logged more than {LOG_BUDGET} lines; further lines are dropped");
@@ -132,8 +146,8 @@ impl v01::log::Host for StoreState {
             return;
         }
         let mut line = message;
-        for f in fields {
-            line.push_str(&format!(" {}={}", f.key, f.value));
+        for (key, value) in fields {
+            line.push_str(&format!(" {key}={value}"));
         }
         if line.len() > MAX_LOG_LINE {
             let mut cut = MAX_LOG_LINE;
@@ -145,92 +159,20 @@ impl v01::log::Host for StoreState {
         }
         let line = self.redactor.redact(&line);
         let c = &self.connector;
-        use v01::log::Level;
         match level {
-            Level::Trace => tracing::trace!(connector = %c, "{line}"),
-            Level::Debug => tracing::debug!(connector = %c, "{line}"),
-            Level::Info => tracing::info!(connector = %c, "{line}"),
-            Level::Warn => tracing::warn!(connector = %c, "{line}"),
-            Level::Error => tracing::error!(connector = %c, "{line}"),
+            LogLevel::Trace => tracing::trace!(connector = %c, "{line}"),
+            LogLevel::Debug => tracing::debug!(connector = %c, "{line}"),
+            LogLevel::Info => tracing::info!(connector = %c, "{line}"),
+            LogLevel::Warn => tracing::warn!(connector = %c, "{line}"),
+            LogLevel::Error => tracing::error!(connector = %c, "{line}"),
         }
     }
 }
 
-impl v01::memo::Host for StoreState {
-    fn get(&mut self, key: String) -> Option<String> {
-        self.memo.get(&key)
-    }
-
-    fn set(&mut self, key: String, value: String) -> Result<(), String> {
-        self.memo.set(key, value, &self.redactor)
-    }
-
-    fn remove(&mut self, key: String) {
-        self.memo.remove(&key)
-    }
-
-    fn list(&mut self, prefix: String) -> Vec<(String, String)> {
-        self.memo.list(&prefix)
-    }
-}
-
-impl v01::clock::Host for StoreState {
-    fn now_ms(&mut self) -> u64 {
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_millis() as u64)
-            .unwrap_or(0)
-    }
-}
-
-fn to_request(r: v01::http::Request) -> HttpRequest {
-    HttpRequest {
-        method: r.method,
-        url: r.url,
-        headers: r.headers.into_iter().map(|h| (h.name, h.value)).collect(),
-        body: r.body,
-    }
-}
-
-fn to_wit(
-    result: Result<super::http::HttpResponse, HttpFailure>,
-) -> Result<v01::http::Response, v01::http::HttpError> {
-    use v01::http::HttpError as E;
-    match result {
-        Ok(r) => Ok(v01::http::Response {
-            status: r.status,
-            headers: r
-                .headers
-                .into_iter()
-                .map(|(name, value)| v01::http::Header { name, value })
-                .collect(),
-            body: r.body,
-        }),
-        Err(HttpFailure::Denied(m)) => Err(E::Denied(m)),
-        Err(HttpFailure::Timeout(m)) => Err(E::Timeout(m)),
-        Err(HttpFailure::Connection(m)) => Err(E::Connection(m)),
-        Err(HttpFailure::Invalid(m)) => Err(E::Invalid(m)),
-    }
-}
-
-impl v01::http::Host for StoreState {
-    async fn send(
-        &mut self,
-        request: v01::http::Request,
-    ) -> Result<v01::http::Response, v01::http::HttpError> {
-        to_wit(self.http.send(to_request(request)).await)
-    }
-
-    async fn send_batch(
-        &mut self,
-        requests: Vec<v01::http::Request>,
-    ) -> Vec<Result<v01::http::Response, v01::http::HttpError>> {
-        let http = self.http.clone();
-        let sends = requests.into_iter().map(|r| http.send(to_request(r)));
-        futures::future::join_all(sends)
-            .await
-            .into_iter()
-            .map(to_wit)
-            .collect()
-    }
+/// Milliseconds since the Unix epoch: the `clock` capability.
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
 }

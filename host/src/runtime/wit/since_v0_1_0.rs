@@ -1,7 +1,14 @@
-//! Bindings for `roster:connector@0.1.0` and the conversions between its
-//! records and the host's model.
+//! Everything `roster:connector@0.1.0` is to the host: its bindings, the
+//! conversions between its records and the host's model, the host side of
+//! its imports (log, http, memo, clock, delegating to the version-neutral
+//! capabilities in `runtime`), and its exports as calls on model types.
+//! No other file names this version.
 
 use crate::model;
+use crate::runtime::http::{HttpFailure, HttpRequest, HttpResponse};
+use crate::runtime::store::{LogLevel, StoreState};
+use wasmtime::Store;
+use wasmtime::component::{HasSelf, InstancePre, Linker};
 
 wasmtime::component::bindgen!({
     world: "roster:connector/plugin@0.1.0",
@@ -13,8 +20,209 @@ wasmtime::component::bindgen!({
     exports: { default: async },
 });
 
-pub use self::exports::roster::connector::connector as guest;
-pub use self::roster::connector::types as wit;
+use self::roster::connector as v01;
+use self::roster::connector::types as wit;
+
+pub fn add_to_linker(linker: &mut Linker<StoreState>) -> wasmtime::Result<()> {
+    Plugin::add_to_linker::<StoreState, HasSelf<StoreState>>(linker, |s| s)
+}
+
+pub fn pre(pre: InstancePre<StoreState>) -> wasmtime::Result<PluginPre<StoreState>> {
+    PluginPre::new(pre)
+}
+
+/// The connector's exports, called with and answering in model types; the
+/// outer `Result` is a trap, the inner one the connector's own error.
+pub struct Guest(Plugin);
+
+type Answer<T> = wasmtime::Result<Result<T, model::ConnectorError>>;
+
+impl Guest {
+    pub async fn instantiate(
+        pre: &PluginPre<StoreState>,
+        store: &mut Store<StoreState>,
+    ) -> wasmtime::Result<Guest> {
+        Ok(Guest(pre.instantiate_async(store).await?))
+    }
+
+    pub async fn describe(&self, s: &mut Store<StoreState>) -> wasmtime::Result<model::Descriptor> {
+        let d = self.0.roster_connector_connector().call_describe(s).await?;
+        Ok(d.into())
+    }
+
+    pub async fn configure(
+        &self,
+        s: &mut Store<StoreState>,
+        config: &[(String, String)],
+    ) -> Answer<()> {
+        let entries: Vec<wit::ConfigEntry> = config
+            .iter()
+            .map(|(key, value)| wit::ConfigEntry {
+                key: key.clone(),
+                value: value.clone(),
+            })
+            .collect();
+        let r = self
+            .0
+            .roster_connector_connector()
+            .call_configure(s, &entries)
+            .await?;
+        Ok(r.map_err(Into::into))
+    }
+
+    pub async fn test_connection(
+        &self,
+        s: &mut Store<StoreState>,
+        account: Option<&str>,
+    ) -> Answer<model::ConnectionReport> {
+        let r = self
+            .0
+            .roster_connector_connector()
+            .call_test_connection(s, account)
+            .await?;
+        Ok(r.map(Into::into).map_err(Into::into))
+    }
+
+    pub async fn read_accounts(
+        &self,
+        s: &mut Store<StoreState>,
+        request: &model::PageRequest,
+    ) -> Answer<model::AccountPage> {
+        let req = wit::PageRequest::from(request);
+        let r = self
+            .0
+            .roster_connector_connector()
+            .call_read_accounts(s, &req)
+            .await?;
+        Ok(r.map(Into::into).map_err(Into::into))
+    }
+
+    pub async fn read_groups(
+        &self,
+        s: &mut Store<StoreState>,
+        request: &model::PageRequest,
+    ) -> Answer<model::GroupPage> {
+        let req = wit::PageRequest::from(request);
+        let r = self
+            .0
+            .roster_connector_connector()
+            .call_read_groups(s, &req)
+            .await?;
+        Ok(r.map(Into::into).map_err(Into::into))
+    }
+
+    pub async fn seats(&self, s: &mut Store<StoreState>) -> Answer<Option<u32>> {
+        let r = self.0.roster_connector_connector().call_seats(s).await?;
+        Ok(r.map(|s| s.free).map_err(Into::into))
+    }
+
+    pub async fn apply(
+        &self,
+        s: &mut Store<StoreState>,
+        changes: Vec<model::Change>,
+    ) -> wasmtime::Result<Vec<model::ChangeResult>> {
+        let batch: Vec<wit::Change> = changes.into_iter().map(Into::into).collect();
+        let results = self
+            .0
+            .roster_connector_connector()
+            .call_apply(s, &batch)
+            .await?;
+        Ok(results.into_iter().map(Into::into).collect())
+    }
+}
+
+impl v01::types::Host for StoreState {}
+
+impl v01::log::Host for StoreState {
+    fn log(&mut self, level: v01::log::Level, message: String, fields: Vec<v01::log::Field>) {
+        use v01::log::Level;
+        let level = match level {
+            Level::Trace => LogLevel::Trace,
+            Level::Debug => LogLevel::Debug,
+            Level::Info => LogLevel::Info,
+            Level::Warn => LogLevel::Warn,
+            Level::Error => LogLevel::Error,
+        };
+        let fields = fields.into_iter().map(|f| (f.key, f.value));
+        self.log_line(level, message, fields);
+    }
+}
+
+impl v01::memo::Host for StoreState {
+    fn get(&mut self, key: String) -> Option<String> {
+        self.memo.get(&key)
+    }
+
+    fn set(&mut self, key: String, value: String) -> Result<(), String> {
+        self.memo.set(key, value, &self.redactor)
+    }
+
+    fn remove(&mut self, key: String) {
+        self.memo.remove(&key)
+    }
+
+    fn list(&mut self, prefix: String) -> Vec<(String, String)> {
+        self.memo.list(&prefix)
+    }
+}
+
+impl v01::clock::Host for StoreState {
+    fn now_ms(&mut self) -> u64 {
+        crate::runtime::store::now_ms()
+    }
+}
+
+fn to_request(r: v01::http::Request) -> HttpRequest {
+    HttpRequest {
+        method: r.method,
+        url: r.url,
+        headers: r.headers.into_iter().map(|h| (h.name, h.value)).collect(),
+        body: r.body,
+    }
+}
+
+fn to_wit(
+    result: Result<HttpResponse, HttpFailure>,
+) -> Result<v01::http::Response, v01::http::HttpError> {
+    use v01::http::HttpError as E;
+    match result {
+        Ok(r) => Ok(v01::http::Response {
+            status: r.status,
+            headers: r
+                .headers
+                .into_iter()
+                .map(|(name, value)| v01::http::Header { name, value })
+                .collect(),
+            body: r.body,
+        }),
+        Err(HttpFailure::Denied(m)) => Err(E::Denied(m)),
+        Err(HttpFailure::Timeout(m)) => Err(E::Timeout(m)),
+        Err(HttpFailure::Connection(m)) => Err(E::Connection(m)),
+        Err(HttpFailure::Invalid(m)) => Err(E::Invalid(m)),
+    }
+}
+
+impl v01::http::Host for StoreState {
+    async fn send(
+        &mut self,
+        request: v01::http::Request,
+    ) -> Result<v01::http::Response, v01::http::HttpError> {
+        to_wit(self.http.send(to_request(request)).await)
+    }
+
+    async fn send_batch(
+        &mut self,
+        requests: Vec<v01::http::Request>,
+    ) -> Vec<Result<v01::http::Response, v01::http::HttpError>> {
+        let http = self.http.clone();
+        let sends = requests.into_iter().map(|r| http.send(to_request(r)));
+        futures::future::join_all(sends)
+            .await
+            .into_iter()
+            .map(to_wit)
+            .collect()
+    }
+}
 
 impl From<wit::AccountKind> for model::AccountKind {
     fn from(k: wit::AccountKind) -> Self {
