@@ -36,6 +36,19 @@ pub struct ApplyReport {
     pub stopped: Option<String>,
 }
 
+impl ApplyReport {
+    /// How the run ended, as `status` shows it.
+    pub fn outcome(&self) -> &'static str {
+        if self.stopped.is_some() {
+            "stopped"
+        } else if self.failed > 0 {
+            "partial"
+        } else {
+            "done"
+        }
+    }
+}
+
 fn stored(link: &PlannedLink, target_id: String) -> StoredLink {
     StoredLink {
         source_key: link.source_key.clone(),

@@ -46,7 +46,22 @@ pub enum LinksAction {
     },
 }
 
-pub async fn run(
+#[derive(clap::Args, Debug)]
+pub struct Links {
+    pipeline: PathBuf,
+    #[command(subcommand)]
+    action: Option<LinksAction>,
+    #[arg(long, global = true)]
+    json: bool,
+}
+
+impl Links {
+    pub async fn run(self, global: &super::Global) -> Result<ExitCode, Failure> {
+        run(&self.pipeline, self.action, self.json, global.cache_dir()).await
+    }
+}
+
+async fn run(
     path: &Path,
     action: Option<LinksAction>,
     json: bool,
@@ -59,7 +74,7 @@ pub async fn run(
     let mut state = SqliteStore::open(&pipeline.state_path)?;
     let message = match action {
         LinksAction::Balance { ranks } => {
-            let target = crate::session::describe(&pipeline, &pipeline.target, cache_dir).await?;
+            let target = crate::plugins::describe(&pipeline, &pipeline.target, cache_dir).await?;
             target
                 .check_link_option(RANK, "1")
                 .map_err(|e| Failure::Input(format!("balance: {e}")))?;
@@ -74,11 +89,11 @@ pub async fn run(
             )
         }
         LinksAction::Export { out } => {
-            let target = crate::session::describe(&pipeline, &pipeline.target, cache_dir).await?;
+            let target = crate::plugins::describe(&pipeline, &pipeline.target, cache_dir).await?;
             let text = export(&state.links()?, &target)?;
             match out {
                 Some(file) => {
-                    super::commands::write_atomic(&file, text.as_bytes())?;
+                    super::write_atomic(&file, text.as_bytes())?;
                     if !json {
                         eprintln!("wrote {}", file.display());
                     }
@@ -94,7 +109,7 @@ pub async fn run(
         } => {
             let options = parse_options(&options)?;
             if !options.is_empty() {
-                let d = crate::session::describe(&pipeline, &pipeline.target, cache_dir).await?;
+                let d = crate::plugins::describe(&pipeline, &pipeline.target, cache_dir).await?;
                 for (k, v) in &options {
                     d.check_link_option(k, v)
                         .map_err(|e| Failure::Input(format!("--options: {e}")))?;

@@ -1,12 +1,24 @@
 //! The `roster` command line: quiet by default, precise errors, `--json` for
 //! machines. Exit codes are listed in [`crate::error`].
 
-mod commands;
+mod apply;
+mod check;
 mod links;
+mod plan;
+mod plugins;
+mod read;
 mod render;
+mod status;
+mod test_connection;
 
+use crate::error::Failure;
+use crate::pipeline::Pipeline;
+use crate::plugins::Session;
+use crate::runtime::cache::CompiledCache;
+use crate::state::{SqliteStore, StateStore};
 use clap::{Args, Parser, Subcommand};
-use std::path::PathBuf;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 #[derive(Parser, Debug)]
@@ -35,105 +47,100 @@ pub struct Global {
     no_cache: bool,
 }
 
+impl Global {
+    fn cache_dir(&self) -> Option<PathBuf> {
+        match self.no_cache {
+            true => None,
+            false => self.cache_dir.clone().or_else(CompiledCache::default_dir),
+        }
+    }
+
+    /// The pipeline at `path`, with its plugins loaded and configuration checked.
+    async fn open(&self, path: &Path) -> Result<Session, Failure> {
+        let pipeline = Pipeline::load(path)?;
+        Session::open(pipeline, self.cache_dir()).await
+    }
+}
+
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Validate a pipeline, load its plugins and show what each connector is granted.
-    Check {
-        pipeline: PathBuf,
-        #[arg(long)]
-        json: bool,
-    },
+    Check(check::Check),
     /// List or inspect connector plugins.
     #[command(subcommand)]
-    Plugins(PluginsCommand),
+    Plugins(plugins::Plugins),
     /// Check a connector's connection, and optionally one account.
-    TestConnection {
-        pipeline: PathBuf,
-        /// The connector to test (default: source and target).
-        #[arg(long)]
-        connector: Option<String>,
-        /// An address whose account must be readable.
-        #[arg(long)]
-        account: Option<String>,
-        #[arg(long)]
-        json: bool,
-    },
+    TestConnection(test_connection::TestConnection),
     /// Read a connector's accounts (and groups) as the pipeline would see them; changes nothing.
-    Read {
-        pipeline: PathBuf,
-        /// The connector to read (default: the source).
-        #[arg(long)]
-        connector: Option<String>,
-        /// Also read groups and their members.
-        #[arg(long)]
-        groups: bool,
-        #[arg(long)]
-        json: bool,
-    },
+    Read(read::Read),
     /// Show every change an apply would make; touches nothing.
-    Plan {
-        pipeline: PathBuf,
-        #[arg(long)]
-        json: bool,
-        /// Save the plan to a file for `apply --plan`.
-        #[arg(long)]
-        out: Option<PathBuf>,
-        /// Read every source account, even where an incremental read is possible.
-        #[arg(long)]
-        full: bool,
-    },
+    Plan(plan::PlanCmd),
     /// Make the changes, recording each outcome in the state store.
-    Apply {
-        pipeline: PathBuf,
-        /// Apply a plan saved with `plan --out` instead of planning afresh.
-        #[arg(long)]
-        plan: Option<PathBuf>,
-        /// Do not ask for confirmation.
-        #[arg(long)]
-        yes: bool,
-        /// Allow a plan whose removals exceed the safety threshold.
-        #[arg(long)]
-        allow_removals: bool,
-        #[arg(long)]
-        json: bool,
-        /// Read every source account, even where an incremental read is possible.
-        #[arg(long, conflicts_with = "plan")]
-        full: bool,
-    },
+    Apply(apply::ApplyCmd),
     /// List linked accounts (how each was linked, its options); `add`, `remove`
     /// and `unstage` stage link changes for the next apply.
     #[command(
         args_conflicts_with_subcommands = false,
         subcommand_precedence_over_arg = false
     )]
-    Links {
-        pipeline: PathBuf,
-        #[command(subcommand)]
-        action: Option<links::LinksAction>,
-        #[arg(long, global = true)]
-        json: bool,
-    },
+    Links(links::Links),
     /// Recent runs, linked accounts and the last error per account.
-    Status {
-        pipeline: PathBuf,
-        #[arg(long)]
-        json: bool,
-    },
+    Status(status::Status),
 }
 
-#[derive(Subcommand, Debug)]
-enum PluginsCommand {
-    /// List the plugins found in the plugin directories.
-    List {
-        #[arg(long)]
-        json: bool,
-    },
-    /// Describe a component: name, version, contract, capabilities, config fields, hosts.
-    Inspect {
-        file: PathBuf,
-        #[arg(long)]
-        json: bool,
-    },
+impl Command {
+    async fn run(self, global: &Global) -> Result<ExitCode, Failure> {
+        match self {
+            Command::Check(c) => c.run(global).await,
+            Command::Plugins(c) => c.run(global).await,
+            Command::TestConnection(c) => c.run(global).await,
+            Command::Read(c) => c.run(global).await,
+            Command::Plan(c) => c.run(global).await,
+            Command::Apply(c) => c.run(global).await,
+            Command::Links(c) => c.run(global).await,
+            Command::Status(c) => c.run(),
+        }
+    }
+}
+
+async fn run(cli: Cli) -> ExitCode {
+    match cli.command.run(&cli.global).await {
+        Ok(code) => code,
+        Err(failure) => {
+            eprintln!("error: {failure}");
+            ExitCode::from(failure.exit_code())
+        }
+    }
+}
+
+/// The pipeline's connector called `name`, or an error listing those it has.
+fn connector_named<'a>(pipeline: &'a Pipeline, name: &str) -> Result<&'a str, Failure> {
+    match pipeline.connectors.get_key_value(name) {
+        Some((name, _)) => Ok(name),
+        None => {
+            let known: Vec<&String> = pipeline.connectors.keys().collect();
+            Err(Failure::Input(format!(
+                "--connector {name}: no such connector in this pipeline (known: {known:?})"
+            )))
+        }
+    }
+}
+
+/// What `connector` keeps in its memo, for a command that only reads: no
+/// state is made where there is none, and nothing it learns is kept.
+fn kept_memo(pipeline: &Pipeline, connector: &str) -> Result<BTreeMap<String, String>, Failure> {
+    match pipeline.state_path.exists() {
+        true => Ok(SqliteStore::open(&pipeline.state_path)?.memo(connector)?),
+        false => Ok(Default::default()),
+    }
+}
+
+/// Writes a file whole or not at all.
+fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), Failure> {
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, bytes)
+        .and_then(|_| std::fs::rename(&tmp, path))
+        .map_err(|e| Failure::Input(format!("cannot write {}: {e}", path.display())))
 }
 
 pub fn main() -> ExitCode {
@@ -151,7 +158,7 @@ pub fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    runtime.block_on(commands::run(cli))
+    runtime.block_on(run(cli))
 }
 
 fn init_tracing(verbose: u8) {

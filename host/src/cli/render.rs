@@ -4,13 +4,16 @@
 use crate::apply::ApplyReport;
 use crate::links::{LinkEdit, StoredLink, Unlinked};
 use crate::model::{Account, ConnectionReport, Descriptor, Group};
+use crate::operation;
 use crate::plan::{Action, NoteLevel, Plan, options_text};
+use crate::plugins::Session;
 use crate::runtime::{LoadedComponent, Redactor};
-use crate::session::Session;
 use crate::state::{AccountError, RunRecord};
 use comfy_table::{ContentArrangement, Table, presets::UTF8_BORDERS_ONLY};
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 use serde_json::json;
+use std::cell::RefCell;
+use std::collections::HashMap;
 use std::io::IsTerminal;
 use std::path::PathBuf;
 
@@ -47,6 +50,8 @@ fn table() -> Table {
 /// several bars (the source and the target read at once) share the lines.
 pub struct Progress {
     multi: Option<MultiProgress>,
+    /// The bars a run's callbacks opened, by what they count.
+    open: RefCell<HashMap<String, Bar>>,
 }
 
 pub struct Bar(Option<ProgressBar>);
@@ -69,6 +74,7 @@ impl Progress {
         let on = !quiet && std::io::stderr().is_terminal();
         Progress {
             multi: on.then(MultiProgress::new),
+            open: RefCell::default(),
         }
     }
     pub fn counter(&self, what: &str) -> Bar {
@@ -91,6 +97,39 @@ impl Progress {
             );
             b
         }))
+    }
+}
+
+/// A run's progress, drawn as bars: one counter per connector read, one
+/// bar for the apply.
+impl operation::Progress for Progress {
+    fn reading(&self, connector: &str, count: usize) {
+        let what = format!("reading {connector}");
+        let mut open = self.open.borrow_mut();
+        open.entry(what.clone())
+            .or_insert_with(|| self.counter(&what))
+            .set(count);
+    }
+
+    fn read(&self, connector: &str) {
+        if let Some(bar) = self
+            .open
+            .borrow_mut()
+            .remove(&format!("reading {connector}"))
+        {
+            bar.finish();
+        }
+    }
+
+    fn applying(&self, done: usize, total: usize) {
+        let mut open = self.open.borrow_mut();
+        let bar = open
+            .entry("applying".into())
+            .or_insert_with(|| self.bar("applying", total));
+        bar.set(done);
+        if done == total {
+            bar.finish();
+        }
     }
 }
 

@@ -1,0 +1,93 @@
+//! `roster apply`: plans afresh (or takes a plan saved by `plan --out`),
+//! shows it, asks, and carries it out, recording each outcome.
+
+use super::Global;
+use super::render::{self, Out};
+use crate::apply::ApplyReport;
+use crate::error::{EXIT_PARTIAL, Failure};
+use crate::operation::{self, ApplyOptions, PlanOptions};
+use crate::plan::Plan;
+use crate::state::SqliteStore;
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(clap::Args, Debug)]
+pub struct ApplyCmd {
+    pipeline: PathBuf,
+    /// Apply a plan saved with `plan --out` instead of planning afresh.
+    #[arg(long)]
+    plan: Option<PathBuf>,
+    /// Do not ask for confirmation.
+    #[arg(long)]
+    yes: bool,
+    /// Allow a plan whose removals exceed the safety threshold.
+    #[arg(long)]
+    allow_removals: bool,
+    #[arg(long)]
+    json: bool,
+    /// Read every source account, even where an incremental read is possible.
+    #[arg(long, conflicts_with = "plan")]
+    full: bool,
+}
+
+impl ApplyCmd {
+    pub async fn run(self, global: &Global) -> Result<ExitCode, Failure> {
+        let session = global.open(&self.pipeline).await?;
+        let mut state = SqliteStore::open(&session.pipeline.state_path)?;
+        let progress = render::Progress::new(self.json);
+        let mut ready = match &self.plan {
+            None => {
+                let options = PlanOptions {
+                    full_read: self.full,
+                };
+                operation::plan_to_apply(&session, &mut state, &options, &progress).await?
+            }
+            Some(file) => operation::saved_plan(&session, &state, file).await?,
+        };
+        let out = Out::new(self.json, &session.redactor);
+        let plan = &ready.plan;
+        if !self.json {
+            render::plan(&out, plan);
+        }
+        // A refused plan goes straight to the apply, which refuses it.
+        if plan.refused.is_none() || self.allow_removals {
+            if plan.is_empty() {
+                if self.json {
+                    render::apply(&out, plan, &ApplyReport::default());
+                }
+                return Ok(ExitCode::SUCCESS);
+            }
+            if !self.yes && !confirm(plan, &session.pipeline.target)? {
+                eprintln!("nothing applied");
+                return Ok(ExitCode::SUCCESS);
+            }
+        }
+        let options = ApplyOptions {
+            allow_removals: self.allow_removals,
+        };
+        let report =
+            operation::apply(&session, &mut state, &mut ready, &options, &progress).await?;
+        render::apply(&out, &ready.plan, &report);
+        Ok(
+            match report.failed > 0 || report.skipped > 0 || report.stopped.is_some() {
+                true => ExitCode::from(EXIT_PARTIAL),
+                false => ExitCode::SUCCESS,
+            },
+        )
+    }
+}
+
+fn confirm(plan: &Plan, target: &str) -> Result<bool, Failure> {
+    if !std::io::stdin().is_terminal() {
+        return Err(Failure::Input(
+            "apply needs confirmation: run it on a terminal, or pass --yes".into(),
+        ));
+    }
+    eprint!("Apply {} changes to `{target}`? [y/N] ", plan.changes.len());
+    let mut answer = String::new();
+    std::io::stdin()
+        .read_line(&mut answer)
+        .map_err(|e| Failure::Input(e.to_string()))?;
+    Ok(matches!(answer.trim(), "y" | "Y" | "yes" | "Yes"))
+}

@@ -1,0 +1,28 @@
+//! `roster check`: the pipeline parsed, its plugins loaded and each
+//! connector configured once (where a connector checks its own settings),
+//! then what each connector is granted.
+
+use super::Global;
+use super::render::{self, Out};
+use crate::error::Failure;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(clap::Args, Debug)]
+pub struct Check {
+    pipeline: PathBuf,
+    #[arg(long)]
+    json: bool,
+}
+
+impl Check {
+    pub async fn run(self, global: &Global) -> Result<ExitCode, Failure> {
+        let session = global.open(&self.pipeline).await?;
+        for name in session.pipeline.connectors.keys() {
+            session.start(name).await?;
+        }
+        let out = Out::new(self.json, &session.redactor);
+        render::check(&out, &session);
+        Ok(ExitCode::SUCCESS)
+    }
+}

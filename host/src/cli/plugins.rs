@@ -1,0 +1,81 @@
+//! `roster plugins list|inspect`: the components found in the plugin
+//! directories, and one component described without running its logic
+//! (`describe` runs with nothing granted: no configuration, network or files).
+
+use super::Global;
+use super::render;
+use crate::error::Failure;
+use crate::runtime::{Redactor, Runtime};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+#[derive(clap::Subcommand, Debug)]
+pub enum Plugins {
+    /// List the plugins found in the plugin directories.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Describe a component: name, version, contract, capabilities, config fields, hosts.
+    Inspect {
+        file: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+impl Plugins {
+    pub async fn run(self, global: &Global) -> Result<ExitCode, Failure> {
+        let runtime = Runtime::new(global.cache_dir()).map_err(Failure::bad_input)?;
+        match self {
+            Plugins::List { json } => list(&runtime, json).await,
+            Plugins::Inspect { file, json } => inspect(&runtime, &file, json).await,
+        }
+    }
+}
+
+async fn list(runtime: &Runtime, json: bool) -> Result<ExitCode, Failure> {
+    let dirs = crate::plugins::plugin_dirs(None);
+    let mut found = Vec::new();
+    for dir in &dirs {
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            continue;
+        };
+        let mut files: Vec<_> = entries
+            .filter_map(Result::ok)
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|x| x == "wasm"))
+            .collect();
+        files.sort();
+        for file in files {
+            let described = describe(runtime, &file).await;
+            found.push((file, described));
+        }
+    }
+    render::plugins_list(json, &dirs, &found);
+    Ok(ExitCode::SUCCESS)
+}
+
+/// One component's contract and descriptor; a broken file is reported, not fatal.
+async fn describe(runtime: &Runtime, file: &Path) -> render::Described {
+    let component = runtime.load(file).map_err(|e| format!("{e:#}"))?;
+    let redactor = Redactor::global().clone();
+    let mut probe = runtime
+        .instantiate("list", &component, &Default::default(), &redactor)
+        .await
+        .map_err(|e| e.to_string())?;
+    let descriptor = probe.describe().await.map_err(|e| e.to_string())?;
+    Ok((component.contract.as_str().to_string(), descriptor))
+}
+
+async fn inspect(runtime: &Runtime, file: &Path, json: bool) -> Result<ExitCode, Failure> {
+    let component = runtime.load(file).map_err(Failure::bad_input)?;
+    let redactor = Redactor::global().clone();
+    let mut probe = runtime
+        .instantiate("inspect", &component, &Default::default(), &redactor)
+        .await
+        .map_err(Failure::bad_input)?;
+    let descriptor = probe.describe().await?;
+    render::inspect(json, &component, &descriptor);
+    Ok(ExitCode::SUCCESS)
+}

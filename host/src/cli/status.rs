@@ -1,0 +1,34 @@
+//! `roster status`: recent runs, linked accounts and the last error per
+//! account, from the state alone (no plugin is loaded, no secret resolved).
+
+use super::render;
+use crate::error::Failure;
+use crate::pipeline::Pipeline;
+use crate::state::{SqliteStore, StateStore};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(clap::Args, Debug)]
+pub struct Status {
+    pipeline: PathBuf,
+    #[arg(long)]
+    json: bool,
+}
+
+impl Status {
+    pub fn run(self) -> Result<ExitCode, Failure> {
+        let pipeline = Pipeline::load_unresolved(&self.pipeline)?;
+        if !pipeline.state_path.exists() {
+            return Err(Failure::Input(format!(
+                "no state yet at {}: run `roster apply` first",
+                pipeline.state_path.display()
+            )));
+        }
+        let state = SqliteStore::open(&pipeline.state_path)?;
+        let runs = state.recent_runs(10)?;
+        let links = state.links()?;
+        let errors = state.account_errors()?;
+        render::status(self.json, &runs, &links, &errors);
+        Ok(ExitCode::SUCCESS)
+    }
+}
