@@ -214,7 +214,7 @@ async fn read_sides(
             progress.reading(&p.source, n)
         })
         .await?;
-        let groups = match p.filters().any(|f| !f.member_of.is_empty()) {
+        let groups = match p.stages.filters.iter().any(|f| !f.member_of.is_empty()) {
             true => read_groups(&mut source).await?,
             false => vec![],
         };

@@ -205,8 +205,8 @@ impl Session {
     fn check_link_options(&self) -> Vec<Diagnostic> {
         let p = &self.pipeline;
         let target = &self.plugins[&p.target].descriptor;
-        let defaults = p.sync_stage().map(|s| &s.options);
-        let manual = p.link_stage().into_iter().flat_map(|l| &l.manual);
+        let defaults = p.stages.sync.as_ref().map(|s| &s.options);
+        let manual = p.stages.link.iter().flat_map(|l| &l.manual);
         let sets = defaults
             .into_iter()
             .map(|o| ("sync stage options", o))

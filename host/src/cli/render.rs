@@ -165,7 +165,7 @@ pub fn check(out: &Out, session: &Session) {
             "source": p.source,
             "target": p.target,
             "state": p.state_path,
-            "stages": p.stages.iter().map(|s| s.kind()).collect::<Vec<_>>(),
+            "stages": p.stages.kinds(),
             "connectors": connectors,
         }));
         return;
@@ -174,14 +174,7 @@ pub fn check(out: &Out, session: &Session) {
         "pipeline `{}` is valid: {} → {}",
         p.name, p.source, p.target
     ));
-    out.print(&format!(
-        "stages: {}",
-        p.stages
-            .iter()
-            .map(|s| s.kind())
-            .collect::<Vec<_>>()
-            .join(" → ")
-    ));
+    out.print(&format!("stages: {}", p.stages.kinds().join(" → ")));
     let mut t = table();
     t.set_header([
         "connector",

@@ -54,7 +54,9 @@ impl TestConnection {
 fn required_delegate(pipeline: &Pipeline, report: &mut ConnectionReport) -> Result<(), Failure> {
     let (Some(holder), Some(a)) = (
         pipeline
-            .sync_stage()
+            .stages
+            .sync
+            .as_ref()
             .and_then(|s| s.require_delegate.as_ref()),
         &report.account,
     ) else {

@@ -267,6 +267,46 @@ pub enum Stage {
     Sync(SyncStage),
 }
 
+/// The stages once parsing has checked their order (filters, link, merge,
+/// sync; each of the last three at most once): what the planner reads.
+#[derive(Clone, Debug, Default)]
+pub struct Stages {
+    pub filters: Vec<FilterStage>,
+    pub link: Option<LinkStage>,
+    pub merge: Option<MergeStage>,
+    pub sync: Option<SyncStage>,
+}
+
+impl Stages {
+    /// From stages in an order `check_order` accepted.
+    pub(super) fn from_checked(stages: Vec<Stage>) -> Stages {
+        let mut out = Stages::default();
+        for stage in stages {
+            match stage {
+                Stage::Filter(f) => out.filters.push(f),
+                Stage::Link(l) => out.link = Some(l),
+                Stage::Merge(m) => out.merge = Some(m),
+                Stage::Sync(s) => out.sync = Some(s),
+            }
+        }
+        out
+    }
+
+    /// The stages' kinds in the order they run, as the pipeline lists them.
+    pub fn kinds(&self) -> Vec<&'static str> {
+        let filters = self.filters.iter().map(|_| "filter");
+        let link = self.link.iter().map(|_| "link");
+        let merge = self.merge.iter().map(|_| "merge");
+        let sync = self.sync.iter().map(|_| "sync");
+        filters.chain(link).chain(merge).chain(sync).collect()
+    }
+
+    /// How guests are merged; off without a merge stage.
+    pub fn merge_mode(&self) -> MergeMode {
+        self.merge.as_ref().map_or(MergeMode::Off, |m| m.mode)
+    }
+}
+
 impl Stage {
     pub fn kind(&self) -> &'static str {
         match self {

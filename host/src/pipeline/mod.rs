@@ -10,8 +10,8 @@ use crate::runtime::Grants;
 use crate::runtime::http::HostPattern;
 pub use diagnostic::{Diagnostic, Diagnostics};
 pub use file::{
-    FilterStage, LinkBy, LinkStage, ManualLink, MergeMode, MergeStage, Removal, Stage, SyncStage,
-    UnlinkedPolicy, Unmatched,
+    FilterStage, LinkBy, LinkStage, ManualLink, MergeMode, MergeStage, Removal, Stage, Stages,
+    SyncStage, UnlinkedPolicy, Unmatched,
 };
 use file::{RawConnector, RawPipeline};
 use secrets::Resolved;
@@ -66,7 +66,7 @@ pub struct Pipeline {
     pub plugins_dir: Option<PathBuf>,
     pub batch_size: u32,
     pub connectors: BTreeMap<String, ConnectorSpec>,
-    pub stages: Vec<Stage>,
+    pub stages: Stages,
     /// A digest of the file's content; a saved plan is only applied to the
     /// pipeline it was made from.
     pub fingerprint: String,
@@ -103,49 +103,6 @@ impl Pipeline {
             from = start + key.len();
         }
         Location::default()
-    }
-
-    pub fn sync_stage(&self) -> Option<&SyncStage> {
-        self.stages.iter().find_map(|s| {
-            if let Stage::Sync(s) = s {
-                Some(s)
-            } else {
-                None
-            }
-        })
-    }
-
-    pub fn link_stage(&self) -> Option<&LinkStage> {
-        self.stages.iter().find_map(|s| {
-            if let Stage::Link(s) = s {
-                Some(s)
-            } else {
-                None
-            }
-        })
-    }
-
-    pub fn merge_mode(&self) -> MergeMode {
-        self.stages
-            .iter()
-            .find_map(|s| {
-                if let Stage::Merge(m) = s {
-                    Some(m.mode)
-                } else {
-                    None
-                }
-            })
-            .unwrap_or(MergeMode::Off)
-    }
-
-    pub fn filters(&self) -> impl Iterator<Item = &FilterStage> {
-        self.stages.iter().filter_map(|s| {
-            if let Stage::Filter(f) = s {
-                Some(f)
-            } else {
-                None
-            }
-        })
     }
 }
 
@@ -207,7 +164,7 @@ fn parse_with(path: &Path, text: &str, resolve_secrets: bool) -> Result<Pipeline
     let stages_value = table.remove("stages");
     let raw =
         RawPipeline::deserialize(toml::de::Deserializer::from(Spanned::new(root_span, table)));
-    let stages = parse_stages(&mut cx, stages_value);
+    let stages = Stages::from_checked(parse_stages(&mut cx, stages_value));
     let raw = match raw {
         Ok(raw) => raw,
         Err(e) => {

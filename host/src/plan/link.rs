@@ -118,7 +118,7 @@ pub fn names(name: &str, s: &Account) -> bool {
     name.eq_ignore_ascii_case(&s.email) || s.external_key.as_deref() == Some(name) || name == s.id
 }
 
-pub struct Linker<'a, 't> {
+pub struct Matcher<'a, 't> {
     stage: &'a LinkStage,
     index: &'a TargetIndex<'t>,
     stored: HashMap<&'a str, &'a StoredLink>,
@@ -128,7 +128,7 @@ pub struct Linker<'a, 't> {
     used_edits: RefCell<Vec<String>>,
 }
 
-impl<'a, 't> Linker<'a, 't> {
+impl<'a, 't> Matcher<'a, 't> {
     pub fn new(
         stage: &'a LinkStage,
         index: &'a TargetIndex<'t>,
@@ -136,7 +136,7 @@ impl<'a, 't> Linker<'a, 't> {
         edits: &'a [LinkEdit],
         held: &'a [Unlinked],
     ) -> Self {
-        Linker {
+        Matcher {
             stage,
             index,
             stored: stored.iter().map(|l| (l.source_key.as_str(), l)).collect(),

@@ -9,13 +9,16 @@ mod build;
 mod diff;
 mod filter;
 mod link;
+mod merge;
+mod removal;
 mod shape;
+mod sync;
 
 pub use build::{PlanInput, build};
 pub use filter::{FilterOutcome, filter};
 
 use crate::links::LinkHow;
-use crate::model::{Change, ErrorKind};
+use crate::model::{Change, ErrorKind, Operation};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -70,6 +73,17 @@ pub enum Action {
 }
 
 impl Action {
+    /// What an operation does to the target account.
+    pub fn of(op: &Operation) -> Action {
+        match op {
+            Operation::MergeGuest { .. } => Action::MergeGuest,
+            Operation::Create { .. } => Action::Create,
+            Operation::Update { .. } => Action::Update,
+            Operation::Disable { .. } => Action::Disable,
+            Operation::Delete { .. } => Action::Delete,
+        }
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Action::MergeGuest => "merge-guest",
@@ -105,6 +119,37 @@ pub struct PlannedChange {
     /// The link to record once the change is applied.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub link: Option<PlannedLink>,
+}
+
+impl PlannedChange {
+    /// A change of `op` to the account with primary address `email`, run in
+    /// `phase`, keyed (and sent to the connector) as `key`: nothing to wait
+    /// for, no field diff, no link to record until the caller adds them.
+    pub fn new(
+        key: String,
+        phase: u8,
+        email: &str,
+        source_key: Option<String>,
+        op: Operation,
+        options: BTreeMap<String, String>,
+    ) -> Self {
+        PlannedChange {
+            action: Action::of(&op),
+            change: Change {
+                id: key.clone(),
+                op,
+                options,
+            },
+            key,
+            phase,
+            email: email.to_string(),
+            source_key,
+            diff: vec![],
+            after: vec![],
+            target_from: None,
+            link: None,
+        }
+    }
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
