@@ -4,10 +4,10 @@
 //! saved plan resumes; a change whose prerequisite failed is skipped, not tried.
 
 use crate::links::{StoredLink, Unlinked};
-use crate::model::{ChangeResult, Operation};
+use crate::model::{Change, ChangeResult, Operation};
 use crate::plan::{Action, Plan, PlannedChange, PlannedLink};
-use crate::runtime::ConnectorInstance;
-use crate::state::{JournalStatus, MemoUpdate, Outcome, StateStore, StoreError, now_ms};
+use crate::runtime::{CallError, ConnectorInstance};
+use crate::state::{JournalStatus, MemoUpdate, MemoWrite, Outcome, StateStore, StoreError, now_ms};
 use serde::Serialize;
 use std::collections::HashMap;
 
@@ -34,6 +34,32 @@ pub struct ApplyReport {
     /// Set when the connector was stopped and the rest was not attempted.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub stopped: Option<String>,
+}
+
+/// What an apply writes through: a connector instance (or, in tests, a
+/// target held in memory).
+#[allow(async_fn_in_trait)]
+pub trait Target {
+    /// The name the target's memo is kept under.
+    fn name(&self) -> &str;
+    /// Makes a batch of changes; an error means the whole batch is in doubt.
+    async fn apply(&mut self, changes: Vec<Change>) -> Result<Vec<ChangeResult>, CallError>;
+    /// What the target put in its memo since this was last asked.
+    fn memo_written(&mut self) -> Vec<MemoWrite>;
+}
+
+impl Target for ConnectorInstance {
+    fn name(&self) -> &str {
+        ConnectorInstance::name(self)
+    }
+
+    async fn apply(&mut self, changes: Vec<Change>) -> Result<Vec<ChangeResult>, CallError> {
+        ConnectorInstance::apply(self, changes).await
+    }
+
+    fn memo_written(&mut self) -> Vec<MemoWrite> {
+        ConnectorInstance::memo_written(self)
+    }
 }
 
 impl ApplyReport {
@@ -72,7 +98,7 @@ struct Run<'a> {
 
 pub async fn apply(
     plan: &Plan,
-    target: &mut ConnectorInstance,
+    target: &mut impl Target,
     state: &mut dyn StateStore,
     batch_size: usize,
     mut progress: impl FnMut(usize),
@@ -125,7 +151,7 @@ pub async fn apply(
             .collect();
         let ready = run.skip_blocked(todo)?;
         for batch in ready.chunks(batch_size.max(1)) {
-            let changes: Vec<crate::model::Change> = batch.iter().map(|c| run.resolve(c)).collect();
+            let changes: Vec<Change> = batch.iter().map(|c| run.resolve(c)).collect();
             let keys: Vec<&str> = batch.iter().map(|c| c.key.as_str()).collect();
             run.state.mark_sent(&plan.id, &keys)?;
             let answered = target.apply(changes).await;
@@ -166,7 +192,7 @@ impl Run<'_> {
     fn skip_blocked<'p>(
         &mut self,
         todo: Vec<&'p PlannedChange>,
-    ) -> anyhow::Result<Vec<&'p PlannedChange>> {
+    ) -> Result<Vec<&'p PlannedChange>, StoreError> {
         let mut ready = Vec::new();
         let mut skipped = Vec::new();
         for c in todo {
@@ -207,7 +233,7 @@ impl Run<'_> {
     }
 
     /// The change as sent: ids of accounts created earlier in this apply filled in.
-    fn resolve(&self, c: &PlannedChange) -> crate::model::Change {
+    fn resolve(&self, c: &PlannedChange) -> Change {
         let mut change = c.change.clone();
         if let Some(id) = c.target_from.as_ref().and_then(|k| self.ids.get(k)) {
             match &mut change.op {
@@ -224,7 +250,7 @@ impl Run<'_> {
         batch: &[&PlannedChange],
         results: Vec<ChangeResult>,
         memo: MemoUpdate,
-    ) -> anyhow::Result<()> {
+    ) -> Result<(), StoreError> {
         let mut by_id: HashMap<String, ChangeResult> = results
             .into_iter()
             .map(|r| (r.change_id.clone(), r))
@@ -299,3 +325,6 @@ fn existing_id(c: &PlannedChange) -> Option<String> {
         _ => None,
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -239,3 +239,6 @@ impl Plan {
             && self.link_edits.is_empty()
     }
 }
+
+#[cfg(test)]
+mod tests;

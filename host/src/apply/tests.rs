@@ -1,0 +1,321 @@
+//! The apply against a target held in memory and a real state file: each
+//! change reaches the target once, in phase order, with the ids of accounts
+//! created earlier in the same plan filled in, and an apply stopped after
+//! any change finishes on the next run with nothing sent twice.
+
+use super::*;
+use crate::links::StoredLink;
+use crate::model::{Account, AccountKind, ConnectorError, ErrorKind};
+use crate::plan::{PlanInput, ReadMode, build};
+use crate::state::SqliteStore;
+use std::collections::BTreeMap;
+
+/// A target system in memory; it stops (as a crashed connector would)
+/// once it has made `stop_after` changes.
+#[derive(Default)]
+struct Memory {
+    accounts: BTreeMap<String, Account>,
+    made: Vec<String>,
+    next_id: u32,
+    stop_after: Option<usize>,
+}
+
+impl Memory {
+    fn make(&mut self, change: &Change) -> Result<Option<String>, ConnectorError> {
+        let invalid = |m: &str| ConnectorError {
+            kind: ErrorKind::Invalid,
+            message: m.to_string(),
+        };
+        match &change.op {
+            Operation::Create { account } => {
+                self.next_id += 1;
+                let id = format!("new{}", self.next_id);
+                let account = Account {
+                    id: id.clone(),
+                    ..account.clone()
+                };
+                self.accounts.insert(id.clone(), account);
+                Ok(Some(id))
+            }
+            Operation::Update { id, account, .. } => {
+                let have = self
+                    .accounts
+                    .get_mut(id)
+                    .ok_or(invalid("no such account"))?;
+                *have = Account {
+                    id: id.clone(),
+                    ..account.clone()
+                };
+                Ok(Some(id.clone()))
+            }
+            Operation::MergeGuest { guest, into } => {
+                let into = into
+                    .id
+                    .clone()
+                    .ok_or(invalid("merge into an account without id"))?;
+                if !self.accounts.contains_key(&into) {
+                    return Err(invalid("merge into a missing account"));
+                }
+                let guest = guest.id.as_ref().ok_or(invalid("guest without id"))?;
+                self.accounts
+                    .remove(guest)
+                    .ok_or(invalid("no such guest"))?;
+                Ok(Some(into))
+            }
+            Operation::Disable { id } => {
+                let have = self
+                    .accounts
+                    .get_mut(id)
+                    .ok_or(invalid("no such account"))?;
+                have.enabled = false;
+                Ok(Some(id.clone()))
+            }
+            Operation::Delete { id } => {
+                self.accounts.remove(id).ok_or(invalid("no such account"))?;
+                Ok(None)
+            }
+        }
+    }
+}
+
+impl Target for Memory {
+    fn name(&self) -> &str {
+        "memory"
+    }
+
+    async fn apply(&mut self, changes: Vec<Change>) -> Result<Vec<ChangeResult>, CallError> {
+        let mut results = Vec::new();
+        for change in changes {
+            if self.stop_after.is_some_and(|n| self.made.len() >= n) {
+                return Err(CallError::Stopped {
+                    connector: "memory".into(),
+                    what: "apply",
+                    reason: "it crashed".into(),
+                });
+            }
+            let outcome = self.make(&change);
+            if outcome.is_ok() {
+                self.made.push(change.id.clone());
+            }
+            results.push(ChangeResult {
+                change_id: change.id,
+                outcome,
+            });
+        }
+        Ok(results)
+    }
+
+    fn memo_written(&mut self) -> Vec<MemoWrite> {
+        vec![]
+    }
+}
+
+fn account(id: &str, kind: AccountKind, email: &str, aliases: &[&str]) -> Account {
+    Account {
+        id: id.into(),
+        kind,
+        email: email.into(),
+        aliases: aliases.iter().map(|a| a.to_string()).collect(),
+        display_name: None,
+        given_name: None,
+        family_name: None,
+        enabled: true,
+        org_unit: None,
+        external_key: None,
+        delegates: vec![],
+        groups: vec![],
+        attributes: BTreeMap::new(),
+    }
+}
+
+/// A plan with every phase: a create, a guest merged into it, the update
+/// that adds the guest's address, an update of a linked account, and a
+/// disable of one whose source is gone.
+fn plan_and_target() -> (Plan, Memory) {
+    let text = r#"name = "t"
+source = "src"
+target = "dst"
+[connectors.src]
+plugin = "csv"
+[connectors.dst]
+plugin = "csv"
+[[stages]]
+type = "link"
+[[stages]]
+type = "merge"
+mode = "alias-only"
+[[stages]]
+type = "sync"
+removed = "disable"
+max_removals = 5
+"#;
+    let pipeline = crate::pipeline::parse(std::path::Path::new("t.toml"), text).unwrap();
+    let ann = account("s1", AccountKind::Person, "ann@x.com", &["a@x.com"]);
+    let mut bob = account("s2", AccountKind::Person, "bob@x.com", &[]);
+    bob.display_name = Some("Bob".into());
+    let carl = account("s3", AccountKind::Person, "carl@x.com", &[]);
+    let target = vec![
+        account("g1", AccountKind::Guest, "a@x.com", &[]),
+        account("t1", AccountKind::Person, "bob@x.com", &[]),
+        account("t2", AccountKind::Person, "carl@x.com", &[]),
+    ];
+    let link = |s: &Account, t: &str| StoredLink {
+        source_key: format!("id:{}", s.id),
+        source_email: s.email.clone(),
+        target_id: t.into(),
+        how: crate::links::LinkHow::Primary,
+        options: BTreeMap::new(),
+        overrides: BTreeMap::new(),
+        updated_at_ms: 0,
+    };
+    let links = vec![link(&bob, "t1"), link(&carl, "t2")];
+    let descriptor = crate::model::Descriptor {
+        name: "dst".into(),
+        version: "1".into(),
+        description: String::new(),
+        source: false,
+        target: true,
+        kinds: vec![AccountKind::Person, AccountKind::Guest],
+        fields: vec![
+            crate::model::Field::Email,
+            crate::model::Field::Aliases,
+            crate::model::Field::DisplayName,
+            crate::model::Field::Enabled,
+        ],
+        incremental: false,
+        config: vec![],
+        hosts: vec![],
+    };
+    let plan = build(&PlanInput {
+        pipeline: &pipeline,
+        source: &[ann, bob],
+        source_groups: &[],
+        target: &target,
+        target_descriptor: &descriptor,
+        links: &links,
+        link_edits: &[],
+        unlinked: &[],
+        free_seats: None,
+        creates_refused: None,
+        source_read: ReadMode::Full,
+    });
+    let memory = Memory {
+        accounts: target.into_iter().map(|a| (a.id.clone(), a)).collect(),
+        ..Memory::default()
+    };
+    (plan, memory)
+}
+
+fn run(plan: &Plan, target: &mut Memory, state: &mut SqliteStore) -> ApplyReport {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(apply(plan, target, state, 1, |_| {})).unwrap()
+}
+
+/// What the target holds, by primary address: (enabled, aliases).
+fn holds(m: &Memory) -> BTreeMap<String, (bool, Vec<String>, Option<String>)> {
+    m.accounts
+        .values()
+        .map(|a| {
+            let v = (a.enabled, a.aliases.clone(), a.display_name.clone());
+            (a.email.clone(), v)
+        })
+        .collect()
+}
+
+#[test]
+fn every_phase_runs_in_order_with_the_new_ids_filled_in() {
+    let (plan, mut memory) = plan_and_target();
+    let phases: Vec<u8> = plan.changes.iter().map(|c| c.phase).collect();
+    assert_eq!(phases, [1, 2, 3, 3, 4], "{:#?}", plan.changes);
+    let dir = tempfile::tempdir().unwrap();
+    let mut state = SqliteStore::open(&dir.path().join("s.sqlite")).unwrap();
+    let report = run(&plan, &mut memory, &mut state);
+    assert_eq!((report.applied, report.failed, report.skipped), (5, 0, 0));
+    assert_eq!(memory.made.len(), 5);
+    let held = holds(&memory);
+    assert_eq!(held["ann@x.com"], (true, vec!["a@x.com".into()], None));
+    assert_eq!(held["bob@x.com"].2.as_deref(), Some("Bob"));
+    assert!(!held["carl@x.com"].0, "carl disabled");
+    assert!(!held.contains_key("a@x.com"), "the guest was merged away");
+    let links: BTreeMap<String, String> = state
+        .links()
+        .unwrap()
+        .into_iter()
+        .map(|l| (l.source_email, l.target_id))
+        .collect();
+    assert_eq!(links["ann@x.com"], "new1", "the created account's link");
+}
+
+#[test]
+fn an_apply_stopped_after_any_change_finishes_on_rerun_with_nothing_sent_twice() {
+    let (plan, reference) = plan_and_target();
+    let mut whole = Memory {
+        accounts: reference.accounts.clone(),
+        ..Memory::default()
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let mut state = SqliteStore::open(&dir.path().join("whole.sqlite")).unwrap();
+    run(&plan, &mut whole, &mut state);
+    for stop in 0..plan.changes.len() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut state = SqliteStore::open(&dir.path().join("s.sqlite")).unwrap();
+        let mut target = Memory {
+            accounts: reference.accounts.clone(),
+            stop_after: Some(stop),
+            ..Memory::default()
+        };
+        let first = run(&plan, &mut target, &mut state);
+        assert!(first.stopped.is_some(), "stopped after {stop}");
+        assert_eq!(first.applied as usize, stop);
+        // The connector is started afresh; the target keeps what was made.
+        target.stop_after = None;
+        let second = run(&plan, &mut target, &mut state);
+        assert_eq!(second.stopped, None, "after {stop}");
+        assert_eq!(
+            (first.applied + second.applied) as usize,
+            plan.changes.len(),
+            "after {stop}: {second:#?}"
+        );
+        let mut made = target.made.clone();
+        made.sort();
+        made.dedup();
+        assert_eq!(
+            made.len(),
+            target.made.len(),
+            "after {stop}: sent twice: {:?}",
+            target.made
+        );
+        assert_eq!(holds(&target), holds(&whole), "after {stop}");
+        // A third run has nothing left to do.
+        let third = run(&plan, &mut target, &mut state);
+        assert_eq!((third.applied, third.failed), (0, 0), "after {stop}");
+    }
+}
+
+#[test]
+fn a_change_whose_prerequisite_failed_is_skipped_not_sent() {
+    let (plan, mut memory) = plan_and_target();
+    // The guest is gone before the apply: its merge fails, so the update
+    // that would add its address is skipped.
+    memory.accounts.remove("g1");
+    let dir = tempfile::tempdir().unwrap();
+    let mut state = SqliteStore::open(&dir.path().join("s.sqlite")).unwrap();
+    let report = run(&plan, &mut memory, &mut state);
+    assert_eq!((report.applied, report.failed, report.skipped), (3, 1, 1));
+    let skipped = report
+        .outcomes
+        .iter()
+        .find(|o| o.status == JournalStatus::Skipped)
+        .unwrap();
+    assert!(
+        skipped
+            .error
+            .as_deref()
+            .unwrap()
+            .starts_with("skipped: merge-guest:g1")
+    );
+    assert!(!memory.made.contains(&skipped.key));
+}
