@@ -1,4 +1,5 @@
-//! Applies a plan to the target, phase by phase and batch by batch, writing
+//! Applies a plan to the target, phase by phase and batch by batch (a batch
+//! holds one phase and one rank: the order the plan decided), writing
 //! each change's outcome to the journal as it comes back. A change already
 //! applied under the same plan is not sent again, so an interrupted apply of a
 //! saved plan resumes; a change whose prerequisite failed is skipped, not tried.
@@ -150,7 +151,13 @@ pub async fn apply(
             .filter(|c| c.phase == phase && run.status.get(&c.key) != Some(&JournalStatus::Applied))
             .collect();
         let ready = run.skip_blocked(todo)?;
-        for batch in ready.chunks(batch_size.max(1)) {
+        // Batches never mix ranks (people, then the functional accounts
+        // they are members of): the order inside a batch is no connector's
+        // business.
+        let batches = ready
+            .chunk_by(|a, b| a.rank() == b.rank())
+            .flat_map(|rank| rank.chunks(batch_size.max(1)));
+        for batch in batches {
             let changes: Vec<Change> = batch.iter().map(|c| run.resolve(c)).collect();
             let keys: Vec<&str> = batch.iter().map(|c| c.key.as_str()).collect();
             run.state.mark_sent(&plan.id, &keys)?;

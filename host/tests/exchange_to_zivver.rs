@@ -376,8 +376,8 @@ fn a_guest_alias_is_tried_again_when_due() {
         |_| {},
         |p| {
             p.replace(
-                "domains = \"zivvertest.onmicrosoft.com,zivver.com\"\n",
-                "domains = \"zivvertest.onmicrosoft.com,zivver.com\"\nguest_recheck_hours = \"0\"\n",
+                "guest_recheck_hours = \"24\"\n",
+                "guest_recheck_hours = \"0\"\n",
             )
         },
     );
@@ -428,10 +428,6 @@ fn vendor_errors_end_up_on_their_records() {
         |p| {
             // Claimed here, though Zivver does not own them.
             p.replace(
-                    "domains = \"zivvertest.onmicrosoft.com,zivver.com\"\n",
-                    "",
-                )
-                .replace(
                     "claimed_domains = [\"zivvertest.onmicrosoft.com\", \"zivver.com\"]",
                     "claimed_domains = [\"zivvertest.onmicrosoft.com\", \"zivver.com\", \"pablees.org\", \"stef.zivvertest.onmicrosoft.com\"]",
                 )
@@ -815,4 +811,40 @@ fn disabled_mailboxes_are_created_inactive_only_when_asked() {
     assert_eq!(geof["active"], false, "created as an inactive account");
     let again = s.run(&["plan", "pipeline.toml", "--json"]).ok().json();
     assert_eq!(again["changes"], json!([]), "{again:#}");
+}
+
+#[test]
+fn the_claimed_domains_are_the_pipelines_and_zivver_refuses_its_old_setting() {
+    let s = Scenario::start(
+        |_| {},
+        |p| {
+            p.replace(
+                "guest_recheck_hours = \"24\"\n",
+                "guest_recheck_hours = \"24\"\ndomains = \"zivvertest.onmicrosoft.com\"\n",
+            )
+        },
+    );
+    let check = s.run(&["check", "pipeline.toml"]);
+    assert_eq!(check.code(), 2, "{}", check.stderr());
+    assert!(
+        check
+            .stderr()
+            .contains("`domains` is no longer a Zivver setting")
+            && check.stderr().contains("claimed_domains"),
+        "{}",
+        check.stderr()
+    );
+    // The plan leaves out an alias outside the claimed domains (the filter
+    // stage), with a warning naming it: nothing reaches Zivver to refuse.
+    let s = Scenario::start(|_| {}, |p| p);
+    let plan = s.run(&["plan", "pipeline.toml", "--json"]).ok().json();
+    assert!(
+        notes(&plan)
+            .iter()
+            .any(|n| n.contains("pablees.org") && n.contains("outside the claimed domains")),
+        "{:#}",
+        plan["notes"]
+    );
+    let changes = plan["changes"].to_string();
+    assert!(!changes.contains("pablees.org"), "{changes}");
 }

@@ -1,5 +1,6 @@
 //! The one trait a connector implements. Every method but `describe` and
-//! `configure` has a default, so a read-only source is two methods long.
+//! `configure` has a default, so a read-only source is three methods long
+//! (`read_all` reads everything; the SDK serves it page by page).
 
 use crate::{
     AccountPage, Applied, Change, ChangeResult, Config, ConnectionReport, Descriptor, Error,
@@ -14,19 +15,38 @@ pub trait Connector: Sized + 'static {
     /// Builds the connector from its configuration (secrets already resolved).
     fn configure(config: Config) -> Result<Self>;
 
-    /// Checks the connection; with `account`, that this one account is readable.
+    /// Checks the connection; with `account`, that this one account is
+    /// readable. The default finds it with [`Connector::find_account`].
     fn test_connection(&mut self, account: Option<String>) -> Result<ConnectionReport> {
-        let _ = account;
-        Ok(ConnectionReport {
-            checks: vec!["configured".into()],
-            account: None,
+        ConnectionReport::found(vec!["configured".into()], account, |address| {
+            self.find_account(address)
         })
     }
 
-    /// One page of accounts.
-    fn read_accounts(&mut self, request: PageRequest) -> Result<AccountPage> {
-        let _ = request;
+    /// Every account, read at once: for services with no paging worth
+    /// passing through (files, or APIs read whole). The default
+    /// [`Connector::read_accounts`] calls it for the first page and serves
+    /// the rest from what it returned.
+    fn read_all(&mut self) -> Result<Vec<crate::Account>> {
         Err(Error::unsupported("reading accounts"))
+    }
+
+    /// One page of accounts. The default pages what [`Connector::read_all`]
+    /// returns; override it to pass a service's own paging (or a delta) through.
+    fn read_accounts(&mut self, request: PageRequest) -> Result<AccountPage> {
+        let owner = self as *const Self as usize;
+        crate::paging::snapshot_page(owner, &request, || self.read_all())
+    }
+
+    /// The account that has `address` (primary or alias, in any case), or a
+    /// not-found error that says what to do. The default looks through
+    /// [`Connector::read_all`]; override it where the service can look one
+    /// address up, or to say in the service's terms why none matched.
+    fn find_account(&mut self, address: &str) -> Result<crate::Account> {
+        let all = self.read_all()?;
+        all.into_iter()
+            .find(|a| a.has_address(address))
+            .ok_or_else(|| Error::not_found(format!("no account has the address {address}")))
     }
 
     /// One page of groups; none by default.
@@ -90,12 +110,40 @@ impl crate::Account {
         std::iter::once(self.email.as_str()).chain(self.aliases.iter().map(String::as_str))
     }
 
+    /// Whether `address` is its primary address or an alias, in any case.
+    pub fn has_address(&self, address: &str) -> bool {
+        self.addresses().any(|a| a.eq_ignore_ascii_case(address))
+    }
+
     /// The value of attribute `key`, if set.
     pub fn attribute(&self, key: &str) -> Option<&str> {
         self.attributes
             .iter()
             .find(|a| a.key == key)
             .map(|a| a.value.as_str())
+    }
+}
+
+impl ConnectionReport {
+    /// `checks`, and with `address`, the account `find` finds for it (with a
+    /// check line naming it), or the error `find` gives.
+    pub fn found(
+        mut checks: Vec<String>,
+        address: Option<String>,
+        find: impl FnOnce(&str) -> Result<crate::Account>,
+    ) -> Result<ConnectionReport> {
+        let Some(address) = address else {
+            return Ok(ConnectionReport {
+                checks,
+                account: None,
+            });
+        };
+        let account = find(&address)?;
+        checks.push(format!("account {address} found (id {})", account.id));
+        Ok(ConnectionReport {
+            checks,
+            account: Some(account),
+        })
     }
 }
 

@@ -32,6 +32,7 @@ extern crate self as roster_sdk;
 #[path = "bindings.rs"]
 pub mod __bindings;
 use __bindings as bindings;
+pub mod attr;
 mod config;
 mod connector;
 mod descriptor;

@@ -2,6 +2,39 @@
 //! memory (files), and reading every page through a page function.
 
 use crate::{Account, AccountPage, PageRequest, Result};
+use std::cell::RefCell;
+use std::collections::HashMap;
+
+thread_local! {
+    /// Accounts read whole for a paging in progress, by the connector
+    /// instance (its address) that read them; dropped with the last page.
+    static SNAPSHOTS: RefCell<HashMap<usize, Vec<Account>>> = RefCell::default();
+}
+
+/// The page `request` asks for out of what `read_all` returns: called for
+/// the first page (no cursor), the rest served from what it returned.
+pub fn snapshot_page(
+    owner: usize,
+    request: &PageRequest,
+    read_all: impl FnOnce() -> Result<Vec<Account>>,
+) -> Result<AccountPage> {
+    if request.cursor.is_none() {
+        let all = read_all()?;
+        SNAPSHOTS.with_borrow_mut(|s| s.insert(owner, all));
+    }
+    SNAPSHOTS.with_borrow_mut(|s| {
+        let snapshot = s.get(&owner).ok_or_else(|| {
+            crate::Error::invalid(
+                "a page cursor of a read that is over: read again from the first page",
+            )
+        })?;
+        let page = AccountPage::of_snapshot(snapshot, request)?;
+        if page.next_cursor.is_none() {
+            s.remove(&owner);
+        }
+        Ok(page)
+    })
+}
 
 /// The slice of `items` that `request` asks for, and the cursor of the next one.
 pub fn offset_page<T: Clone>(
@@ -45,6 +78,46 @@ pub fn read_all(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn request(cursor: Option<String>) -> PageRequest {
+        PageRequest {
+            cursor,
+            watermark: None,
+            size: 2,
+        }
+    }
+
+    #[test]
+    fn a_snapshot_is_read_once_served_page_by_page_and_dropped_after_the_last() {
+        let accounts: Vec<Account> = (0..5)
+            .map(|i| {
+                Account::new(
+                    format!("a{i}"),
+                    crate::AccountKind::Person,
+                    format!("a{i}@x"),
+                )
+            })
+            .collect();
+        let mut reads = 0;
+        let mut seen = vec![];
+        let mut cursor = None;
+        loop {
+            let page = snapshot_page(1, &request(cursor), || {
+                reads += 1;
+                Ok(accounts.clone())
+            })
+            .unwrap();
+            seen.extend(page.accounts.into_iter().map(|a| a.id));
+            match page.next_cursor {
+                Some(next) => cursor = Some(next),
+                None => break,
+            }
+        }
+        assert_eq!(reads, 1);
+        assert_eq!(seen, ["a0", "a1", "a2", "a3", "a4"]);
+        let late = snapshot_page(1, &request(Some("offset:2".into())), || Ok(vec![]));
+        assert!(late.is_err(), "a cursor after the last page is refused");
+    }
 
     #[test]
     fn offset_pages_cover_everything_once() {

@@ -16,6 +16,8 @@ use std::collections::BTreeMap;
 struct Memory {
     accounts: BTreeMap<String, Account>,
     made: Vec<String>,
+    /// The change ids of each batch, as sent.
+    batches: Vec<Vec<String>>,
     next_id: u32,
     stop_after: Option<usize>,
 }
@@ -84,6 +86,8 @@ impl Target for Memory {
     }
 
     async fn apply(&mut self, changes: Vec<Change>) -> Result<Vec<ChangeResult>, CallError> {
+        self.batches
+            .push(changes.iter().map(|c| c.id.clone()).collect());
         let mut results = Vec::new();
         for change in changes {
             if self.stop_after.is_some_and(|n| self.made.len() >= n) {
@@ -207,11 +211,21 @@ max_removals = 5
 }
 
 fn run(plan: &Plan, target: &mut Memory, state: &mut SqliteStore) -> ApplyReport {
+    run_in_batches(plan, target, state, 1)
+}
+
+fn run_in_batches(
+    plan: &Plan,
+    target: &mut Memory,
+    state: &mut SqliteStore,
+    batch_size: usize,
+) -> ApplyReport {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .unwrap();
-    rt.block_on(apply(plan, target, state, 1, |_| {})).unwrap()
+    rt.block_on(apply(plan, target, state, batch_size, |_| {}))
+        .unwrap()
 }
 
 /// What the target holds, by primary address: (enabled, aliases).
@@ -318,4 +332,41 @@ fn a_change_whose_prerequisite_failed_is_skipped_not_sent() {
             .starts_with("skipped: merge-guest:g1")
     );
     assert!(!memory.made.contains(&skipped.key));
+}
+
+#[test]
+fn a_batch_never_holds_people_and_the_functional_accounts_they_are_members_of() {
+    let (mut plan, mut memory) = plan_and_target();
+    // A functional account created in the same phase as the person.
+    let mut desk = account("s9", AccountKind::Functional, "desk@x.com", &[]);
+    desk.delegates = vec!["ann@x.com".into()];
+    let key = "create:id:s9".to_string();
+    let create = PlannedChange::new(
+        key,
+        1,
+        "desk@x.com",
+        None,
+        Operation::Create { account: desk },
+        BTreeMap::new(),
+    );
+    plan.changes.insert(1, create);
+    let dir = tempfile::tempdir().unwrap();
+    let mut state = SqliteStore::open(&dir.path().join("s.sqlite")).unwrap();
+    let report = run_in_batches(&plan, &mut memory, &mut state, 100);
+    assert_eq!(report.failed, 0, "{report:#?}");
+    let ids: Vec<Vec<&str>> = memory
+        .batches
+        .iter()
+        .map(|b| b.iter().map(String::as_str).collect())
+        .collect();
+    assert_eq!(
+        ids,
+        [
+            vec!["create:id:s1"],
+            vec!["create:id:s9"],
+            vec!["merge-guest:g1"],
+            vec!["update:create:id:s1", "update:t1"],
+            vec!["disable:t2"],
+        ]
+    );
 }

@@ -9,7 +9,7 @@ use super::link::{Match, Matcher, TargetIndex, source_key};
 use super::shape::{Rules, shape};
 use super::*;
 use crate::links::{LinkEdit, StoredLink, Unlinked};
-use crate::model::{Account, AccountKind, Descriptor, ErrorKind, Group, Operation};
+use crate::model::{Account, Descriptor, ErrorKind, Group};
 use crate::pipeline::{Pipeline, SyncStage};
 use sha2::{Digest, Sha256};
 use std::collections::{HashMap, HashSet};
@@ -224,15 +224,9 @@ pub fn build(input: &PlanInput) -> Plan {
 
 impl Builder<'_> {
     fn finish(mut self, refused: Option<String>, link_edits: Vec<String>) -> Plan {
-        // Within a phase, people before functional accounts: a functional
-        // account's members (its delegates) must exist when it is written.
-        let rank = |c: &PlannedChange| match &c.change.op {
-            Operation::Create { account } => u8::from(account.kind == AccountKind::Functional),
-            _ => 0,
-        };
         // By key, moving each (large) change once.
         self.changes
-            .sort_by_cached_key(|c| (c.phase, rank(c), c.email.clone(), c.key.clone()));
+            .sort_by_cached_key(|c| (c.phase, c.rank(), c.email.clone(), c.key.clone()));
         self.links
             .sort_by(|a, b| a.source_email.cmp(&b.source_email));
         self.unlinks

@@ -122,6 +122,19 @@ pub struct PlannedChange {
 }
 
 impl PlannedChange {
+    /// Within a phase, people before functional accounts: a functional
+    /// account's members (its delegates) must exist when it is created. The
+    /// plan is sorted by (phase, rank) and an apply never sends two ranks in
+    /// one batch, so a connector need not reorder a batch.
+    pub fn rank(&self) -> u8 {
+        match &self.change.op {
+            Operation::Create { account } => {
+                u8::from(account.kind == crate::model::AccountKind::Functional)
+            }
+            _ => 0,
+        }
+    }
+
     /// A change of `op` to the account with primary address `email`, run in
     /// `phase`, keyed (and sent to the connector) as `key`: nothing to wait
     /// for, no field diff, no link to record until the caller adds them.

@@ -19,7 +19,6 @@ pub struct Csv {
     groups_file: String,
     seats: Option<u32>,
     /// Accounts as read by the last first-page request, served page by page.
-    snapshot: Vec<Account>,
     groups: Vec<Group>,
 }
 
@@ -75,45 +74,29 @@ impl Connector for Csv {
             accounts_file,
             groups_file,
             seats,
-            snapshot: vec![],
             groups: vec![],
         })
     }
 
     fn test_connection(&mut self, account: Option<String>) -> Result<ConnectionReport> {
         let table = self.load_accounts()?;
-        let mut checks = vec![format!(
+        let checks = vec![format!(
             "{} readable: {} accounts",
             self.accounts_file,
             table.accounts.len()
         )];
-        let found = match account {
-            None => None,
-            Some(address) => {
-                let found = table.find_by_address(&address).cloned();
-                match &found {
-                    Some(a) => checks.push(format!("account {address} found (id {})", a.id)),
-                    None => {
-                        return Err(Error::not_found(format!(
-                            "no account with address {address} in {}",
-                            self.accounts_file
-                        )));
-                    }
-                }
-                found
-            }
-        };
-        Ok(ConnectionReport {
-            checks,
-            account: found,
+        ConnectionReport::found(checks, account, |address| {
+            table.find_by_address(address).cloned().ok_or_else(|| {
+                Error::not_found(format!(
+                    "no account with address {address} in {}",
+                    self.accounts_file
+                ))
+            })
         })
     }
 
-    fn read_accounts(&mut self, request: PageRequest) -> Result<AccountPage> {
-        if request.cursor.is_none() {
-            self.snapshot = self.load_accounts()?.accounts;
-        }
-        AccountPage::of_snapshot(&self.snapshot, &request)
+    fn read_all(&mut self) -> Result<Vec<Account>> {
+        Ok(self.load_accounts()?.accounts)
     }
 
     fn read_groups(&mut self, request: PageRequest) -> Result<GroupPage> {

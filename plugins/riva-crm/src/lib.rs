@@ -15,7 +15,7 @@
 use roster_sdk::http::Request;
 use roster_sdk::oauth::ClientCredentials;
 use roster_sdk::prelude::*;
-use roster_sdk::{Update, fs};
+use roster_sdk::{Update, attr, fs};
 use serde_json::Value;
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
@@ -155,13 +155,8 @@ impl Connector for Riva {
         let found = match account {
             None => None,
             Some(address) => {
-                let a = self
-                    .snapshot
-                    .iter()
-                    .find(|a| a.email.eq_ignore_ascii_case(&address))
-                    .cloned()
-                    .ok_or_else(|| Error::not_found(no_crm_user(&address)))?;
-                if let Some(reason) = a.attribute("roster:blocked") {
+                let a = self.find_account(&address)?;
+                if let Some(reason) = a.attribute(attr::BLOCKED) {
                     return Err(Error::invalid(format!("{address}: {reason}")));
                 }
                 checks.push(format!(
@@ -183,11 +178,21 @@ impl Connector for Riva {
         })
     }
 
-    fn read_accounts(&mut self, request: PageRequest) -> Result<AccountPage> {
-        if request.cursor.is_none() {
+    fn read_all(&mut self) -> Result<Vec<Account>> {
+        self.load()?;
+        Ok(self.snapshot.clone())
+    }
+
+    /// A CRM user by primary e-mail, from the last read (or a new one).
+    fn find_account(&mut self, address: &str) -> Result<Account> {
+        if !self.loaded {
             self.load()?;
         }
-        AccountPage::of_snapshot(&self.snapshot, &request)
+        self.snapshot
+            .iter()
+            .find(|a| a.email.eq_ignore_ascii_case(address))
+            .cloned()
+            .ok_or_else(|| Error::not_found(no_crm_user(address)))
     }
 
     fn seats(&mut self) -> Result<SeatCount> {
@@ -478,7 +483,7 @@ impl Riva {
             why.extend(everyone.clone());
             if !why.is_empty() {
                 a.attributes.push(Attribute {
-                    key: "roster:blocked".into(),
+                    key: attr::BLOCKED.into(),
                     value: why.join("; "),
                 });
             }
@@ -520,7 +525,7 @@ impl Riva {
             .snapshot
             .iter()
             .find(|a| a.id == id)
-            .and_then(|a| a.attribute("roster:blocked"))
+            .and_then(|a| a.attribute(attr::BLOCKED))
         {
             return Err(Error::invalid(format!("{email}: {why}")));
         }

@@ -29,7 +29,6 @@ pub struct Scim {
     groups: HashMap<String, Value>,
     /// Lower-cased address → user id, for members.
     user_ids: HashMap<String, String>,
-    snapshot: Vec<Account>,
     all_groups: Vec<Group>,
     loaded: bool,
 }
@@ -87,7 +86,6 @@ impl Connector for Scim {
             users: HashMap::new(),
             groups: HashMap::new(),
             user_ids: HashMap::new(),
-            snapshot: vec![],
             all_groups: vec![],
             loaded: false,
         })
@@ -96,7 +94,7 @@ impl Connector for Scim {
     fn test_connection(&mut self, account: Option<String>) -> Result<ConnectionReport> {
         let caps = self.capabilities()?;
         let users = self.scim.total("Users")?;
-        let mut checks = vec![
+        let checks = vec![
             format!(
                 "SCIM service at {} answered; token accepted ({} user{} seen)",
                 self.scim.base(),
@@ -109,30 +107,19 @@ impl Connector for Scim {
                 if caps.etag { "used" } else { "not offered" }
             ),
         ];
-        let found = match account {
-            None => None,
-            Some(address) => {
-                let u = self
-                    .scim
-                    .find("Users", "userName", &address)?
-                    .ok_or_else(|| Error::not_found(format!("no SCIM user {address}")))?;
-                let a = person(&u)
-                    .ok_or_else(|| Error::invalid(format!("SCIM user {address} has no address")))?;
-                checks.push(format!("account {address} found ({})", a.id));
-                Some(a)
-            }
-        };
-        Ok(ConnectionReport {
-            checks,
-            account: found,
-        })
+        ConnectionReport::found(checks, account, |address| self.find_account(address))
     }
 
-    fn read_accounts(&mut self, request: PageRequest) -> Result<AccountPage> {
-        if request.cursor.is_none() {
-            self.load()?;
-        }
-        AccountPage::of_snapshot(&self.snapshot, &request)
+    fn read_all(&mut self) -> Result<Vec<Account>> {
+        self.load()
+    }
+
+    fn find_account(&mut self, address: &str) -> Result<Account> {
+        let u = self
+            .scim
+            .find("Users", "userName", address)?
+            .ok_or_else(|| Error::not_found(format!("no SCIM user {address}")))?;
+        person(&u).ok_or_else(|| Error::invalid(format!("SCIM user {address} has no address")))
     }
 
     fn read_groups(&mut self, request: PageRequest) -> Result<GroupPage> {
@@ -188,13 +175,14 @@ impl Scim {
         Ok(c)
     }
 
-    fn load(&mut self) -> Result<()> {
+    /// Reads every user and group; the accounts they make.
+    fn load(&mut self) -> Result<Vec<Account>> {
         let users = self.scim.list_all("Users", None, self.page_size)?;
         let groups = self.scim.list_all("Groups", None, self.page_size)?;
         self.users.clear();
         self.groups.clear();
         self.user_ids.clear();
-        self.snapshot.clear();
+        let mut accounts = Vec::new();
         let mut addresses = HashMap::new();
         for u in users {
             let Some(a) = person(&u) else {
@@ -207,17 +195,17 @@ impl Scim {
             addresses.insert(a.id.clone(), a.email.clone());
             self.user_ids.insert(a.email.to_lowercase(), a.id.clone());
             self.users.insert(a.id.clone(), u);
-            self.snapshot.push(a);
+            accounts.push(a);
         }
         self.all_groups = groups.iter().filter_map(group).collect();
         for g in groups {
             if let Some(a) = functional(&g, &addresses) {
                 self.groups.insert(a.id.clone(), g);
-                self.snapshot.push(a);
+                accounts.push(a);
             }
         }
         self.loaded = true;
-        Ok(())
+        Ok(accounts)
     }
 
     /// The member ids for the delegates' addresses; an address with no user is an error.

@@ -14,7 +14,7 @@ pub const GROUP: &str = "urn:ietf:params:scim:schemas:core:2.0:Group";
 pub const ENTERPRISE: &str = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";
 
 /// The host's reserved attribute: fields this account does not keep.
-const UNSTORED: &str = "roster:unstored";
+use roster_sdk::attr::UNSTORED;
 
 fn attr(key: &str, value: &str) -> Attribute {
     Attribute {

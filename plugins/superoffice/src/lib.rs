@@ -43,7 +43,6 @@ pub struct SuperOffice {
     online: bool,
     /// Person cards by associate id, as last read.
     persons: HashMap<String, Value>,
-    snapshot: Vec<Account>,
     loaded: bool,
 }
 
@@ -129,7 +128,6 @@ impl Connector for SuperOffice {
             user_plan: config.get_or("user_plan", "").to_string(),
             online,
             persons: HashMap::new(),
-            snapshot: vec![],
             loaded: false,
         })
     }
@@ -148,33 +146,23 @@ impl Connector for SuperOffice {
             ),
             (false, Err(e)) => format!("users cannot be created: {}", e.message),
         });
-        let found = match account {
-            None => None,
-            Some(address) => {
-                self.load()?;
-                let a = self
-                    .snapshot
-                    .iter()
-                    .find(|a| a.email.eq_ignore_ascii_case(&address))
-                    .cloned()
-                    .ok_or_else(|| {
-                        Error::not_found(format!("no SuperOffice user has {address} as the primary address on their person card"))
-                    })?;
-                checks.push(format!("user {address} found (associate {})", a.id));
-                Some(a)
-            }
-        };
-        Ok(ConnectionReport {
-            checks,
-            account: found,
-        })
+        ConnectionReport::found(checks, account, |address| self.find_account(address))
     }
 
-    fn read_accounts(&mut self, request: PageRequest) -> Result<AccountPage> {
-        if request.cursor.is_none() {
-            self.load()?;
-        }
-        AccountPage::of_snapshot(&self.snapshot, &request)
+    fn read_all(&mut self) -> Result<Vec<Account>> {
+        self.load()
+    }
+
+    /// A user by the primary address on their person card.
+    fn find_account(&mut self, address: &str) -> Result<Account> {
+        self.load()?
+            .into_iter()
+            .find(|a| a.email.eq_ignore_ascii_case(address))
+            .ok_or_else(|| {
+                Error::not_found(format!(
+                    "no SuperOffice user has {address} as the primary address on their person card"
+                ))
+            })
     }
 
     /// Free seats of the user plan new users get. On SuperOffice Online no
@@ -436,7 +424,8 @@ impl SuperOffice {
 
     /// Every user: the archive's ids page by page, the associates in one
     /// call, then the person cards of the internal users (concurrently).
-    fn load(&mut self) -> Result<()> {
+    /// Reads every user (associate and person card); the accounts they make.
+    fn load(&mut self) -> Result<Vec<Account>> {
         let mut ids = Vec::new();
         let mut path = format!(
             "User?$select={USER_COLUMNS}&$top={}&$skip=0",
@@ -489,12 +478,12 @@ impl SuperOffice {
             })
             .collect();
         self.persons.clear();
-        self.snapshot.clear();
+        let mut accounts = Vec::new();
         for (associate, answer) in people.into_iter().zip(send_all(&requests)) {
             let id = associate["AssociateId"].to_string();
             let person: Value = checked(answer?)?.json()?;
             match account(&id, associate, &person) {
-                Some(a) => self.snapshot.push(a),
+                Some(a) => accounts.push(a),
                 None => host::warn(&format!(
                     "associate {id} has no e-mail address on its person card; left out"
                 )),
@@ -502,7 +491,7 @@ impl SuperOffice {
             self.persons.insert(id, person);
         }
         self.loaded = true;
-        Ok(())
+        Ok(accounts)
     }
 
     fn update(&mut self, u: &Update) -> Result<String> {

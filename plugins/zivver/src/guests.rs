@@ -22,7 +22,7 @@ use roster_sdk::{Attribute, memo};
 const GUEST_TEXT: &str = "Alias is a guest: ";
 const MEMO_PREFIX: &str = "guest/";
 /// The attribute a guest account carries: what the admin must do.
-pub const REMEDY: &str = "roster:remedy";
+pub use roster_sdk::attr::REMEDY;
 
 #[derive(Clone, Debug, PartialEq)]
 pub enum GuestMerge {
@@ -111,10 +111,14 @@ impl Guests {
                 continue;
             }
             let mut a = Account::new(format!("guest:{address}"), AccountKind::Guest, address);
-            a.attributes.push(Attribute {
-                key: REMEDY.into(),
-                value: remedy(address),
-            });
+            // With merges through the API the merge stage plans it;
+            // otherwise the admin is told what to do.
+            if self.merge == GuestMerge::Manual {
+                a.attributes.push(Attribute {
+                    key: REMEDY.into(),
+                    value: remedy(address),
+                });
+            }
             out.push(a);
         }
         out

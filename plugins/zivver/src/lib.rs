@@ -33,8 +33,6 @@ use std::collections::{HashMap, HashSet};
 
 pub struct Zivver {
     scim: ScimClient,
-    /// Claimed domains (lower case); empty: not checked here.
-    domains: Vec<String>,
     guests: Guests,
     page_size: u32,
     /// What the last read saw, by id: the base of full PUTs.
@@ -42,7 +40,6 @@ pub struct Zivver {
     groups: Kept,
     /// Lower-cased userName → user id (members are UUIDs).
     user_ids: HashMap<String, String>,
-    snapshot: Vec<Account>,
     /// Whether the caches hold a read (an apply of a saved plan starts without one).
     loaded: bool,
 }
@@ -65,7 +62,7 @@ impl Connector for Zivver {
             .optional("base_url", "SCIM base URL", Some("https://app.zivver.com/api/scim/v2/"))
             .optional(
                 "domains",
-                "Claimed domains, comma-separated: aliases and delegates elsewhere are left out with a warning",
+                "Removed: the pipeline decides the claimed domains (a filter stage's claimed_domains); refused when set",
                 None,
             )
             .optional(
@@ -88,16 +85,16 @@ impl Connector for Zivver {
     }
 
     fn configure(config: Config) -> Result<Self> {
+        if config.get("domains").is_some() {
+            return Err(Error::invalid(
+                "`domains` is no longer a Zivver setting: the pipeline owns the claimed domains. Move the list to a filter stage's `claimed_domains` (aliases and delegates elsewhere are left out there, with a warning) and remove `domains` here",
+            ));
+        }
         Ok(Zivver {
             scim: ScimClient::new(
                 config.get_or("base_url", "https://app.zivver.com/api/scim/v2/"),
                 config.required("api_key")?,
             ),
-            domains: config
-                .list("domains")
-                .iter()
-                .map(|d| d.to_lowercase())
-                .collect(),
             guests: Guests::new(
                 GuestMerge::configured(config.get("merge_guests"), config.get("merge_route"))?,
                 config.number("guest_recheck_hours", 24u64)?,
@@ -106,57 +103,46 @@ impl Connector for Zivver {
             users: Kept::default(),
             groups: Kept::default(),
             user_ids: HashMap::new(),
-            snapshot: vec![],
             loaded: false,
         })
     }
 
     fn test_connection(&mut self, account: Option<String>) -> Result<ConnectionReport> {
         let users = self.scim.total("Users").map_err(classify)?;
-        let mut checks = vec![format!(
+        let checks = vec![format!(
             "SCIM API at {} answered; API key accepted ({} user{} seen)",
             self.scim.base(),
             users,
             if users == 1 { "" } else { "s" }
         )];
-        let found = match account {
-            None => None,
-            Some(address) => {
-                let a = match self
-                    .scim
-                    .find("Users", "userName", &address)
-                    .map_err(classify)?
-                {
-                    Some(u) => person(&u),
-                    None => self
-                        .scim
-                        .find("Groups", "externalId", &address)
-                        .map_err(classify)?
-                        .and_then(|g| functional(&g, &HashMap::new()).map(|(a, _)| a)),
-                };
-                let a =
-                    a.ok_or_else(|| Error::not_found(format!("no Zivver account {address}")))?;
-                checks.push(format!("account {address} found ({})", a.id));
-                Some(a)
-            }
+        ConnectionReport::found(checks, account, |address| self.find_account(address))
+    }
+
+    fn read_all(&mut self) -> Result<Vec<Account>> {
+        self.load()
+    }
+
+    /// A user by `userName`, else a functional account by `externalId`.
+    fn find_account(&mut self, address: &str) -> Result<Account> {
+        let user = self
+            .scim
+            .find("Users", "userName", address)
+            .map_err(classify)?;
+        let a = match user {
+            Some(u) => person(&u),
+            None => self
+                .scim
+                .find("Groups", "externalId", address)
+                .map_err(classify)?
+                .and_then(|g| functional(&g, &HashMap::new()).map(|(a, _)| a)),
         };
-        Ok(ConnectionReport {
-            checks,
-            account: found,
-        })
+        a.ok_or_else(|| Error::not_found(format!("no Zivver account {address}")))
     }
 
-    fn read_accounts(&mut self, request: PageRequest) -> Result<AccountPage> {
-        if request.cursor.is_none() {
-            self.load()?;
-        }
-        AccountPage::of_snapshot(&self.snapshot, &request)
-    }
-
-    /// A batch's writes of people go out at once, then one by one those the
+    /// A batch's writes go out at once, then one by one, in order, those the
     /// wave left (a guest met, a create whose answer left open whether it
-    /// took effect), then the writes of functional accounts (whose members
-    /// the people are) at once; the rest one by one, in order.
+    /// took effect). The host decides the order: it never sends people and
+    /// the functional accounts they are members of in one batch.
     fn apply(&mut self, changes: Vec<Change>) -> Vec<ChangeResult> {
         if let Err(e) = self.ensure_loaded() {
             return changes
@@ -168,29 +154,19 @@ impl Connector for Zivver {
                 .collect();
         }
         let mut outcomes: Vec<Option<Result<Applied>>> = changes.iter().map(|_| None).collect();
-        let people: Vec<(usize, Write)> = changes
-            .iter()
-            .enumerate()
-            .filter_map(|(i, c)| self.person_write(&c.op).map(|w| (i, w)))
-            .collect();
-        let waved: Vec<usize> = people.iter().map(|(i, _)| *i).collect();
-        self.send_wave(people, &mut outcomes);
-        // People the wave left (a guest met, an open outcome) go one by one
-        // now: functional accounts name them as members next.
-        for i in waved {
-            if outcomes[i].is_none() {
-                outcomes[i] = Some(self.apply_change(changes[i].clone()));
-            }
-        }
-        let mut groups = Vec::new();
+        let mut wave = Vec::new();
         for (i, c) in changes.iter().enumerate() {
+            if let Some(w) = self.person_write(&c.op) {
+                wave.push((i, w));
+                continue;
+            }
             match self.group_write(&c.op) {
-                Ok(Some(w)) => groups.push((i, w)),
+                Ok(Some(w)) => wave.push((i, w)),
                 Ok(None) => {}
                 Err(e) => outcomes[i] = Some(Err(e)),
             }
         }
-        self.send_wave(groups, &mut outcomes);
+        self.send_wave(wave, &mut outcomes);
         changes
             .into_iter()
             .zip(outcomes)
@@ -274,8 +250,8 @@ impl Zivver {
             _ => return None,
         };
         let a = self.with_sso_key(change_target(op).as_deref(), a);
-        let aliases = self.in_domains(&a.email, "alias", &a.aliases);
-        let delegates = self.in_domains(&a.email, "delegate", &a.delegates);
+        let aliases = a.aliases.clone();
+        let delegates = a.delegates.clone();
         Some(Write {
             method,
             path,
@@ -306,7 +282,7 @@ impl Zivver {
         if members.is_empty() && had_members {
             return Ok(None);
         }
-        let aliases = self.in_domains(&a.email, "alias", &a.aliases);
+        let aliases = a.aliases.clone();
         Ok(Some(Write {
             method,
             path,
@@ -389,7 +365,8 @@ impl Zivver {
     /// (each resource kept compact, never all of them parsed at once), and
     /// adds the guests learned from earlier writes and not merged since; the
     /// old caches stay until the whole read has succeeded.
-    fn load(&mut self) -> Result<()> {
+    /// Reads every user and group into the caches; the accounts they make.
+    fn load(&mut self) -> Result<Vec<Account>> {
         let (mut users, mut groups) = (Kept::default(), Kept::default());
         let mut user_ids = HashMap::new();
         let mut names = HashMap::new();
@@ -428,48 +405,22 @@ impl Zivver {
         self.users = users;
         self.groups = groups;
         self.user_ids = user_ids;
-        self.snapshot = snapshot;
         self.loaded = true;
-        Ok(())
+        Ok(snapshot)
     }
 
     /// The caches, read once when an apply starts without a read.
     fn ensure_loaded(&mut self) -> Result<()> {
         match self.loaded {
             true => Ok(()),
-            false => self.load(),
+            false => self.load().map(drop),
         }
-    }
-
-    fn claimed(&self, address: &str) -> bool {
-        let domain = address
-            .rsplit_once('@')
-            .map(|(_, d)| d.to_lowercase())
-            .unwrap_or_default();
-        self.domains.is_empty() || self.domains.contains(&domain)
-    }
-
-    /// `list` without addresses outside the claimed domains, each with a warning.
-    fn in_domains(&self, owner: &str, what: &str, list: &[String]) -> Vec<String> {
-        list.iter()
-            .filter(|a| {
-                let ok = self.claimed(a);
-                if !ok {
-                    host::warn(&format!(
-                        "{owner}: {what} {a} is outside the claimed domains; left out"
-                    ));
-                }
-                ok
-            })
-            .cloned()
-            .collect()
     }
 
     /// Delegates as user UUIDs; those that are no Zivver user are dropped with a warning.
     fn member_ids(&mut self, a: &Account) -> Result<Vec<String>> {
         self.ensure_loaded()?;
-        Ok(self
-            .in_domains(&a.email, "delegate", &a.delegates)
+        Ok(a.delegates
             .iter()
             .filter_map(|d| {
                 let id = self.user_ids.get(&d.to_lowercase()).cloned();
@@ -521,18 +472,16 @@ impl Zivver {
     }
 
     /// Writes with `aliases`; an alias Zivver refuses as a guest's is
-    /// learned and left out (or, with `merge_guests = "api"` and an account
-    /// to merge into, merged) and the write sent again. The answer, and the
-    /// aliases left out.
+    /// learned and left out, and the write sent again. The answer, and the
+    /// aliases left out. The guest is merged only when a plan's merge stage
+    /// asks for it (the next plan sees the learned guest), never here.
     fn past_guests(
         &mut self,
         owner: &str,
-        into: Option<&str>,
         mut aliases: Vec<String>,
         mut write: impl FnMut(&mut Self, &[String]) -> Result<Value>,
     ) -> Result<(Value, Vec<String>)> {
         let mut withheld = Vec::new();
-        let mut merged = HashSet::new();
         loop {
             let e = match write(self, &aliases) {
                 Ok(stored) => return Ok((stored, withheld)),
@@ -541,26 +490,20 @@ impl Zivver {
             let Some(guest) = guests::blocking_guest(&e) else {
                 return Err(e);
             };
-            if !aliases.iter().any(|a| a.eq_ignore_ascii_case(&guest)) || merged.contains(&guest) {
+            if !aliases.iter().any(|a| a.eq_ignore_ascii_case(&guest)) {
                 return Err(e);
             }
-            match (&self.guests.merge, into) {
-                (GuestMerge::Api { .. }, Some(into)) => {
-                    self.merge_address(&guest, into)?;
-                    merged.insert(guest);
+            self.guests.learn(&guest);
+            let next = match self.guests.merge {
+                GuestMerge::Manual => guests::remedy(&guest),
+                GuestMerge::Api { .. } => {
+                    "the next plan merges the guest (the pipeline's merge stage), then writes it"
+                        .into()
                 }
-                _ => {
-                    if self.guests.merge == GuestMerge::Manual {
-                        self.guests.learn(&guest);
-                        host::warn(&format!(
-                            "{owner}: alias {guest} left out: {}",
-                            guests::remedy(&guest)
-                        ));
-                    }
-                    aliases.retain(|a| !a.eq_ignore_ascii_case(&guest));
-                    withheld.push(guest);
-                }
-            }
+            };
+            host::warn(&format!("{owner}: alias {guest} left out: {next}"));
+            aliases.retain(|a| !a.eq_ignore_ascii_case(&guest));
+            withheld.push(guest);
         }
     }
 
@@ -578,9 +521,9 @@ impl Zivver {
 
     fn put_user(&mut self, id: &str, a: &Account) -> Result<(Value, Vec<String>)> {
         let a = self.with_sso_key(Some(id), a);
-        let aliases = self.in_domains(&a.email, "alias", &a.aliases);
-        let delegates = self.in_domains(&a.email, "delegate", &a.delegates);
-        let (stored, withheld) = self.past_guests(&a.email, Some(id), aliases, |z, aliases| {
+        let aliases = a.aliases.clone();
+        let delegates = a.delegates.clone();
+        let (stored, withheld) = self.past_guests(&a.email, aliases, |z, aliases| {
             let base = z.user(id)?;
             let body = user_body(Some(&base), &a, aliases, &delegates);
             z.scim.replace("Users", id, &body).map_err(classify)
@@ -590,9 +533,9 @@ impl Zivver {
     }
 
     fn create_user(&mut self, a: &Account) -> Result<String> {
-        let aliases = self.in_domains(&a.email, "alias", &a.aliases);
-        let delegates = self.in_domains(&a.email, "delegate", &a.delegates);
-        let (stored, withheld) = self.past_guests(&a.email, None, aliases, |z, aliases| {
+        let aliases = a.aliases.clone();
+        let delegates = a.delegates.clone();
+        let (stored, _) = self.past_guests(&a.email, aliases, |z, aliases| {
             z.post("Users", &user_body(None, a, aliases, &delegates), a)
         })?;
         let id = stored["id"]
@@ -600,13 +543,6 @@ impl Zivver {
             .ok_or_else(|| Error::other("Zivver answered the create without an id"))?
             .to_string();
         self.remember_user(&id, &stored, a);
-        // Merged through the configured route, then written whole.
-        if !withheld.is_empty() && matches!(self.guests.merge, GuestMerge::Api { .. }) {
-            for guest in &withheld {
-                self.merge_address(guest, &id)?;
-            }
-            self.put_user(&id, a)?;
-        }
         Ok(id)
     }
 
@@ -620,9 +556,9 @@ impl Zivver {
     }
 
     fn create_group(&mut self, a: &Account) -> Result<String> {
-        let aliases = self.in_domains(&a.email, "alias", &a.aliases);
+        let aliases = a.aliases.clone();
         let members = self.member_ids(a)?;
-        let (stored, _) = self.past_guests(&a.email, None, aliases, |z, aliases| {
+        let (stored, _) = self.past_guests(&a.email, aliases, |z, aliases| {
             z.post("Groups", &group_body(None, a, aliases, &members), a)
         })?;
         let id = stored["id"]
@@ -640,9 +576,9 @@ impl Zivver {
             Some(g) => g,
             None => self.scim.get("Groups", id).map_err(classify)?,
         };
-        let aliases = self.in_domains(&a.email, "alias", &a.aliases);
+        let aliases = a.aliases.clone();
         let members = self.member_ids(a)?;
-        let (stored, _) = self.past_guests(&a.email, Some(id), aliases, |z, aliases| {
+        let (stored, _) = self.past_guests(&a.email, aliases, |z, aliases| {
             let body = group_body(Some(&base), a, aliases, &members);
             z.scim.replace("Groups", id, &body).map_err(classify)
         })?;
