@@ -7,8 +7,19 @@
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    Serialize,
+    Deserialize,
+    strum::IntoStaticStr,
+    strum::EnumString,
+)]
 #[serde(rename_all = "kebab-case")]
+#[strum(serialize_all = "kebab-case")]
 pub enum LinkHow {
     /// Named in the pipeline's link stage.
     Manual,
@@ -24,13 +35,7 @@ pub enum LinkHow {
 
 impl LinkHow {
     pub fn as_str(self) -> &'static str {
-        match self {
-            LinkHow::Manual => "manual",
-            LinkHow::Primary => "primary",
-            LinkHow::Alias => "alias",
-            LinkHow::Created => "created",
-            LinkHow::Stored => "stored",
-        }
+        self.into()
     }
 }
 

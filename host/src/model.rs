@@ -5,8 +5,21 @@
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    strum::IntoStaticStr,
+)]
 #[serde(rename_all = "kebab-case")]
+#[strum(serialize_all = "kebab-case")]
 pub enum AccountKind {
     Person,
     Functional,
@@ -15,11 +28,7 @@ pub enum AccountKind {
 
 impl AccountKind {
     pub fn as_str(self) -> &'static str {
-        match self {
-            AccountKind::Person => "person",
-            AccountKind::Functional => "functional",
-            AccountKind::Guest => "guest",
-        }
+        self.into()
     }
 }
 
@@ -82,8 +91,21 @@ pub struct Group {
     pub member_ids: Vec<String>,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    strum::IntoStaticStr,
+)]
 #[serde(rename_all = "kebab-case")]
+#[strum(serialize_all = "kebab-case")]
 pub enum Field {
     Email,
     Aliases,
@@ -99,18 +121,7 @@ pub enum Field {
 
 impl Field {
     pub fn as_str(self) -> &'static str {
-        match self {
-            Field::Email => "email",
-            Field::Aliases => "aliases",
-            Field::DisplayName => "display-name",
-            Field::GivenName => "given-name",
-            Field::FamilyName => "family-name",
-            Field::Enabled => "enabled",
-            Field::OrgUnit => "org-unit",
-            Field::ExternalKey => "external-key",
-            Field::Delegates => "delegates",
-            Field::Attributes => "attributes",
-        }
+        self.into()
     }
 }
 
@@ -196,8 +207,9 @@ impl Descriptor {
     }
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, strum::IntoStaticStr)]
 #[serde(rename_all = "kebab-case")]
+#[strum(serialize_all = "kebab-case")]
 pub enum ErrorKind {
     Licence,
     Conflict,
@@ -211,16 +223,7 @@ pub enum ErrorKind {
 
 impl ErrorKind {
     pub fn as_str(self) -> &'static str {
-        match self {
-            ErrorKind::Licence => "licence",
-            ErrorKind::Conflict => "conflict",
-            ErrorKind::NotFound => "not-found",
-            ErrorKind::RateLimited => "rate-limited",
-            ErrorKind::Connection => "connection",
-            ErrorKind::Invalid => "invalid",
-            ErrorKind::Unauthorized => "unauthorized",
-            ErrorKind::Other => "other",
-        }
+        self.into()
     }
 }
 
@@ -301,4 +304,66 @@ pub struct Change {
 pub struct ChangeResult {
     pub change_id: String,
     pub outcome: Result<Option<String>, ConnectorError>,
+}
+
+#[cfg(test)]
+mod names {
+    use super::*;
+    use crate::links::LinkHow;
+    use crate::plan::Action;
+    use crate::state::JournalStatus;
+
+    /// `as_str` (strum) and the JSON name (serde) of every variant agree.
+    fn agree<T: Copy + Serialize + std::fmt::Debug>(all: &[T], name: impl Fn(T) -> &'static str) {
+        for v in all {
+            assert_eq!(serde_json::to_value(v).unwrap(), name(*v), "{v:?}");
+        }
+    }
+
+    #[test]
+    fn text_names_are_the_json_names() {
+        use AccountKind as K;
+        agree(&[K::Person, K::Functional, K::Guest], K::as_str);
+        use Field as F;
+        let fields = [
+            F::Email,
+            F::Aliases,
+            F::DisplayName,
+            F::GivenName,
+            F::FamilyName,
+            F::Enabled,
+            F::OrgUnit,
+            F::ExternalKey,
+            F::Delegates,
+            F::Attributes,
+        ];
+        agree(&fields, F::as_str);
+        use ErrorKind as E;
+        let kinds = [
+            E::Licence,
+            E::Conflict,
+            E::NotFound,
+            E::RateLimited,
+            E::Connection,
+            E::Invalid,
+            E::Unauthorized,
+            E::Other,
+        ];
+        agree(&kinds, E::as_str);
+        use Action as A;
+        let actions = [A::MergeGuest, A::Create, A::Update, A::Disable, A::Delete];
+        agree(&actions, A::as_str);
+        use LinkHow as L;
+        let hows = [L::Manual, L::Primary, L::Alias, L::Created, L::Stored];
+        agree(&hows, L::as_str);
+        for h in hows {
+            assert_eq!(h.as_str().parse::<L>().unwrap(), h);
+        }
+        use JournalStatus as J;
+        let statuses = [J::Pending, J::Sent, J::Applied, J::Failed, J::Skipped];
+        agree(&statuses, J::as_str);
+        for s in statuses {
+            assert_eq!(J::parse(s.as_str()), Some(s));
+        }
+    }
 }

@@ -4,6 +4,7 @@
 mod apply;
 mod check;
 mod links;
+mod output;
 mod plan;
 mod plugins;
 mod read;

@@ -1,6 +1,7 @@
 //! Human tables and `--json` documents. Everything printed passes through the
 //! redactor: the last line of defence for secrets.
 
+use super::output;
 use crate::apply::ApplyReport;
 use crate::links::{LinkEdit, StoredLink, Unlinked};
 use crate::model::{Account, ConnectionReport, Descriptor, Group};
@@ -11,7 +12,6 @@ use crate::runtime::{LoadedComponent, Redactor};
 use crate::state::{AccountError, RunRecord};
 use comfy_table::{ContentArrangement, Table, presets::UTF8_BORDERS_ONLY};
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
-use serde_json::json;
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::io::IsTerminal;
@@ -134,47 +134,16 @@ impl operation::Progress for Progress {
 }
 
 pub fn check(out: &Out, session: &Session) {
-    let p = &session.pipeline;
-    let connectors: Vec<serde_json::Value> = p
-        .connectors
-        .iter()
-        .map(|(name, spec)| {
-            let plugin = &session.plugins[name];
-            json!({
-                "name": name,
-                "role": if *name == p.source { "source" } else if *name == p.target { "target" } else { "unused" },
-                "plugin": plugin.descriptor.name,
-                "version": plugin.descriptor.version,
-                "component": plugin.component.path,
-                "contract": plugin.component.contract.as_str(),
-                "cache": plugin.component.cache,
-                "allowed_hosts": spec.grants.http.allowed.iter().map(|h| h.to_string()).collect::<Vec<_>>(),
-                "directory": spec.grants.directory,
-                "directory_read_only": spec.grants.directory_read_only,
-                "memory_mb": spec.grants.memory >> 20,
-                "call_timeout_secs": spec.grants.call_timeout.as_secs(),
-                "http_timeout_secs": spec.grants.http.timeout.as_secs(),
-                "concurrency": spec.grants.http.concurrency,
-                "rate_limit": spec.grants.http.rate.map(|(n, per)| json!({"requests": n, "per_seconds": per.as_secs_f64()})),
-            })
-        })
-        .collect();
+    let doc = output::Check::of(session);
     if out.json {
-        out.json(&json!({
-            "pipeline": p.name,
-            "source": p.source,
-            "target": p.target,
-            "state": p.state_path,
-            "stages": p.stages.kinds(),
-            "connectors": connectors,
-        }));
+        out.json(&doc);
         return;
     }
     out.print(&format!(
         "pipeline `{}` is valid: {} → {}",
-        p.name, p.source, p.target
+        doc.pipeline, doc.source, doc.target
     ));
-    out.print(&format!("stages: {}", p.stages.kinds().join(" → ")));
+    out.print(&format!("stages: {}", doc.stages.join(" → ")));
     let mut t = table();
     t.set_header([
         "connector",
@@ -184,40 +153,23 @@ pub fn check(out: &Out, session: &Session) {
         "memory",
         "call limit",
     ]);
-    for c in &connectors {
-        let hosts = c["allowed_hosts"]
-            .as_array()
-            .map(|h| {
-                h.iter()
-                    .filter_map(|x| x.as_str())
-                    .collect::<Vec<_>>()
-                    .join("\n")
-            })
-            .unwrap_or_default();
-        let dir = match c["directory"].as_str() {
-            Some(d) if c["directory_read_only"] == true => format!("{d} (read-only)"),
-            Some(d) => d.to_string(),
+    for c in &doc.connectors {
+        let hosts = match c.allowed_hosts.is_empty() {
+            true => "none".to_string(),
+            false => c.allowed_hosts.join("\n"),
+        };
+        let dir = match c.directory {
+            Some(d) if c.directory_read_only => format!("{} (read-only)", d.display()),
+            Some(d) => d.display().to_string(),
             None => "none".into(),
         };
         t.add_row([
-            format!(
-                "{} ({})",
-                c["name"].as_str().unwrap_or(""),
-                c["role"].as_str().unwrap_or("")
-            ),
-            format!(
-                "{} {}",
-                c["plugin"].as_str().unwrap_or(""),
-                c["version"].as_str().unwrap_or("")
-            ),
-            if hosts.is_empty() {
-                "none".into()
-            } else {
-                hosts
-            },
+            format!("{} ({})", c.name, c.role.as_str()),
+            format!("{} {}", c.plugin, c.version),
+            hosts,
             dir,
-            format!("{} MiB", c["memory_mb"]),
-            format!("{} s", c["call_timeout_secs"]),
+            format!("{} MiB", c.memory_mb),
+            format!("{} s", c.call_timeout_secs),
         ]);
     }
     out.print(&t.to_string());
@@ -226,7 +178,11 @@ pub fn check(out: &Out, session: &Session) {
 /// Accounts (and groups) as a connector read them.
 pub fn accounts(out: &Out, connector: &str, accounts: &[Account], groups: &[Group]) {
     if out.json {
-        out.json(&json!({"connector": connector, "accounts": accounts, "groups": groups}));
+        out.json(&output::Accounts {
+            connector,
+            accounts,
+            groups,
+        });
         return;
     }
     let mut t = table();
@@ -261,25 +217,25 @@ pub type Described = Result<(String, Descriptor), String>;
 
 pub fn plugins_list(json: bool, dirs: &[PathBuf], found: &[(PathBuf, Described)]) {
     if json {
-        let items: Vec<_> = found
+        let plugins = found
             .iter()
-            .map(|(f, info)| match info {
-                Ok((contract, d)) => json!({
-                    "file": f,
-                    "contract": contract,
-                    "name": d.name,
-                    "version": d.version,
-                    "source": d.source,
-                    "target": d.target,
-                }),
-                Err(e) => json!({"file": f, "error": e}),
+            .map(|(file, info)| match info {
+                Ok((contract, d)) => output::PluginFile::Usable {
+                    file,
+                    contract,
+                    name: &d.name,
+                    version: &d.version,
+                    source: d.source,
+                    target: d.target,
+                },
+                Err(error) => output::PluginFile::Unusable { file, error },
             })
             .collect();
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&json!({"directories": dirs, "plugins": items}))
-                .unwrap_or_default()
-        );
+        let doc = output::PluginList {
+            directories: dirs,
+            plugins,
+        };
+        println!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
         return;
     }
     if found.is_empty() {
@@ -321,14 +277,7 @@ fn roles(d: &Descriptor) -> Vec<&'static str> {
 
 pub fn inspect(json: bool, component: &LoadedComponent, d: &Descriptor) {
     if json {
-        let doc = json!({
-            "file": component.path,
-            "digest": component.digest,
-            "contract": component.contract.as_str(),
-            "cache": component.cache,
-            "imports": component.imports,
-            "descriptor": d,
-        });
+        let doc = output::Inspect::of(component, d);
         println!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
         return;
     }
@@ -403,11 +352,7 @@ pub fn inspect(json: bool, component: &LoadedComponent, d: &Descriptor) {
 
 pub fn connection(out: &Out, reports: &[(String, ConnectionReport)]) {
     if out.json {
-        let items: Vec<_> = reports
-            .iter()
-            .map(|(n, r)| json!({"connector": n, "checks": r.checks, "account": r.account}))
-            .collect();
-        out.json(&json!({ "connectors": items }));
+        out.json(&output::Connections::of(reports));
         return;
     }
     for (name, report) in reports {
@@ -570,7 +515,10 @@ pub fn plan(out: &Out, plan: &Plan) {
 
 pub fn apply(out: &Out, plan: &Plan, report: &ApplyReport) {
     if out.json {
-        out.json(&json!({"plan": plan.id, "report": report}));
+        out.json(&output::Applied {
+            plan: &plan.id,
+            report,
+        });
         return;
     }
     let problems: Vec<_> = report
@@ -637,31 +585,8 @@ fn link_table(links: &[StoredLink]) -> Table {
 /// `roster links`: the links, the staged edits and the accounts unlinked on purpose.
 pub fn links(json: bool, links: &[StoredLink], edits: &[LinkEdit], unlinked: &[Unlinked]) {
     if json {
-        let links: Vec<_> = links
-            .iter()
-            .map(|l| {
-                json!({
-                    "source": l.source_email, "source_key": l.source_key, "target_id": l.target_id,
-                    "how": l.how, "manual": l.how == crate::links::LinkHow::Manual,
-                    "options": l.options, "overrides": l.overrides,
-                })
-            })
-            .collect();
-        let staged: Vec<_> = edits
-            .iter()
-            .map(|e| {
-                json!({
-                    "source": e.source,
-                    "action": if e.target_id.is_some() { "link" } else { "unlink" },
-                    "target_id": e.target_id, "options": e.options,
-                })
-            })
-            .collect();
-        let value = json!({"links": links, "staged": staged, "unlinked": unlinked});
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&value).unwrap_or_default()
-        );
+        let doc = output::Links::of(links, edits, unlinked);
+        println!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
         return;
     }
     println!("{} linked accounts:\n{}", links.len(), link_table(links));
@@ -690,8 +615,12 @@ pub fn status(json: bool, runs: &[RunRecord], links: &[StoredLink], errors: &[Ac
     if json {
         println!(
             "{}",
-            serde_json::to_string_pretty(&json!({"runs": runs, "links": links, "errors": errors}))
-                .unwrap_or_default()
+            serde_json::to_string_pretty(&output::Status {
+                runs,
+                links,
+                errors
+            })
+            .unwrap_or_default()
         );
         return;
     }

@@ -62,8 +62,21 @@ pub enum ReadMode {
     },
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    strum::IntoStaticStr,
+)]
 #[serde(rename_all = "kebab-case")]
+#[strum(serialize_all = "kebab-case")]
 pub enum Action {
     MergeGuest,
     Create,
@@ -85,13 +98,7 @@ impl Action {
     }
 
     pub fn as_str(self) -> &'static str {
-        match self {
-            Action::MergeGuest => "merge-guest",
-            Action::Create => "create",
-            Action::Update => "update",
-            Action::Disable => "disable",
-            Action::Delete => "delete",
-        }
+        self.into()
     }
 }
 

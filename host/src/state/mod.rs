@@ -33,8 +33,19 @@ impl From<serde_json::Error> for StoreError {
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    Serialize,
+    Deserialize,
+    strum::IntoStaticStr,
+    strum::EnumString,
+)]
 #[serde(rename_all = "kebab-case")]
+#[strum(serialize_all = "kebab-case")]
 pub enum JournalStatus {
     /// Recorded before anything was sent.
     Pending,
@@ -48,24 +59,11 @@ pub enum JournalStatus {
 
 impl JournalStatus {
     pub fn as_str(self) -> &'static str {
-        match self {
-            JournalStatus::Pending => "pending",
-            JournalStatus::Sent => "sent",
-            JournalStatus::Applied => "applied",
-            JournalStatus::Failed => "failed",
-            JournalStatus::Skipped => "skipped",
-        }
+        self.into()
     }
 
     pub fn parse(s: &str) -> Option<Self> {
-        Some(match s {
-            "pending" => JournalStatus::Pending,
-            "sent" => JournalStatus::Sent,
-            "applied" => JournalStatus::Applied,
-            "failed" => JournalStatus::Failed,
-            "skipped" => JournalStatus::Skipped,
-            _ => return None,
-        })
+        s.parse().ok()
     }
 }
 

@@ -122,14 +122,9 @@ impl SqliteStore {
     }
 }
 
+/// A link's `how` column; anything unknown reads as an earlier run's link.
 fn how_from(s: &str) -> LinkHow {
-    match s {
-        "manual" => LinkHow::Manual,
-        "primary" => LinkHow::Primary,
-        "alias" => LinkHow::Alias,
-        "created" => LinkHow::Created,
-        _ => LinkHow::Stored,
-    }
+    s.parse().unwrap_or(LinkHow::Stored)
 }
 
 impl StateStore for SqliteStore {
