@@ -59,6 +59,25 @@ pub struct Account {
 }
 
 impl Account {
+    /// An enabled account with only its id, kind and primary address set.
+    pub fn new(id: impl Into<String>, kind: AccountKind, email: impl Into<String>) -> Self {
+        Account {
+            id: id.into(),
+            kind,
+            email: email.into(),
+            aliases: vec![],
+            display_name: None,
+            given_name: None,
+            family_name: None,
+            enabled: true,
+            org_unit: None,
+            external_key: None,
+            delegates: vec![],
+            groups: vec![],
+            attributes: BTreeMap::new(),
+        }
+    }
+
     /// Every address of the account, primary first.
     pub fn addresses(&self) -> impl Iterator<Item = &str> {
         std::iter::once(self.email.as_str()).chain(self.aliases.iter().map(String::as_str))

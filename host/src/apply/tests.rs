@@ -115,21 +115,9 @@ impl Target for Memory {
 }
 
 fn account(id: &str, kind: AccountKind, email: &str, aliases: &[&str]) -> Account {
-    Account {
-        id: id.into(),
-        kind,
-        email: email.into(),
-        aliases: aliases.iter().map(|a| a.to_string()).collect(),
-        display_name: None,
-        given_name: None,
-        family_name: None,
-        enabled: true,
-        org_unit: None,
-        external_key: None,
-        delegates: vec![],
-        groups: vec![],
-        attributes: BTreeMap::new(),
-    }
+    let mut a = Account::new(id, kind, email);
+    a.aliases = aliases.iter().map(|a| a.to_string()).collect();
+    a
 }
 
 /// A plan with every phase: a create, a guest merged into it, the update

@@ -95,21 +95,10 @@ mod tests {
     use super::*;
 
     fn account(email: &str, kind: AccountKind, enabled: bool, delegates: &[&str]) -> Account {
-        Account {
-            id: email.into(),
-            kind,
-            email: email.into(),
-            aliases: vec![],
-            display_name: None,
-            given_name: None,
-            family_name: None,
-            enabled,
-            org_unit: None,
-            external_key: None,
-            delegates: delegates.iter().map(|d| d.to_string()).collect(),
-            groups: vec![],
-            attributes: Default::default(),
-        }
+        let mut a = Account::new(email, kind, email);
+        a.enabled = enabled;
+        a.delegates = delegates.iter().map(|d| d.to_string()).collect();
+        a
     }
 
     #[test]

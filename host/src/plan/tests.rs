@@ -27,21 +27,9 @@ fn pipeline(stages: &str) -> Pipeline {
 const LINK_SYNC: &str = "[[stages]]\ntype = \"link\"\n[[stages]]\ntype = \"sync\"\n";
 
 fn person(id: &str, email: &str) -> Account {
-    Account {
-        id: id.into(),
-        kind: AccountKind::Person,
-        email: email.into(),
-        aliases: vec![],
-        display_name: Some(email.split('@').next().unwrap_or("").to_lowercase()),
-        given_name: None,
-        family_name: None,
-        enabled: true,
-        org_unit: None,
-        external_key: None,
-        delegates: vec![],
-        groups: vec![],
-        attributes: BTreeMap::new(),
-    }
+    let mut a = Account::new(id, AccountKind::Person, email);
+    a.display_name = Some(email.split('@').next().unwrap_or("").to_lowercase());
+    a
 }
 
 fn with_aliases(mut a: Account, aliases: &[&str]) -> Account {
