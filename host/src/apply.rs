@@ -11,6 +11,7 @@ use crate::runtime::{CallError, ConnectorInstance};
 use crate::state::{JournalStatus, MemoUpdate, MemoWrite, Outcome, StateStore, StoreError, now_ms};
 use serde::Serialize;
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 #[derive(Clone, Debug, Serialize, PartialEq)]
 pub struct ChangeOutcome {
@@ -35,6 +36,10 @@ pub struct ApplyReport {
     /// Set when the connector was stopped and the rest was not attempted.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub stopped: Option<String>,
+    /// Set when the apply was asked to stop (SIGINT, SIGTERM): the batch in
+    /// flight was finished and recorded, the rest not sent.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub interrupted: bool,
 }
 
 /// What an apply writes through: a connector instance (or, in tests, a
@@ -66,7 +71,9 @@ impl Target for ConnectorInstance {
 impl ApplyReport {
     /// How the run ended, as `status` shows it.
     pub fn outcome(&self) -> &'static str {
-        if self.stopped.is_some() {
+        if self.interrupted {
+            "interrupted"
+        } else if self.stopped.is_some() {
             "stopped"
         } else if self.failed > 0 {
             "partial"
@@ -102,6 +109,7 @@ pub async fn apply(
     target: &mut impl Target,
     state: &mut dyn StateStore,
     batch_size: usize,
+    stop: &AtomicBool,
     mut progress: impl FnMut(usize),
 ) -> Result<ApplyReport, StoreError> {
     let keys: Vec<(&str, &str)> = plan
@@ -158,6 +166,10 @@ pub async fn apply(
             .chunk_by(|a, b| a.rank() == b.rank())
             .flat_map(|rank| rank.chunks(batch_size.max(1)));
         for batch in batches {
+            if stop.load(Ordering::Relaxed) {
+                run.report.interrupted = true;
+                return Ok(run.report);
+            }
             let changes: Vec<Change> = batch.iter().map(|c| run.resolve(c)).collect();
             let keys: Vec<&str> = batch.iter().map(|c| c.key.as_str()).collect();
             run.state.mark_sent(&plan.id, &keys)?;

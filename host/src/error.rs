@@ -8,8 +8,10 @@
 //! | 2 | bad input or configuration, or a connector failed before anything was applied ([`Failure::Input`], [`Failure::Connector`]) |
 //! | 3 | refused by a safety rule, e.g. removals above the threshold ([`Failure::Refused`]) |
 //! | 4 | the state store failed: what it recorded stands, the rest was not applied; rerun once it is reachable ([`Failure::Store`]) |
+//! | 5 | another apply holds the state's lock ([`Failure::Busy`]) |
+//! | 130 | interrupted (SIGINT or SIGTERM): the batch in flight was finished and recorded, the rest not sent; rerun to finish |
 //!
-//! Code 1 is an outcome, not a failure: the apply's report says it.
+//! Codes 1 and 130 are outcomes, not failures: the apply's report says them.
 
 use crate::pipeline::{Diagnostic, Diagnostics};
 use crate::runtime::CallError;
@@ -29,10 +31,16 @@ pub enum Failure {
     /// The state store failed (exit 4).
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// Another apply holds the state (exit 5).
+    #[error("{0}")]
+    Busy(String),
 }
 
 /// Exit code of an apply where some changes failed or were skipped.
 pub const EXIT_PARTIAL: u8 = 1;
+
+/// Exit code of an apply stopped by SIGINT or SIGTERM.
+pub const EXIT_INTERRUPTED: u8 = 130;
 
 impl Failure {
     pub fn exit_code(&self) -> u8 {
@@ -40,6 +48,7 @@ impl Failure {
             Failure::Input(_) | Failure::Connector(_) => 2,
             Failure::Refused(_) => 3,
             Failure::Store(_) => 4,
+            Failure::Busy(_) => 5,
         }
     }
 
@@ -47,6 +56,16 @@ impl Failure {
     /// directory that cannot be made), with its chain of causes.
     pub fn bad_input(e: anyhow::Error) -> Failure {
         Failure::Input(format!("{e:#}"))
+    }
+}
+
+impl From<crate::state::lock::LockError> for Failure {
+    fn from(e: crate::state::lock::LockError) -> Self {
+        use crate::state::lock::LockError;
+        match e {
+            LockError::Held(_) => Failure::Busy(e.to_string()),
+            LockError::Io { .. } => Failure::Store(anyhow::Error::from(e).into()),
+        }
     }
 }
 

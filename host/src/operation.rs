@@ -23,8 +23,11 @@ use crate::pipeline::Pipeline;
 use crate::plan::{Plan, PlanInput, build};
 use crate::plugins::Session;
 use crate::runtime::{CallError, ConnectorInstance};
+use crate::state::lock::RunLock;
 use crate::state::{MemoUpdate, StateStore};
 use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 
 /// What a run tells as it goes; every method does nothing by default.
 pub trait Progress {
@@ -57,13 +60,28 @@ pub struct PlanOptions {
 pub struct ApplyOptions {
     /// Apply a plan a safety rule refused (`--allow-removals`).
     pub allow_removals: bool,
+    /// Set to stop the apply after the batch in flight (SIGINT, SIGTERM).
+    pub stop: Arc<AtomicBool>,
 }
 
 /// A plan, and the target connector that will carry it out (the one that
-/// read the target for it, or a fresh one for a saved plan).
+/// read the target for it, or a fresh one for a saved plan), with the
+/// state's lock held from before the read until the apply ends.
 pub struct Ready {
     pub plan: Plan,
     target: ConnectorInstance,
+    _lock: RunLock,
+}
+
+/// Takes the state's lock for an apply; runs a dead process left marked
+/// running are recorded as interrupted.
+fn lock(session: &Session, state: &mut dyn StateStore) -> Result<RunLock, Failure> {
+    let lock = RunLock::acquire(&session.pipeline.state_path)?;
+    let ended = state.end_abandoned_runs()?;
+    if ended > 0 {
+        tracing::warn!("{ended} earlier run(s) ended without finishing; recorded as interrupted");
+    }
+    Ok(lock)
 }
 
 /// Makes the plan: changes nothing in either system.
@@ -86,22 +104,32 @@ pub async fn plan_to_apply(
     options: &PlanOptions,
     progress: &dyn Progress,
 ) -> Result<Ready, Failure> {
+    let lock = lock(session, state)?;
     let (sides, target) = read_sides(session, state, options, progress).await?;
     let plan = sides.plan(session);
-    Ok(Ready { plan, target })
+    Ok(Ready {
+        plan,
+        target,
+        _lock: lock,
+    })
 }
 
 /// A plan saved with `plan --out`, checked against the pipeline, ready to apply.
 pub async fn saved_plan(
     session: &Session,
-    state: &dyn StateStore,
+    state: &mut dyn StateStore,
     file: &Path,
 ) -> Result<Ready, Failure> {
     let plan = read_plan_file(file, &session.pipeline)?;
+    let lock = lock(session, state)?;
     let name = &session.pipeline.target;
     let mut target = session.start(name).await?;
     target.remember(state.memo(name)?);
-    Ok(Ready { plan, target })
+    Ok(Ready {
+        plan,
+        target,
+        _lock: lock,
+    })
 }
 
 /// Carries out a plan, recording the run and each outcome; a plan a safety
@@ -114,7 +142,7 @@ pub async fn apply(
     options: &ApplyOptions,
     progress: &dyn Progress,
 ) -> Result<ApplyReport, Failure> {
-    let Ready { plan, target } = ready;
+    let Ready { plan, target, .. } = ready;
     if let Some(reason) = &plan.refused
         && !options.allow_removals
     {
@@ -126,8 +154,10 @@ pub async fn apply(
     let run = state.begin_run("apply", &plan.id)?;
     let total = plan.changes.len();
     let batch = session.pipeline.batch_size as usize;
-    let report =
-        crate::apply::apply(plan, target, state, batch, |n| progress.applying(n, total)).await?;
+    let report = crate::apply::apply(plan, target, state, batch, &options.stop, |n| {
+        progress.applying(n, total)
+    })
+    .await?;
     state.finish_run(run, report.applied, report.failed, report.outcome())?;
     Ok(report)
 }

@@ -401,6 +401,9 @@ fn an_apply_killed_midway_finishes_on_rerun_without_duplicates() {
         partial > 0 && partial < n,
         "killed part-way: {partial} of {n} written"
     );
+    // The dead run is never shown as running.
+    let status = w.run(&["status", "pipeline.toml", "--json"]).ok().json();
+    assert_eq!(status["runs"][0]["outcome"], "interrupted", "{status:#}");
 
     let rerun = w
         .run(&["apply", "pipeline.toml", "--yes", "--json"])
@@ -736,4 +739,98 @@ fn a_state_file_that_is_not_a_database_is_a_store_failure_not_bad_input() {
         std::fs::read_to_string(w.path("dst/accounts.csv")).unwrap(),
         format!("{HEADER}{TARGET}")
     );
+}
+
+/// 400 people into an empty csv target, one change per batch: an apply
+/// long enough to be caught in the middle.
+fn slow_apply() -> Work {
+    let w = Work::new();
+    let rows: String = (0..400)
+        .map(|i| format!("u{i},person,user{i:04}@corp.example,,User {i},,,true,,k{i},,\n"))
+        .collect();
+    w.write("src/accounts.csv", &format!("{HEADER}{rows}"));
+    w.write("dst/accounts.csv", HEADER);
+    w.write(
+        "pipeline.toml",
+        &PIPELINE
+            .replace("batch_size = 2", "batch_size = 1")
+            .replace("include_domains = [\"corp.example\"]", ""),
+    );
+    w
+}
+
+fn applied_in_journal(w: &Work) -> i64 {
+    rusqlite::Connection::open(w.path("pipeline.state.sqlite"))
+        .and_then(|c| {
+            c.query_row(
+                "SELECT count(*) FROM journal WHERE status = 'applied'",
+                [],
+                |r| r.get(0),
+            )
+        })
+        .unwrap_or(0)
+}
+
+#[test]
+fn a_second_apply_is_refused_while_one_runs_and_sigint_stops_it_cleanly() {
+    let w = slow_apply();
+    let mut first = w
+        .roster()
+        .args(["apply", "pipeline.toml", "--yes"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    while applied_in_journal(&w) < 10 {
+        assert!(first.try_wait().unwrap().is_none(), "finished too soon");
+        assert!(std::time::Instant::now() < deadline, "no progress");
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    // A second apply (and a plan-and-apply from a saved plan alike) stops at once.
+    let second = w.run(&["apply", "pipeline.toml", "--yes"]);
+    assert_eq!(second.code(), 5, "{}", second.stderr());
+    let holder = format!(
+        "another apply is running on this state (pid {} on host",
+        first.id()
+    );
+    assert!(second.stderr().contains(&holder), "{}", second.stderr());
+
+    let kill = std::process::Command::new("kill")
+        .args(["-INT", &first.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    let out = first.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "{stderr}");
+    assert!(
+        stderr.contains("rerun `roster apply` to finish"),
+        "{stderr}"
+    );
+
+    let status = w.run(&["status", "pipeline.toml", "--json"]).ok().json();
+    let run = &status["runs"][0];
+    assert_eq!(run["outcome"], "interrupted", "{status:#}");
+    let applied = applied_in_journal(&w);
+    assert_eq!(run["applied"].as_i64(), Some(applied), "{status:#}");
+    let written = w.read("dst/accounts.csv").lines().count() as i64 - 1;
+    assert_eq!(written, applied, "the batch in flight was recorded");
+    assert!(applied < 400, "stopped part-way");
+
+    // The rerun finishes: each account once, nothing sent twice.
+    let rerun = w
+        .run(&["apply", "pipeline.toml", "--yes", "--json"])
+        .ok()
+        .json();
+    assert_eq!(
+        rerun["report"]["applied"].as_i64(),
+        Some(400 - applied),
+        "{rerun:#}"
+    );
+    let target = w.read("dst/accounts.csv");
+    for i in 0..400 {
+        let email = format!(",user{i:04}@corp.example,");
+        assert_eq!(target.matches(&email).count(), 1, "{email}");
+    }
 }

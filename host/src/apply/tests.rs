@@ -212,8 +212,15 @@ fn run_in_batches(
         .enable_all()
         .build()
         .unwrap();
-    rt.block_on(apply(plan, target, state, batch_size, |_| {}))
-        .unwrap()
+    rt.block_on(apply(
+        plan,
+        target,
+        state,
+        batch_size,
+        &AtomicBool::new(false),
+        |_| {},
+    ))
+    .unwrap()
 }
 
 /// What the target holds, by primary address: (enabled, aliases).

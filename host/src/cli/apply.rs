@@ -4,13 +4,16 @@
 use super::Global;
 use super::render::{self, Out};
 use crate::apply::ApplyReport;
-use crate::error::{EXIT_PARTIAL, Failure};
+use crate::error::{EXIT_INTERRUPTED, EXIT_PARTIAL, Failure};
 use crate::operation::{self, ApplyOptions, PlanOptions};
 use crate::plan::Plan;
 use crate::state::SqliteStore;
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use tokio::signal::unix::{SignalKind, signal};
 
 #[derive(clap::Args, Debug)]
 pub struct ApplyCmd {
@@ -43,7 +46,7 @@ impl ApplyCmd {
                 };
                 operation::plan_to_apply(&session, &mut state, &options, &progress).await?
             }
-            Some(file) => operation::saved_plan(&session, &state, file).await?,
+            Some(file) => operation::saved_plan(&session, &mut state, file).await?,
         };
         let out = Out::new(self.json, &session.redactor);
         let plan = &ready.plan;
@@ -65,10 +68,17 @@ impl ApplyCmd {
         }
         let options = ApplyOptions {
             allow_removals: self.allow_removals,
+            stop: stop_on_signal(),
         };
         let report =
             operation::apply(&session, &mut state, &mut ready, &options, &progress).await?;
         render::apply(&out, &ready.plan, &report);
+        if report.interrupted {
+            eprintln!(
+                "interrupted: rerun `roster apply` to finish (nothing applied is sent again)"
+            );
+            return Ok(ExitCode::from(EXIT_INTERRUPTED));
+        }
         Ok(
             match report.failed > 0 || report.skipped > 0 || report.stopped.is_some() {
                 true => ExitCode::from(EXIT_PARTIAL),
@@ -76,6 +86,31 @@ impl ApplyCmd {
             },
         )
     }
+}
+
+/// A flag set by the first SIGINT or SIGTERM, so the apply finishes the
+/// batch in flight, records it, and stops; a second signal ends the process
+/// at once (what was recorded stands; the run shows as interrupted).
+fn stop_on_signal() -> Arc<AtomicBool> {
+    let stop = Arc::new(AtomicBool::new(false));
+    let flag = stop.clone();
+    tokio::spawn(async move {
+        let Ok(mut term) = signal(SignalKind::terminate()) else {
+            return;
+        };
+        for n in 0.. {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+            if n > 0 {
+                std::process::exit(i32::from(EXIT_INTERRUPTED));
+            }
+            eprintln!("stopping after the changes in flight (again to stop at once)");
+            flag.store(true, Ordering::Relaxed);
+        }
+    });
+    stop
 }
 
 fn confirm(plan: &Plan, target: &str) -> Result<bool, Failure> {

@@ -4,6 +4,7 @@
 use super::render;
 use crate::error::Failure;
 use crate::pipeline::Pipeline;
+use crate::state::lock::RunLock;
 use crate::state::{SqliteStore, StateStore};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -24,7 +25,12 @@ impl Status {
                 pipeline.state_path.display()
             )));
         }
-        let state = SqliteStore::open(&pipeline.state_path)?;
+        let mut state = SqliteStore::open(&pipeline.state_path)?;
+        // A run marked running whose apply holds no lock has died: shown
+        // (and recorded) as interrupted, never as running.
+        if let Ok(_free) = RunLock::acquire(&pipeline.state_path) {
+            state.end_abandoned_runs()?;
+        }
         let runs = state.recent_runs(10)?;
         let links = state.links()?;
         let errors = state.account_errors()?;

@@ -3,6 +3,7 @@
 //! database can stand in for the embedded SQLite file when several hosts
 //! share one state.
 
+pub mod lock;
 mod sqlite;
 
 use crate::links::{LinkEdit, StoredLink, Unlinked};
@@ -139,6 +140,10 @@ pub trait StateStore {
     fn begin_run(&mut self, command: &str, plan_id: &str) -> Result<i64>;
     fn finish_run(&mut self, run: i64, applied: u64, failed: u64, outcome: &str) -> Result<()>;
     fn recent_runs(&self, limit: usize) -> Result<Vec<RunRecord>>;
+    /// Runs still marked running, whose process is gone (the caller holds
+    /// the state's lock): recorded as interrupted, with the counts their
+    /// journal shows. How many there were.
+    fn end_abandoned_runs(&mut self) -> Result<usize>;
 
     /// Records the plan's changes as pending (those already journalled keep their status).
     fn journal_open(&mut self, plan_id: &str, keys: &[(&str, &str)]) -> Result<()>;

@@ -174,6 +174,17 @@ impl StateStore for SqliteStore {
         Ok(())
     }
 
+    fn end_abandoned_runs(&mut self) -> Result<usize> {
+        let n = self.conn.execute(
+            "UPDATE runs SET outcome = 'interrupted', finished_at_ms = ?1,
+                applied = (SELECT count(*) FROM journal j WHERE j.plan_id = runs.plan_id AND j.status = 'applied'),
+                failed = (SELECT count(*) FROM journal j WHERE j.plan_id = runs.plan_id AND j.status = 'failed')
+             WHERE outcome = 'running'",
+            params![now_ms() as i64],
+        )?;
+        Ok(n)
+    }
+
     fn recent_runs(&self, limit: usize) -> Result<Vec<RunRecord>> {
         let mut stmt = self.conn.prepare(
             "SELECT id, command, plan_id, started_at_ms, finished_at_ms, applied, failed, outcome FROM runs ORDER BY id DESC LIMIT ?1",
