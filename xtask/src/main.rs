@@ -63,15 +63,52 @@ fn run(mut c: Command) -> Result<()> {
     Ok(())
 }
 
+const WASM_TARGET: &str = "wasm32-wasip2";
+
+/// Whether `rustup target list --installed` printed the wasm target.
+fn lists_wasm_target(installed: &str) -> bool {
+    installed.lines().any(|l| l.trim() == WASM_TARGET)
+}
+
+/// Components build for wasm32-wasip2: the target is added with rustup when
+/// it is missing (rust-toolchain.toml does not add it everywhere), or the
+/// task stops with the one command that would.
+fn ensure_wasm_target(root: &Path) -> Result<()> {
+    let listed = Command::new("rustup")
+        .args(["target", "list", "--installed"])
+        .current_dir(root)
+        .output();
+    let Ok(listed) = listed else {
+        bail!(
+            "the {WASM_TARGET} target is needed and rustup is not on PATH: install it with `rustup target add {WASM_TARGET}`"
+        );
+    };
+    if lists_wasm_target(&String::from_utf8_lossy(&listed.stdout)) {
+        return Ok(());
+    }
+    eprintln!("adding the {WASM_TARGET} target (rustup target add {WASM_TARGET})");
+    let added = Command::new("rustup")
+        .args(["target", "add", WASM_TARGET])
+        .current_dir(root)
+        .status()?;
+    if !added.success() {
+        bail!(
+            "could not add the {WASM_TARGET} target: run `rustup target add {WASM_TARGET}` and try again"
+        );
+    }
+    Ok(())
+}
+
 /// Builds every component for wasm32-wasip2 and copies it to `target/plugins/NAME.wasm`.
 fn build_plugins(root: &Path) -> Result<PathBuf> {
+    ensure_wasm_target(root)?;
     // One cargo call for all components: package names from the manifests.
     let mut c = cargo(root);
     c.args([
         "build",
         "--quiet",
         "--target",
-        "wasm32-wasip2",
+        WASM_TARGET,
         "--profile",
         "plugin",
     ]);
@@ -338,5 +375,21 @@ fn bench_task(root: &Path, args: Vec<String>) -> Result<()> {
         }
         Some("incremental") => bench::incremental(root, &b, 100_000),
         _ => bail!("usage: cargo xtask bench plan [SIZES] | apply [300|5000] | incremental | host"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_wasm_target_is_found_only_when_listed() {
+        assert!(lists_wasm_target(
+            "wasm32-wasip2\nx86_64-unknown-linux-gnu\n"
+        ));
+        assert!(!lists_wasm_target(
+            "x86_64-unknown-linux-gnu\nwasm32-wasip1\n"
+        ));
+        assert!(!lists_wasm_target(""));
     }
 }
