@@ -211,3 +211,61 @@ fn a_component_for_another_contract_is_refused_before_compiling() {
         r.stderr()
     );
 }
+
+#[test]
+fn a_failing_command_asked_for_json_prints_one_json_error_document() {
+    let w = Work::new();
+    w.write("p.toml", "name = \"x\"\nsource = \"nope\"\n");
+    for args in [
+        &["plan", "p.toml", "--json"][..],
+        &["check", "p.toml", "--json"][..],
+        &["status", "missing.toml", "--json"][..],
+    ] {
+        let r = w.run(args);
+        assert_eq!(r.code(), 2, "{args:?}");
+        let doc: serde_json::Value = serde_json::from_str(&r.stdout())
+            .unwrap_or_else(|e| panic!("{args:?}: not one JSON document ({e}): {}", r.stdout()));
+        assert_eq!(doc["error"]["kind"], "input", "{doc:#}");
+        assert_eq!(doc["error"]["exit_code"], 2);
+        assert!(!doc["error"]["message"].as_str().unwrap().is_empty());
+    }
+}
+
+#[test]
+fn piped_output_has_no_escape_codes_and_no_wide_tables() {
+    let w = Work::new();
+    let rows: String = (0..5)
+        .map(|i| format!("u{i},person,a.rather.long.address.number{i}@a-long-domain.example,,A Long Display Name {i},,,true,OU=A Very Long Organisational Unit/OU=Another Long Unit/OU=Yet Another Unit/DC=corp,k{i},,\n"))
+        .collect();
+    w.write("src/accounts.csv", &format!("{HEADER}{rows}"));
+    w.write("dst/accounts.csv", HEADER);
+    w.write("p.toml", GOOD);
+    for (args, columns) in [
+        (&["plan", "p.toml", "-v"][..], None),
+        (&["read", "p.toml"][..], None),
+        (&["read", "p.toml"][..], Some(70)),
+    ] {
+        let mut c = w.roster();
+        c.args(args).env_remove("COLUMNS");
+        if let Some(n) = columns {
+            c.env("COLUMNS", n.to_string());
+        }
+        let r = common::Run::from(c.output().unwrap());
+        let limit = columns.unwrap_or(100);
+        assert_eq!(r.code(), 0, "{args:?}: {}", r.stderr());
+        for text in [r.stdout(), r.stderr()] {
+            assert!(!text.contains('\u{1b}'), "{args:?}: escape codes in {text}");
+            let table = |l: &&str| l.starts_with(['│', '┌', '└', '╞', '├', '╭']);
+            let widest = text
+                .lines()
+                .filter(table)
+                .map(|l| l.chars().count())
+                .max()
+                .unwrap_or(0);
+            assert!(
+                widest <= limit,
+                "{args:?}: a table line of {widest} characters:\n{text}"
+            );
+        }
+    }
+}

@@ -28,7 +28,7 @@ pub struct ApplyCmd {
     #[arg(long)]
     allow_removals: bool,
     #[arg(long)]
-    json: bool,
+    pub(super) json: bool,
     /// Read every source account, even where an incremental read is possible.
     #[arg(long, conflicts_with = "plan")]
     full: bool,

@@ -12,7 +12,7 @@ use std::process::ExitCode;
 pub struct Check {
     pipeline: PathBuf,
     #[arg(long)]
-    json: bool,
+    pub(super) json: bool,
 }
 
 impl Check {

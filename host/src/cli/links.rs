@@ -52,7 +52,7 @@ pub struct Links {
     #[command(subcommand)]
     action: Option<LinksAction>,
     #[arg(long, global = true)]
-    json: bool,
+    pub(super) json: bool,
 }
 
 impl Links {

@@ -19,6 +19,7 @@ use crate::runtime::cache::CompiledCache;
 use crate::state::{SqliteStore, StateStore};
 use clap::{Args, Parser, Subcommand};
 use std::collections::BTreeMap;
+use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -104,11 +105,35 @@ impl Command {
     }
 }
 
+impl Command {
+    /// Whether the command was asked for a `--json` document.
+    fn json(&self) -> bool {
+        match self {
+            Command::Check(c) => c.json,
+            Command::Plugins(plugins::Plugins::List { json })
+            | Command::Plugins(plugins::Plugins::Inspect { json, .. }) => *json,
+            Command::TestConnection(c) => c.json,
+            Command::Read(c) => c.json,
+            Command::Plan(c) => c.json,
+            Command::Apply(c) => c.json,
+            Command::Links(c) => c.json,
+            Command::Status(c) => c.json,
+        }
+    }
+}
+
 async fn run(cli: Cli) -> ExitCode {
+    let json = cli.command.json();
     match cli.command.run(&cli.global).await {
         Ok(code) => code,
         Err(failure) => {
             eprintln!("error: {failure}");
+            if json {
+                // A script asked for JSON gets JSON, also when nothing ran.
+                let doc = output::Failed::of(&failure);
+                let text = serde_json::to_string_pretty(&doc).unwrap_or_default();
+                println!("{}", crate::runtime::Redactor::global().redact(&text));
+            }
             ExitCode::from(failure.exit_code())
         }
     }
@@ -167,8 +192,11 @@ fn init_tracing(verbose: u8) {
     use tracing_subscriber::filter::Targets;
     use tracing_subscriber::prelude::*;
     let redactor = crate::runtime::Redactor::global().clone();
+    // Colour only for a person at a terminal, and never with NO_COLOR set.
+    let ansi = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
     let layer = tracing_subscriber::fmt::layer()
         .with_writer(move || crate::runtime::redact::RedactingStderr::new(redactor.clone()))
+        .with_ansi(ansi)
         .with_target(false);
     // RUST_LOG, when set, says exactly what to show. Otherwise dependencies
     // stay at warn: their debug output is noise to an admin (and wasmtime's

@@ -278,3 +278,41 @@ pub struct Status<'a> {
     pub links: &'a [StoredLink],
     pub errors: &'a [AccountError],
 }
+
+/// Any command's `--json` when it fails: `{"error": {"kind", "message", "exit_code"}}`.
+#[derive(Serialize)]
+pub struct Failed {
+    pub error: FailedError,
+}
+
+#[derive(Serialize)]
+pub struct FailedError {
+    /// input, connector, refused, store or busy.
+    pub kind: &'static str,
+    /// The connector's error kind, when a connector failed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub connector_kind: Option<&'static str>,
+    pub message: String,
+    pub exit_code: u8,
+}
+
+impl Failed {
+    pub fn of(failure: &crate::error::Failure) -> Failed {
+        use crate::error::Failure as F;
+        let (kind, connector_kind) = match failure {
+            F::Input(_) => ("input", None),
+            F::Connector(e) => ("connector", Some(e.kind().as_str())),
+            F::Refused(_) => ("refused", None),
+            F::Store(_) => ("store", None),
+            F::Busy(_) => ("busy", None),
+        };
+        Failed {
+            error: FailedError {
+                kind,
+                connector_kind,
+                message: failure.to_string(),
+                exit_code: failure.exit_code(),
+            },
+        }
+    }
+}

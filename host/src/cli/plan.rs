@@ -13,7 +13,7 @@ use std::process::ExitCode;
 pub struct PlanCmd {
     pipeline: PathBuf,
     #[arg(long)]
-    json: bool,
+    pub(super) json: bool,
     /// Save the plan to a file for `apply --plan`.
     #[arg(long)]
     out: Option<PathBuf>,
@@ -46,8 +46,12 @@ impl PlanCmd {
             }
             None => render::plan(&out, &plan),
         }
+        // The plan is the document (also with --json): the refusal is its
+        // `refused` field, the exit code and a line on stderr.
         if let Some(reason) = &plan.refused {
-            return Err(Failure::Refused(reason.clone()));
+            let refused = Failure::Refused(reason.clone());
+            eprintln!("error: {refused}");
+            return Ok(ExitCode::from(refused.exit_code()));
         }
         Ok(ExitCode::SUCCESS)
     }

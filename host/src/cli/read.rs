@@ -18,7 +18,7 @@ pub struct Read {
     #[arg(long)]
     groups: bool,
     #[arg(long)]
-    json: bool,
+    pub(super) json: bool,
 }
 
 impl Read {

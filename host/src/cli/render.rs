@@ -39,10 +39,18 @@ impl<'a> Out<'a> {
     }
 }
 
+/// Width of tables when stdout is no terminal (a pipe, a file, a CI log):
+/// `$COLUMNS` when set, else this. On a terminal, the terminal's width.
+const PIPED_WIDTH: u16 = 100;
+
 fn table() -> Table {
     let mut t = Table::new();
     t.load_preset(UTF8_BORDERS_ONLY)
         .set_content_arrangement(ContentArrangement::Dynamic);
+    if !std::io::stdout().is_terminal() {
+        let columns = std::env::var("COLUMNS").ok().and_then(|c| c.parse().ok());
+        t.set_width(columns.unwrap_or(PIPED_WIDTH));
+    }
     t
 }
 

@@ -13,7 +13,7 @@ use std::process::ExitCode;
 pub struct Status {
     pipeline: PathBuf,
     #[arg(long)]
-    json: bool,
+    pub(super) json: bool,
 }
 
 impl Status {

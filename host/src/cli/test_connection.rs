@@ -20,7 +20,7 @@ pub struct TestConnection {
     #[arg(long)]
     account: Option<String>,
     #[arg(long)]
-    json: bool,
+    pub(super) json: bool,
 }
 
 impl TestConnection {
