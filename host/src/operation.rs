@@ -11,6 +11,7 @@
 //! will not tell again). Neither is a decision: links, runs and the journal
 //! are written only by [`apply`].
 
+mod identity;
 mod read;
 
 pub use read::{PAGE_SIZE, SourceRead, read_accounts, read_groups};
@@ -54,6 +55,9 @@ impl Progress for Quiet {}
 pub struct PlanOptions {
     /// Read every source account, even where an incremental read is possible.
     pub full_read: bool,
+    /// Use this state although it belongs to another pipeline, or start a
+    /// new one although a state of this pipeline lies beside it.
+    pub new_state: bool,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -74,9 +78,22 @@ pub struct Ready {
 }
 
 /// Takes the state's lock for an apply; runs a dead process left marked
-/// running are recorded as interrupted.
-fn lock(session: &Session, state: &mut dyn StateStore) -> Result<RunLock, Failure> {
-    let lock = RunLock::acquire(&session.pipeline.state_path)?;
+/// running are recorded as interrupted. A state of another pipeline (or a
+/// new state while this pipeline's lies elsewhere) is refused unless
+/// `new_state`; the state then records this pipeline as its own.
+fn lock(
+    session: &Session,
+    state: &mut dyn StateStore,
+    new_state: bool,
+) -> Result<RunLock, Failure> {
+    let p = &session.pipeline;
+    let lock = RunLock::acquire(&p.state_path)?;
+    if let Some(problem) = identity::problem(p, state)?
+        && !new_state
+    {
+        return Err(Failure::Input(problem));
+    }
+    state.set_identity(&identity::of(p))?;
     let ended = state.end_abandoned_runs()?;
     if ended > 0 {
         tracing::warn!("{ended} earlier run(s) ended without finishing; recorded as interrupted");
@@ -91,6 +108,11 @@ pub async fn plan(
     options: &PlanOptions,
     progress: &dyn Progress,
 ) -> Result<Plan, Failure> {
+    if let Some(problem) = identity::problem(&session.pipeline, state)?
+        && !options.new_state
+    {
+        tracing::warn!("{problem}");
+    }
     let (sides, target) = read_sides(session, state, options, progress).await?;
     // The target connector's memory goes before the plan is built.
     drop(target);
@@ -104,7 +126,7 @@ pub async fn plan_to_apply(
     options: &PlanOptions,
     progress: &dyn Progress,
 ) -> Result<Ready, Failure> {
-    let lock = lock(session, state)?;
+    let lock = lock(session, state, options.new_state)?;
     let (sides, target) = read_sides(session, state, options, progress).await?;
     let plan = sides.plan(session);
     Ok(Ready {
@@ -119,9 +141,10 @@ pub async fn saved_plan(
     session: &Session,
     state: &mut dyn StateStore,
     file: &Path,
+    new_state: bool,
 ) -> Result<Ready, Failure> {
     let plan = read_plan_file(file, &session.pipeline)?;
-    let lock = lock(session, state)?;
+    let lock = lock(session, state, new_state)?;
     let name = &session.pipeline.target;
     let mut target = session.start(name).await?;
     target.remember(state.memo(name)?);

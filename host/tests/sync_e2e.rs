@@ -834,3 +834,49 @@ fn a_second_apply_is_refused_while_one_runs_and_sigint_stops_it_cleanly() {
         assert_eq!(target.matches(&email).count(), 1, "{email}");
     }
 }
+
+#[test]
+fn a_renamed_pipeline_does_not_silently_start_over_with_an_empty_state() {
+    let w = setup();
+    w.run(&["apply", "pipeline.toml", "--yes"]).ok();
+    let linked = w.read("dst/accounts.csv");
+    std::fs::rename(w.path("pipeline.toml"), w.path("renamed.toml")).unwrap();
+
+    let plan = w.run(&["plan", "renamed.toml"]);
+    assert_eq!(plan.code(), 0, "a plan only warns: {}", plan.stderr());
+    assert!(
+        plan.stderr()
+            .contains("pipeline.state.sqlite holds the state of pipeline `e2e`"),
+        "{}",
+        plan.stderr()
+    );
+    let apply = w.run(&["apply", "renamed.toml", "--yes"]);
+    assert_eq!(apply.code(), 2, "{}", apply.stderr());
+    assert!(
+        apply
+            .stderr()
+            .contains("set `state = \"pipeline.state.sqlite\"` in the pipeline")
+            && apply.stderr().contains("--new-state"),
+        "{}",
+        apply.stderr()
+    );
+    assert_eq!(w.read("dst/accounts.csv"), linked, "nothing written");
+    w.run(&["apply", "renamed.toml", "--yes", "--new-state"])
+        .ok();
+
+    // A state that belongs to another pipeline is refused the same way.
+    w.write(
+        "other.toml",
+        &PIPELINE.replace(
+            "name = \"e2e\"",
+            "name = \"other\"\nstate = \"pipeline.state.sqlite\"",
+        ),
+    );
+    let other = w.run(&["apply", "other.toml", "--yes"]);
+    assert_eq!(other.code(), 2, "{}", other.stderr());
+    assert!(
+        other.stderr().contains("belongs to pipeline `e2e`"),
+        "{}",
+        other.stderr()
+    );
+}

@@ -29,6 +29,10 @@ pub struct ApplyCmd {
     allow_removals: bool,
     #[arg(long)]
     pub(super) json: bool,
+    /// Use this state although it belongs to another pipeline, or start a
+    /// new state although one of this pipeline lies beside it.
+    #[arg(long)]
+    new_state: bool,
     /// Read every source account, even where an incremental read is possible.
     #[arg(long, conflicts_with = "plan")]
     full: bool,
@@ -43,10 +47,11 @@ impl ApplyCmd {
             None => {
                 let options = PlanOptions {
                     full_read: self.full,
+                    new_state: self.new_state,
                 };
                 operation::plan_to_apply(&session, &mut state, &options, &progress).await?
             }
-            Some(file) => operation::saved_plan(&session, &mut state, file).await?,
+            Some(file) => operation::saved_plan(&session, &mut state, file, self.new_state).await?,
         };
         let out = Out::new(self.json, &session.redactor);
         let plan = &ready.plan;

@@ -17,6 +17,10 @@ pub struct PlanCmd {
     /// Save the plan to a file for `apply --plan`.
     #[arg(long)]
     out: Option<PathBuf>,
+    /// Use this state although it belongs to another pipeline, or start a
+    /// new state although one of this pipeline lies beside it.
+    #[arg(long)]
+    new_state: bool,
     /// Read every source account, even where an incremental read is possible.
     #[arg(long)]
     full: bool,
@@ -29,6 +33,7 @@ impl PlanCmd {
         let progress = render::Progress::new(self.json);
         let options = PlanOptions {
             full_read: self.full,
+            new_state: self.new_state,
         };
         let plan = operation::plan(&session, &mut state, &options, &progress).await?;
         let out = Out::new(self.json, &session.redactor);

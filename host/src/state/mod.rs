@@ -11,7 +11,7 @@ use crate::model::Account;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
 
-pub use sqlite::SqliteStore;
+pub use sqlite::{SqliteStore, identity_of};
 
 /// A state store failed: the database could not be opened, read or
 /// written. Kept apart from other errors so a command exits with the store's
@@ -85,6 +85,21 @@ pub struct Outcome<'a> {
     pub error: Option<&'a str>,
 }
 
+/// Which pipeline a state belongs to: a renamed or copied pipeline file
+/// must not silently start over with an empty state (all links lost).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PipelineIdentity {
+    pub name: String,
+    pub source: String,
+    pub target: String,
+}
+
+impl std::fmt::Display for PipelineIdentity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "`{}` ({} → {})", self.name, self.source, self.target)
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct RunRecord {
     pub id: i64,
@@ -144,6 +159,12 @@ pub trait StateStore {
     /// the state's lock): recorded as interrupted, with the counts their
     /// journal shows. How many there were.
     fn end_abandoned_runs(&mut self) -> Result<usize>;
+
+    /// The pipeline this state belongs to, once an apply recorded it.
+    fn identity(&self) -> Result<Option<PipelineIdentity>>;
+    fn set_identity(&mut self, id: &PipelineIdentity) -> Result<()>;
+    /// Nothing recorded yet: no run, link, staged edit or identity.
+    fn is_fresh(&self) -> Result<bool>;
 
     /// Records the plan's changes as pending (those already journalled keep their status).
     fn journal_open(&mut self, plan_id: &str, keys: &[(&str, &str)]) -> Result<()>;

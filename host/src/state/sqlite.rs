@@ -76,6 +76,12 @@ CREATE TABLE IF NOT EXISTS memo (
     updated_at_ms INTEGER NOT NULL,
     PRIMARY KEY (connector, key)
 );
+CREATE TABLE IF NOT EXISTS pipeline (
+    one INTEGER PRIMARY KEY CHECK (one = 1),
+    name TEXT NOT NULL,
+    source TEXT NOT NULL,
+    target TEXT NOT NULL
+);
 ";
 
 /// 2: source snapshots for incremental reads (`source_reads`, `source_accounts`).
@@ -83,7 +89,8 @@ CREATE TABLE IF NOT EXISTS memo (
 ///    accounts unlinked on purpose (`unlinked`).
 /// 4: connectors' memos (`memo`); staged edits that change a link's
 ///    options only (`link_edits.options_only`).
-const VERSION: i64 = 4;
+/// 5: the pipeline the state belongs to (`pipeline`: name, source, target).
+const VERSION: i64 = 5;
 
 pub struct SqliteStore {
     conn: Connection,
@@ -172,6 +179,28 @@ impl StateStore for SqliteStore {
             params![run, now_ms() as i64, applied as i64, failed as i64, outcome],
         )?;
         Ok(())
+    }
+
+    fn identity(&self) -> Result<Option<PipelineIdentity>> {
+        Ok(read_identity(&self.conn)?)
+    }
+
+    fn set_identity(&mut self, id: &PipelineIdentity) -> Result<()> {
+        self.conn.execute(
+            "INSERT INTO pipeline (one, name, source, target) VALUES (1, ?1, ?2, ?3)
+             ON CONFLICT (one) DO UPDATE SET name = ?1, source = ?2, target = ?3",
+            params![id.name, id.source, id.target],
+        )?;
+        Ok(())
+    }
+
+    fn is_fresh(&self) -> Result<bool> {
+        let used: i64 = self.conn.query_row(
+            "SELECT (SELECT count(*) FROM runs) + (SELECT count(*) FROM links) + (SELECT count(*) FROM link_edits)",
+            [],
+            |r| r.get(0),
+        )?;
+        Ok(used == 0 && read_identity(&self.conn)?.is_none())
     }
 
     fn end_abandoned_runs(&mut self) -> Result<usize> {
@@ -495,6 +524,30 @@ impl StateStore for SqliteStore {
         )?;
         Ok(tx.commit()?)
     }
+}
+
+fn read_identity(conn: &Connection) -> rusqlite::Result<Option<PipelineIdentity>> {
+    conn.query_row(
+        "SELECT name, source, target FROM pipeline WHERE one = 1",
+        [],
+        |r| {
+            Ok(PipelineIdentity {
+                name: r.get(0)?,
+                source: r.get(1)?,
+                target: r.get(2)?,
+            })
+        },
+    )
+    .optional()
+}
+
+/// The pipeline another state file belongs to, read without changing that
+/// file (no schema upgrade, no lock); `None` when it says none or is no
+/// readable state.
+pub fn identity_of(path: &Path) -> Option<PipelineIdentity> {
+    let flags = rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY;
+    let conn = Connection::open_with_flags(path, flags).ok()?;
+    read_identity(&conn).ok().flatten()
 }
 
 /// Settings for every connection; the schema version found.
