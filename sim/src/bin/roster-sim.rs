@@ -1,6 +1,8 @@
 //! `roster-sim`: runs a simulator as a process, for the demo and the
 //! benchmarks. Prints `listening <url> tenant=<id>` once ready; stops on
-//! Ctrl-C or when its stdin closes (so a parent that dies takes it along).
+//! Ctrl-C or when its stdin closes (so a parent that dies takes it along),
+//! or with `--foreground` only on SIGINT/SIGTERM (for `nohup`, `&` or a
+//! service manager, where stdin is closed from the start).
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
@@ -16,6 +18,10 @@ use std::path::PathBuf;
 struct Cli {
     #[command(subcommand)]
     sim: Sim,
+    /// Run until SIGINT or SIGTERM, whatever happens to stdin (by default
+    /// the simulator stops when its stdin closes).
+    #[arg(long, global = true)]
+    foreground: bool,
 }
 
 #[derive(Subcommand)]
@@ -167,14 +173,24 @@ fn main() -> anyhow::Result<()> {
             let (m, _) = m365::start(tenant, Faults::default(), m365_port)?;
             println!("listening {} {}", m.url(), z.url());
             std::io::stdout().flush()?;
-            let _ = std::io::copy(&mut std::io::stdin().lock(), &mut std::io::sink());
+            wait(cli.foreground);
             drop((m, z));
             return Ok(());
         }
     };
     std::io::stdout().flush()?;
-    // Until stdin closes: the parent holds the pipe.
-    let _ = std::io::copy(&mut std::io::stdin().lock(), &mut std::io::sink());
+    wait(cli.foreground);
     drop(running);
     Ok(())
+}
+
+/// Until stdin closes (the parent holds the pipe), or with `foreground`
+/// until a signal ends the process.
+fn wait(foreground: bool) {
+    if foreground {
+        loop {
+            std::thread::park();
+        }
+    }
+    let _ = std::io::copy(&mut std::io::stdin().lock(), &mut std::io::sink());
 }
