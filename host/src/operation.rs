@@ -21,7 +21,7 @@ use crate::error::Failure;
 use crate::links::{LinkEdit, StoredLink, Unlinked};
 use crate::model::{Account, ErrorKind, Group};
 use crate::pipeline::Pipeline;
-use crate::plan::{Plan, PlanInput, build};
+use crate::plan::{Explanation, Plan, PlanInput, build};
 use crate::plugins::Session;
 use crate::runtime::{CallError, ConnectorInstance};
 use crate::state::lock::RunLock;
@@ -117,6 +117,27 @@ pub async fn plan(
     // The target connector's memory goes before the plan is built.
     drop(target);
     Ok(sides.plan(session))
+}
+
+/// Plans, and explains what the plan does with the account that holds
+/// `address` (`roster explain`): changes nothing in either system.
+pub async fn explain(
+    session: &Session,
+    state: &mut dyn StateStore,
+    options: &PlanOptions,
+    progress: &dyn Progress,
+    address: &str,
+) -> Result<Explanation, Failure> {
+    if let Some(problem) = identity::problem(&session.pipeline, state)?
+        && !options.new_state
+    {
+        tracing::warn!("{problem}");
+    }
+    let (sides, target) = read_sides(session, state, options, progress).await?;
+    drop(target);
+    let input = sides.input(session);
+    let plan = build(&input);
+    Ok(crate::plan::explain(&input, &plan, address))
 }
 
 /// Makes the plan an apply will carry out, keeping the target connector.
@@ -230,8 +251,12 @@ struct Sides {
 
 impl Sides {
     fn plan(self, session: &Session) -> Plan {
+        build(&self.input(session))
+    }
+
+    fn input<'a>(&'a self, session: &'a Session) -> PlanInput<'a> {
         let p = &session.pipeline;
-        build(&PlanInput {
+        PlanInput {
             pipeline: p,
             source: &self.source.accounts,
             source_read: self.source.mode,
@@ -242,8 +267,8 @@ impl Sides {
             link_edits: &self.link_edits,
             unlinked: &self.unlinked,
             free_seats: self.free_seats,
-            creates_refused: self.creates_refused,
-        })
+            creates_refused: self.creates_refused.clone(),
+        }
     }
 }
 

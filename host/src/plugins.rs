@@ -122,6 +122,41 @@ impl Session {
         Ok(session)
     }
 
+    /// Configuration values that are URLs of a host the connector is not
+    /// granted: each would be denied at run time. `check` refuses them;
+    /// other commands warn (the choke point denies them all the same).
+    /// Values from a secret reference are not shown, so not checked.
+    pub fn ungranted_urls(&self) -> Vec<crate::pipeline::Diagnostic> {
+        let mut out = Vec::new();
+        for (name, spec) in &self.pipeline.connectors {
+            let granted = &spec.grants.http.allowed;
+            for value in spec.config.iter().filter(|v| !v.value.from_reference) {
+                let Ok(url) = reqwest::Url::parse(value.value.value.trim()) else {
+                    continue;
+                };
+                if !matches!(url.scheme(), "http" | "https")
+                    || granted.iter().any(|p| p.matches(&url))
+                {
+                    continue;
+                }
+                let origin = url.origin().ascii_serialization();
+                let grants: Vec<String> = granted.iter().map(|p| p.to_string()).collect();
+                let grants = match grants.is_empty() {
+                    true => "it grants none".to_string(),
+                    false => format!("it grants {}", grants.join(", ")),
+                };
+                out.push(self.pipeline.diagnostic(
+                    value.location,
+                    format!(
+                        "connectors.{name}.config.{} is {origin}, which connectors.{name}.allowed_hosts does not grant ({grants}): every request to it would be denied; add \"{origin}\" to allowed_hosts, or correct the URL",
+                        value.key
+                    ),
+                ));
+            }
+        }
+        out
+    }
+
     /// Each connector's configuration against its plugin's declared fields;
     /// registers every secret with the redactor.
     fn check_config(&self) -> Result<(), Failure> {
@@ -194,6 +229,9 @@ impl Session {
             }
         }
         problems.extend(self.check_link_options());
+        for d in self.ungranted_urls() {
+            tracing::warn!("{d}");
+        }
         match problems.is_empty() {
             true => Ok(()),
             false => Err(crate::pipeline::Diagnostics(problems).into()),

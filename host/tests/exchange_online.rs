@@ -423,10 +423,12 @@ fn test_connection_says_what_to_fix() {
     assert_eq!(report["account"]["kind"], "functional");
     assert_eq!(strings(&report["account"]["delegates"]).len(), 4);
 
-    let fails = |pipeline: String, expected: &[&str]| {
+    // Refused credentials, an unknown tenant and missing grants: the
+    // service refused the sign-in or the call (7), with a hint.
+    let fails = |pipeline: String, code: i32, expected: &[&str]| {
         t.work.write("variant.toml", &pipeline);
         let run = t.run(&["test-connection", "variant.toml", "--connector", "exo"]);
-        assert_eq!(run.code(), 2, "{}", run.stderr());
+        assert_eq!(run.code(), code, "{}", run.stderr());
         for e in expected {
             assert!(run.stderr().contains(e), "`{e}` not in:\n{}", run.stderr());
         }
@@ -436,21 +438,30 @@ fn test_connection_says_what_to_fix() {
     t.work.write("wrong", "not-the-secret");
     fails(
         base.replace("${file:secret}", "${file:wrong}"),
-        &["exo", "client_secret is wrong", "AADSTS7000215"],
+        7,
+        &[
+            "exo",
+            "hint: check the credentials",
+            "client_secret is wrong",
+            "AADSTS7000215",
+        ],
     );
     fails(
         base.replace(
             "tenant_id = \"contoso.com\"",
             "tenant_id = \"fabrikam.example\"",
         ),
+        7,
         &["tenant_id `fabrikam.example`", "AADSTS90002"],
     );
     fails(
         base.replace("roster-sim-client", "no-groups"),
+        7,
         &["403", "GroupMember.Read.All"],
     );
     fails(
         base.replace("roster-sim-client", "no-exchange"),
+        7,
         &["Exchange.ManageAsApp", "Exchange Administrator"],
     );
     let missing = t.run(&[

@@ -97,7 +97,7 @@ fn errors_of(plan: &Value, account: &str) -> Vec<(String, String)> {
 #[test]
 fn only_mailboxes_with_an_identical_enabled_crm_user_and_a_licence_join_the_policy() {
     let s = Scenario::start();
-    let plan = s.run(&["plan", "pipeline.toml", "--json"]).ok().json();
+    let plan = s.run(&["plan", "pipeline.toml", "--json"]).exit(6).json();
     let updates: Vec<&str> = plan["changes"]
         .as_array()
         .unwrap()
@@ -162,7 +162,7 @@ fn only_mailboxes_with_an_identical_enabled_crm_user_and_a_licence_join_the_poli
     };
     let applied = s
         .run(&["apply", "pipeline.toml", "--yes", "--json"])
-        .ok()
+        .exit(6)
         .json();
     stop.store(true, Ordering::Relaxed);
     let seen = watcher.join().unwrap();
@@ -189,12 +189,12 @@ fn only_mailboxes_with_an_identical_enabled_crm_user_and_a_licence_join_the_poli
         "no temporary file is left: {leftovers:?}"
     );
 
-    let again = s.run(&["plan", "pipeline.toml", "--json"]).ok().json();
+    let again = s.run(&["plan", "pipeline.toml", "--json"]).exit(6).json();
     assert!(again["changes"].as_array().unwrap().is_empty(), "{again:#}");
 
     // A mailbox that is gone leaves the policy, and frees its licence.
     s.m365.tenant.write().unwrap().remove_user(BRUNO, "deleted");
-    let plan = s.run(&["plan", "pipeline.toml", "--json"]).ok().json();
+    let plan = s.run(&["plan", "pipeline.toml", "--json"]).exit(6).json();
     let actions: Vec<(&str, &str)> = plan["changes"]
         .as_array()
         .unwrap()
@@ -206,7 +206,7 @@ fn only_mailboxes_with_an_identical_enabled_crm_user_and_a_licence_join_the_poli
         [("disable", format!("bruno.broccoli{Z}").as_str())],
         "{plan:#}"
     );
-    s.run(&["apply", "pipeline.toml", "--yes"]).ok();
+    s.run(&["apply", "pipeline.toml", "--yes"]).exit(6);
     assert_eq!(s.policy(), [format!("memo.delight{Z}")]);
 }
 
@@ -218,7 +218,7 @@ fn a_crm_connection_account_that_may_not_act_for_others_blocks_everyone() {
             vec!["Salesperson".into()],
         );
     });
-    let plan = s.run(&["plan", "pipeline.toml", "--json"]).ok().json();
+    let plan = s.run(&["plan", "pipeline.toml", "--json"]).exit(6).json();
     assert!(plan["changes"].as_array().unwrap().is_empty(), "{plan:#}");
     let (_, msg) = error_of(&plan, &format!("bruno.broccoli{Z}"));
     assert!(

@@ -107,7 +107,7 @@ fn notes<'a>(plan: &'a Value, account: &str) -> Vec<&'a Value> {
 #[test]
 fn mailboxes_link_to_superoffice_users_by_primary_address_and_by_hand() {
     let s = Scenario::start();
-    let plan = s.run(&["plan", "pipeline.toml", "--json"]).ok().json();
+    let plan = s.run(&["plan", "pipeline.toml", "--json"]).exit(6).json();
     let linked: Vec<(String, String, String)> = plan["links"]
         .as_array()
         .unwrap()
@@ -161,7 +161,7 @@ fn mailboxes_link_to_superoffice_users_by_primary_address_and_by_hand() {
 
     // Craze's user has another address: linked by hand, with an option of its own.
     s.link_craze("diary=false").ok();
-    let plan = s.run(&["plan", "pipeline.toml", "--json"]).ok().json();
+    let plan = s.run(&["plan", "pipeline.toml", "--json"]).exit(6).json();
     let created: Vec<&str> = plan["changes"]
         .as_array()
         .unwrap()
@@ -172,7 +172,7 @@ fn mailboxes_link_to_superoffice_users_by_primary_address_and_by_hand() {
     assert_eq!(created, [format!("deejay.foxy{Z}")], "{plan:#}");
     let applied = s
         .run(&["apply", "pipeline.toml", "--yes", "--json"])
-        .ok()
+        .exit(6)
         .json();
     assert_eq!(applied["report"]["applied"], 4, "{applied:#}");
     assert_eq!(applied["report"]["failed"], 0);
@@ -223,7 +223,7 @@ fn mailboxes_link_to_superoffice_users_by_primary_address_and_by_hand() {
     assert_eq!(craze["manual"], true);
     assert_eq!(craze["options"]["diary"], "false");
 
-    let again = s.run(&["plan", "pipeline.toml", "--json"]).ok().json();
+    let again = s.run(&["plan", "pipeline.toml", "--json"]).exit(6).json();
     assert!(again["changes"].as_array().unwrap().is_empty(), "{again:#}");
     assert!(again["links"].as_array().unwrap().is_empty(), "{again:#}");
 
@@ -248,9 +248,9 @@ fn mailboxes_link_to_superoffice_users_by_primary_address_and_by_hand() {
     s.run(&["links", "pipeline.toml", "balance", "--ranks", "2"])
         .ok();
     let before = s.state();
-    let ranked = s.run(&["plan", "pipeline.toml", "--json"]).ok().json();
+    let ranked = s.run(&["plan", "pipeline.toml", "--json"]).exit(6).json();
     assert_eq!(ranked["summary"]["updates"], 4, "{ranked:#}");
-    s.run(&["apply", "pipeline.toml", "--yes"]).ok();
+    s.run(&["apply", "pipeline.toml", "--yes"]).exit(6);
     assert_eq!(
         s.state()["persons"],
         before["persons"],
@@ -276,7 +276,7 @@ fn mailboxes_link_to_superoffice_users_by_primary_address_and_by_hand() {
         hows.contains(&"primary"),
         "a rank does not make a link manual: {links:#}"
     );
-    let again = s.run(&["plan", "pipeline.toml", "--json"]).ok().json();
+    let again = s.run(&["plan", "pipeline.toml", "--json"]).exit(6).json();
     assert!(again["changes"].as_array().unwrap().is_empty(), "{again:#}");
 }
 

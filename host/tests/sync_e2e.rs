@@ -303,7 +303,7 @@ fn licence_seats_turn_extra_creates_into_plan_errors() {
         .map(|i| format!("n{i},person,new{i}@corp.example,,New {i},,,true,,key-n{i},,\n"))
         .collect();
     w.write("src/accounts.csv", &format!("{HEADER}{SOURCE}{many}"));
-    let plan = w.run(&["plan", "pipeline.toml", "--json"]).ok().json();
+    let plan = w.run(&["plan", "pipeline.toml", "--json"]).exit(6).json();
     let people_created = changes_of(&plan, "create")
         .iter()
         .filter(|c| c["change"]["op"]["account"]["kind"] == "person")
@@ -334,11 +334,11 @@ fn licence_seats_turn_extra_creates_into_plan_errors() {
     );
     let applied = w
         .run(&["apply", "pipeline.toml", "--yes", "--json"])
-        .ok()
+        .exit(6)
         .json();
     assert_eq!(
         applied["report"]["failed"], 0,
-        "no create was attempted beyond the seats: {applied:#}"
+        "no create was attempted beyond the seats (exit 6: the plan had errors): {applied:#}"
     );
 }
 
@@ -692,7 +692,7 @@ fn links_are_listed_staged_by_hand_shown_in_the_plan_and_kept_after_apply() {
     // Staging something that names no account is an error in the plan, and a bad flag a clear error.
     w.run(&["links", "pipeline.toml", "add", "nobody@corp.example", "t1"])
         .ok();
-    let plan = w.run(&["plan", "pipeline.toml", "--json"]).ok().json();
+    let plan = w.run(&["plan", "pipeline.toml", "--json"]).exit(6).json();
     assert!(
         plan["notes"]
             .as_array()

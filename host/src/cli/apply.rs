@@ -4,7 +4,7 @@
 use super::Global;
 use super::render::{self, Out};
 use crate::apply::ApplyReport;
-use crate::error::{EXIT_INTERRUPTED, EXIT_PARTIAL, Failure};
+use crate::error::{EXIT_INTERRUPTED, EXIT_PARTIAL, EXIT_PLAN_ERRORS, Failure};
 use crate::operation::{self, ApplyOptions, PlanOptions};
 use crate::plan::Plan;
 use crate::state::SqliteStore;
@@ -56,7 +56,7 @@ impl ApplyCmd {
         let out = Out::new(self.json, &session.redactor);
         let plan = &ready.plan;
         if !self.json {
-            render::plan(&out, plan);
+            render::plan(&out, plan, render::PlanView::default());
         }
         // A refused plan goes straight to the apply, which refuses it.
         if plan.refused.is_none() || self.allow_removals {
@@ -64,7 +64,7 @@ impl ApplyCmd {
                 if self.json {
                     render::apply(&out, plan, &ApplyReport::default());
                 }
-                return Ok(ExitCode::SUCCESS);
+                return Ok(ExitCode::from(outcome_code(plan, &ApplyReport::default())));
             }
             if !self.yes && !confirm(plan, &session.pipeline.target)? {
                 eprintln!("nothing applied");
@@ -84,13 +84,24 @@ impl ApplyCmd {
             );
             return Ok(ExitCode::from(EXIT_INTERRUPTED));
         }
-        Ok(
-            match report.failed > 0 || report.skipped > 0 || report.stopped.is_some() {
-                true => ExitCode::from(EXIT_PARTIAL),
-                false => ExitCode::SUCCESS,
-            },
-        )
+        Ok(ExitCode::from(outcome_code(&ready.plan, &report)))
     }
+}
+
+/// Some changes failed or were skipped (1); else the plan had errors, so
+/// the accounts they name were not synced (6); else 0.
+fn outcome_code(plan: &Plan, report: &ApplyReport) -> u8 {
+    if report.failed > 0 || report.skipped > 0 || report.stopped.is_some() {
+        return EXIT_PARTIAL;
+    }
+    if plan.summary.errors > 0 {
+        eprintln!(
+            "the plan had {} error(s): the accounts they name were not synced",
+            plan.summary.errors
+        );
+        return EXIT_PLAN_ERRORS;
+    }
+    0
 }
 
 /// A flag set by the first SIGINT or SIGTERM, so the apply finishes the

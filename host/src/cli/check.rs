@@ -1,4 +1,5 @@
-//! `roster check`: the pipeline parsed, its plugins loaded and each
+//! `roster check`: the pipeline parsed, its plugins loaded, every URL in a
+//! connector's configuration granted by its `allowed_hosts`, and each
 //! connector configured once (where a connector checks its own settings),
 //! then what each connector is granted.
 
@@ -18,6 +19,10 @@ pub struct Check {
 impl Check {
     pub async fn run(self, global: &Global) -> Result<ExitCode, Failure> {
         let session = global.open(&self.pipeline).await?;
+        let ungranted = session.ungranted_urls();
+        if !ungranted.is_empty() {
+            return Err(crate::pipeline::Diagnostics(ungranted).into());
+        }
         for name in session.pipeline.connectors.keys() {
             session.start(name).await?;
         }

@@ -3,7 +3,9 @@
 
 mod apply;
 mod check;
+mod explain;
 mod links;
+mod markdown;
 mod output;
 mod plan;
 mod plugins;
@@ -27,7 +29,8 @@ use std::process::ExitCode;
 #[command(
     name = "roster",
     version,
-    about = "Keep users and groups in sync between a mail platform and the systems that depend on it"
+    about = "Keep users and groups in sync between a mail platform and the systems that depend on it",
+    after_help = crate::error::EXIT_CODES_HELP
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -79,6 +82,8 @@ enum Command {
     Plan(plan::PlanCmd),
     /// Make the changes, recording each outcome in the state store.
     Apply(apply::ApplyCmd),
+    /// Why one account is (not) synced: each stage's decision for its address.
+    Explain(explain::Explain),
     /// List linked accounts (how each was linked, its options); `add`, `remove`
     /// and `unstage` stage link changes for the next apply.
     #[command(
@@ -99,6 +104,7 @@ impl Command {
             Command::Read(c) => c.run(global).await,
             Command::Plan(c) => c.run(global).await,
             Command::Apply(c) => c.run(global).await,
+            Command::Explain(c) => c.run(global).await,
             Command::Links(c) => c.run(global).await,
             Command::Status(c) => c.run(),
         }
@@ -114,8 +120,9 @@ impl Command {
             | Command::Plugins(plugins::Plugins::Inspect { json, .. }) => *json,
             Command::TestConnection(c) => c.json,
             Command::Read(c) => c.json,
-            Command::Plan(c) => c.json,
+            Command::Plan(c) => c.json(),
             Command::Apply(c) => c.json,
+            Command::Explain(c) => c.json,
             Command::Links(c) => c.json,
             Command::Status(c) => c.json,
         }
@@ -128,6 +135,9 @@ async fn run(cli: Cli) -> ExitCode {
         Ok(code) => code,
         Err(failure) => {
             eprintln!("error: {failure}");
+            if let Some(hint) = failure.hint() {
+                eprintln!("hint: {hint}");
+            }
             if json {
                 // A script asked for JSON gets JSON, also when nothing ran.
                 let doc = output::Failed::of(&failure);

@@ -279,7 +279,7 @@ pub struct Status<'a> {
     pub errors: &'a [AccountError],
 }
 
-/// Any command's `--json` when it fails: `{"error": {"kind", "message", "exit_code"}}`.
+/// Any command's `--json` when it fails: `{"error": {"kind", "message", "hint", "exit_code"}}`.
 #[derive(Serialize)]
 pub struct Failed {
     pub error: FailedError,
@@ -293,6 +293,9 @@ pub struct FailedError {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub connector_kind: Option<&'static str>,
     pub message: String,
+    /// What to do about it, where there is one thing to say.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hint: Option<String>,
     pub exit_code: u8,
 }
 
@@ -311,6 +314,7 @@ impl Failed {
                 kind,
                 connector_kind,
                 message: failure.to_string(),
+                hint: failure.hint(),
                 exit_code: failure.exit_code(),
             },
         }

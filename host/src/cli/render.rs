@@ -379,7 +379,7 @@ pub fn connection(out: &Out, reports: &[(String, ConnectionReport)]) {
     }
 }
 
-fn details(c: &crate::plan::PlannedChange) -> String {
+pub(super) fn details(c: &crate::plan::PlannedChange) -> String {
     use crate::model::Operation;
     match &c.change.op {
         Operation::Create { account } => {
@@ -417,7 +417,16 @@ fn empty(s: &str) -> &str {
     if s.is_empty() { "∅" } else { s }
 }
 
-pub fn plan(out: &Out, plan: &Plan) {
+/// What a plan's text shows besides its changes and notes.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct PlanView {
+    /// Every skipped or filtered account with its reason (else counts only).
+    pub show_skipped: bool,
+    /// Counts only: no table of changes, notes counted by level.
+    pub summary_only: bool,
+}
+
+pub fn plan(out: &Out, plan: &Plan, view: PlanView) {
     if out.json {
         out.json(plan);
         return;
@@ -439,6 +448,38 @@ pub fn plan(out: &Out, plan: &Plan) {
         s.in_scope,
         s.target_accounts
     ));
+    match view.summary_only {
+        false => changes(out, plan),
+        true => out.print(&format!(
+            "{} errors, {} conflicts, {} warnings",
+            s.errors, s.conflicts, s.warnings
+        )),
+    }
+    skipped(out, plan, view);
+    let count = |a: Action| plan.changes.iter().filter(|c| c.action == a).count();
+    if plan.is_empty() {
+        out.print(&format!("no changes: {} accounts in sync", s.unchanged));
+    } else {
+        out.print(&format!(
+            "{} to create, {} to update, {} guest merges, {} to disable, {} to delete; {} new links, {} to unlink; {} unchanged, {} skipped",
+            count(Action::Create),
+            count(Action::Update),
+            count(Action::MergeGuest),
+            count(Action::Disable),
+            count(Action::Delete),
+            s.new_links,
+            s.unlinks,
+            s.unchanged,
+            s.skipped
+        ));
+    }
+    if let Some(r) = &plan.refused {
+        out.print(&format!("refused: {r}"));
+    }
+}
+
+/// The changes, unlinks, manual links and notes of a plan.
+fn changes(out: &Out, plan: &Plan) {
     if !plan.changes.is_empty() {
         let mut t = table();
         t.set_header(["action", "account", "details"]);
@@ -487,37 +528,107 @@ pub fn plan(out: &Out, plan: &Plan) {
             continue;
         }
         out.print(&format!("{title} ({}):", notes.len()));
-        for n in notes {
-            let kind = n
-                .kind
+        for (kind, message, accounts) in grouped(&notes) {
+            let kind = kind
                 .map(|k| format!("[{}] ", k.as_str()))
                 .unwrap_or_default();
-            out.print(&format!(
-                "  {}: {kind}{}",
-                n.account.as_deref().unwrap_or("-"),
-                n.message
-            ));
+            let who = match accounts.len() {
+                0 => "-".to_string(),
+                1..=3 => accounts.join(", "),
+                n => format!("{}, {} and {} more", accounts[0], accounts[1], n - 2),
+            };
+            out.print(&format!("  {who}: {kind}{message}"));
         }
     }
-    let count = |a: Action| plan.changes.iter().filter(|c| c.action == a).count();
-    if plan.is_empty() {
-        out.print(&format!("no changes: {} accounts in sync", s.unchanged));
-    } else {
-        out.print(&format!(
-            "{} to create, {} to update, {} guest merges, {} to disable, {} to delete; {} new links, {} to unlink; {} unchanged, {} skipped",
-            count(Action::Create),
-            count(Action::Update),
-            count(Action::MergeGuest),
-            count(Action::Disable),
-            count(Action::Delete),
-            s.new_links,
-            s.unlinks,
-            s.unchanged,
-            s.skipped
-        ));
+}
+
+/// Notes with the same kind and message, one line each with the accounts
+/// they name, in the order first seen: 400 accounts outside the claimed
+/// domains are one line, not 400.
+fn grouped<'n>(
+    notes: &[&'n crate::plan::Note],
+) -> Vec<(Option<crate::model::ErrorKind>, &'n str, Vec<&'n str>)> {
+    let mut groups: Vec<(Option<crate::model::ErrorKind>, &str, Vec<&str>)> = Vec::new();
+    let mut index: HashMap<(Option<crate::model::ErrorKind>, &str), usize> = HashMap::new();
+    for n in notes {
+        let key = (n.kind, n.message.as_str());
+        let i = *index.entry(key).or_insert_with(|| {
+            groups.push((n.kind, n.message.as_str(), vec![]));
+            groups.len() - 1
+        });
+        if let Some(a) = &n.account {
+            groups[i].2.push(a);
+        }
     }
-    if let Some(r) = &plan.refused {
-        out.print(&format!("refused: {r}"));
+    groups
+}
+
+/// Skipped and filtered accounts: counted by reason, and listed with
+/// `--show-skipped`.
+fn skipped(out: &Out, plan: &Plan, view: PlanView) {
+    let s = &plan.summary;
+    if s.skipped_by_reason.is_empty() {
+        return;
+    }
+    let counts: Vec<String> = s
+        .skipped_by_reason
+        .iter()
+        .map(|(reason, n)| format!("{reason} {n}"))
+        .collect();
+    let more = match view.show_skipped {
+        true => "",
+        false => "; --show-skipped lists them",
+    };
+    out.print(&format!(
+        "skipped {}, filtered {} ({}){more}",
+        s.skipped,
+        s.filtered,
+        counts.join(", ")
+    ));
+    if !view.show_skipped {
+        return;
+    }
+    let mut t = table();
+    t.set_header(["account", "reason", "why"]);
+    for k in &plan.skipped {
+        t.add_row([k.account.clone(), k.count_key(), k.detail.clone()]);
+    }
+    out.print(&t.to_string());
+}
+
+/// `roster explain`: each stage's decision for one address, then the
+/// plan's changes and notes for it.
+pub fn explanation(out: &Out, e: &crate::plan::Explanation) {
+    if out.json {
+        out.json(e);
+        return;
+    }
+    out.print(&format!("{} in `{}`: {}", e.address, e.pipeline, e.outcome));
+    let mut t = table();
+    t.set_header(["stage", "decision"]);
+    for step in &e.steps {
+        t.add_row([step.stage, step.decision.as_str()]);
+    }
+    out.print(&t.to_string());
+    if !e.changes.is_empty() {
+        let mut t = table();
+        t.set_header(["action", "account", "details"]);
+        for c in &e.changes {
+            t.add_row([c.action.as_str().to_string(), c.email.clone(), details(c)]);
+        }
+        out.print(&t.to_string());
+    }
+    for n in &e.notes {
+        let kind = n
+            .kind
+            .map(|k| format!("[{}] ", k.as_str()))
+            .unwrap_or_default();
+        let level = match n.level {
+            NoteLevel::Error => "error",
+            NoteLevel::Conflict => "conflict",
+            NoteLevel::Warning => "warning",
+        };
+        out.print(&format!("{level}: {kind}{}", n.message));
     }
 }
 

@@ -198,6 +198,10 @@ fn default_max_removals_percent() -> f64 {
     5.0
 }
 
+fn default_percent_min_removals() -> u32 {
+    4
+}
+
 #[derive(Deserialize, Clone, Debug, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct SyncStage {
@@ -215,9 +219,13 @@ pub struct SyncStage {
     /// Refuse a plan with more removals than this...
     #[serde(default = "default_max_removals")]
     pub max_removals: u32,
-    /// ...or more than this percentage of the linked accounts.
+    /// ...or more than this percentage of the linked accounts...
     #[serde(default = "default_max_removals_percent")]
     pub max_removals_percent: f64,
+    /// ...where the percentage counts only from this many removals on, so
+    /// a small organisation is not refused for one leaver.
+    #[serde(default = "default_percent_min_removals")]
+    pub percent_min_removals: u32,
     /// Per-link options handed to the target with every change (a manual
     /// link's own options override these).
     #[serde(default)]
@@ -250,6 +258,7 @@ impl Default for SyncStage {
             removed: Removal::Keep,
             max_removals: default_max_removals(),
             max_removals_percent: default_max_removals_percent(),
+            percent_min_removals: default_percent_min_removals(),
             options: BTreeMap::new(),
             unmatched: Unmatched::Warn,
             create_disabled: false,

@@ -48,14 +48,23 @@ pub fn resolve(raw: &str, base: &Path) -> Result<Resolved, String> {
 
 fn lookup(reference: &str, base: &Path) -> Result<String, String> {
     match reference.split_once(':') {
-        Some(("env", name)) => {
-            std::env::var(name).map_err(|_| format!("environment variable {name} is not set"))
-        }
+        Some(("env", "")) => Err("`${env:}` names no environment variable".to_string()),
+        Some(("env", name)) => match std::env::var(name) {
+            Ok(value) if value.trim().is_empty() => {
+                Err(format!("environment variable {name} is set but empty"))
+            }
+            Ok(value) => Ok(value),
+            Err(_) => Err(format!("environment variable {name} is not set")),
+        },
         Some(("file", path)) => {
             let full = base.join(path);
             let text = std::fs::read_to_string(&full)
                 .map_err(|e| format!("cannot read secret file {}: {e}", full.display()))?;
-            Ok(text.trim_end_matches(['\n', '\r']).to_string())
+            let text = text.trim_end_matches(['\n', '\r']);
+            match text.trim().is_empty() {
+                true => Err(format!("secret file {} is empty", full.display())),
+                false => Ok(text.to_string()),
+            }
         }
         _ => Err(format!(
             "`${{{reference}}}`: expected ${{env:NAME}} or ${{file:PATH}}"
@@ -81,6 +90,13 @@ mod tests {
                 .contains("ROSTER_SURELY_UNSET_VAR")
         );
         assert!(resolve("${vault:x}", &dir).is_err());
+        std::fs::write(dir.join("blank"), "\n").unwrap();
+        let blank = resolve("${file:blank}", &dir).unwrap_err();
+        assert!(
+            blank.contains("is empty") && blank.contains("blank"),
+            "{blank}"
+        );
+        assert!(resolve("${env:}", &dir).unwrap_err().contains("names no"));
         assert!(!resolve("plain", &dir).unwrap().from_reference);
         assert!(format!("{:?}", resolve("${file:key}", &dir).unwrap()).contains("redacted"));
     }

@@ -51,6 +51,7 @@ pub(super) struct Builder<'a> {
     pub(super) links: Vec<PlannedLink>,
     pub(super) unlinks: Vec<PlannedUnlink>,
     pub(super) notes: Vec<Note>,
+    pub(super) skipped: Vec<Skipped>,
     pub(super) summary: Summary,
     pub(super) seats_left: Option<u32>,
     /// Target accounts a source account matched in this plan.
@@ -71,6 +72,29 @@ impl Builder<'_> {
             kind,
             message,
         });
+    }
+
+    /// Leaves `account` alone for `reason`: named in the plan and counted.
+    pub(super) fn skip(&mut self, account: &str, reason: SkipReason, detail: String) {
+        self.skip_entry(Skipped {
+            account: account.to_string(),
+            reason,
+            rule: None,
+            detail,
+        });
+    }
+
+    fn skip_entry(&mut self, skipped: Skipped) {
+        match skipped.reason.out_of_scope() {
+            true => self.summary.filtered += 1,
+            false => self.summary.skipped += 1,
+        }
+        *self
+            .summary
+            .skipped_by_reason
+            .entry(skipped.count_key())
+            .or_default() += 1;
+        self.skipped.push(skipped);
     }
 }
 
@@ -99,6 +123,7 @@ pub fn build(input: &PlanInput) -> Plan {
         links: vec![],
         unlinks: vec![],
         notes: vec![],
+        skipped: vec![],
         summary: Summary {
             source_accounts: input.source.len(),
             source_read: input.source_read,
@@ -121,15 +146,31 @@ pub fn build(input: &PlanInput) -> Plan {
         input.unlinked,
     );
 
+    for (account, dropped) in &scope.dropped {
+        b.skip_entry(Skipped {
+            account: account.email.clone(),
+            reason: SkipReason::Filtered,
+            rule: Some(dropped.rule.to_string()),
+            detail: dropped.detail.clone(),
+        });
+    }
+    for account in &shaped.unclaimed {
+        let detail = "its primary address is outside the claimed domains".to_string();
+        b.skip(account, SkipReason::Unclaimed, detail);
+    }
     for (account, message) in &shaped.warnings {
         b.note(NoteLevel::Warning, account, None, message.clone());
     }
-    let mut in_scope: Vec<&Account> = shaped
-        .accounts
-        .iter()
-        .filter(|a| syncable(a.kind))
-        .collect();
-    b.summary.skipped += b.summary.in_scope - in_scope.len();
+    let mut in_scope: Vec<&Account> = Vec::with_capacity(shaped.accounts.len());
+    for a in &shaped.accounts {
+        match syncable(a.kind) {
+            true => in_scope.push(a),
+            false => {
+                let detail = "a guest in the source: guests are merged into the account whose address they hold, never synced".to_string();
+                b.skip(&a.email, SkipReason::Guest, detail);
+            }
+        }
+    }
     // Compared without lowering copies: 100,000 accounts make millions of
     // comparisons.
     let folded = |s: &str| {
@@ -161,6 +202,11 @@ pub fn build(input: &PlanInput) -> Plan {
                     Some(ErrorKind::Conflict),
                     msg,
                 );
+                let detail = format!(
+                    "target account {} is matched by more than one source account",
+                    target.id
+                );
+                b.skip(&s.email, SkipReason::Conflict, detail);
             }
             Match::Linked { target, how } => b.linked(s, target, how, &matcher, &index, has_sync),
             Match::Missing {
@@ -171,6 +217,10 @@ pub fn build(input: &PlanInput) -> Plan {
                     "the manual link names target account {target_id}, which does not exist"
                 );
                 b.note(NoteLevel::Error, &s.email, Some(ErrorKind::NotFound), msg);
+                let detail = format!(
+                    "its manual link names target account {target_id}, which does not exist"
+                );
+                b.skip(&s.email, SkipReason::MissingTarget, detail);
             }
             Match::Missing { target_id, .. } => {
                 let msg = format!(
@@ -188,18 +238,22 @@ pub fn build(input: &PlanInput) -> Plan {
                 });
             }
             Match::Held { manual_in_pipeline } => {
-                b.summary.skipped += 1;
+                let detail = "unlinked with `roster links remove`; left alone until linked again with `roster links add`".to_string();
+                b.skip(&s.email, SkipReason::Unlinked, detail);
                 if manual_in_pipeline {
                     let msg = "was unlinked with `roster links remove`, which outranks the manual link in the pipeline file; link it again with `roster links add`, or drop the manual link".to_string();
                     b.note(NoteLevel::Warning, &s.email, None, msg);
                 }
             }
-            Match::Conflict(msg) => b.note(
-                NoteLevel::Conflict,
-                &s.email,
-                Some(ErrorKind::Conflict),
-                msg,
-            ),
+            Match::Conflict(msg) => {
+                b.skip(&s.email, SkipReason::Conflict, msg.clone());
+                b.note(
+                    NoteLevel::Conflict,
+                    &s.email,
+                    Some(ErrorKind::Conflict),
+                    msg,
+                );
+            }
         }
     }
     let refused = match has_sync {
@@ -231,6 +285,7 @@ impl Builder<'_> {
             .sort_by(|a, b| a.source_email.cmp(&b.source_email));
         self.unlinks
             .sort_by(|a, b| a.source_email.cmp(&b.source_email));
+        self.skipped.sort_by(|a, b| a.account.cmp(&b.account));
         self.summary.unlinks = self.unlinks.len();
         let short = self
             .notes
@@ -271,6 +326,7 @@ impl Builder<'_> {
             unlinks: self.unlinks,
             link_edits,
             notes: self.notes,
+            skipped: self.skipped,
             summary: self.summary,
             refused,
         };

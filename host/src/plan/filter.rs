@@ -7,7 +7,17 @@ use std::collections::HashSet;
 
 pub struct FilterOutcome<'a> {
     pub kept: Vec<&'a Account>,
-    pub excluded: usize,
+    /// Each account a filter stage dropped, with the first rule that did.
+    pub dropped: Vec<(&'a Account, Dropped)>,
+}
+
+/// Why a filter stage dropped an account: the rule, and what it saw.
+#[derive(Debug, PartialEq)]
+pub struct Dropped {
+    /// The rule's key in the pipeline file (`include_domains`, `kinds`, …).
+    pub rule: &'static str,
+    /// "filter stage 2: domain y.nl is not in include_domains".
+    pub detail: String,
 }
 
 pub fn filter<'a>(
@@ -16,14 +26,21 @@ pub fn filter<'a>(
     stages: &[&FilterStage],
 ) -> FilterOutcome<'a> {
     let prepared: Vec<Prepared> = stages.iter().map(|s| Prepared::new(s, groups)).collect();
-    let kept: Vec<&Account> = accounts
-        .iter()
-        .filter(|a| prepared.iter().all(|p| p.keeps(a)))
-        .collect();
-    FilterOutcome {
-        excluded: accounts.len() - kept.len(),
-        kept,
+    let mut kept = Vec::with_capacity(accounts.len());
+    let mut dropped = Vec::new();
+    for a in accounts {
+        let first = prepared.iter().enumerate().find_map(|(i, p)| {
+            p.drops(a).map(|(rule, why)| Dropped {
+                rule,
+                detail: format!("filter stage {}: {why}", i + 1),
+            })
+        });
+        match first {
+            None => kept.push(a),
+            Some(d) => dropped.push((a, d)),
+        }
     }
+    FilterOutcome { kept, dropped }
 }
 
 /// A filter stage with its lists lower-cased and group memberships resolved once.
@@ -77,31 +94,58 @@ impl<'s> Prepared<'s> {
         }
     }
 
-    fn keeps(&self, a: &Account) -> bool {
+    /// The first rule of this stage that drops `a`, with what it saw; `None`
+    /// when the stage keeps it. Rules are tried in the order the pipeline
+    /// documents them.
+    fn drops(&self, a: &Account) -> Option<(&'static str, String)> {
         let s = self.stage;
+        if let Some(kinds) = &s.kinds
+            && !kinds.contains(&a.kind)
+        {
+            return Some(("kinds", format!("kind {} is not in kinds", a.kind.as_str())));
+        }
+        if s.enabled_only && !a.enabled {
+            return Some(("enabled_only", "disabled, and enabled_only = true".into()));
+        }
         let domain = domain_of(&a.email);
-        let kinds_ok = match &s.kinds {
-            Some(kinds) => kinds.contains(&a.kind),
-            None => true,
-        };
+        if !self.include_domains.is_empty() && !self.include_domains.contains(&domain) {
+            let why = format!("domain {domain} is not in include_domains");
+            return Some(("include_domains", why));
+        }
+        if self.exclude_domains.contains(&domain) {
+            return Some((
+                "exclude_domains",
+                format!("domain {domain} is in exclude_domains"),
+            ));
+        }
+        if !s.include_addresses.is_empty() && !s.include_addresses.iter().any(|p| glob(p, &a.email))
+        {
+            let why = "the address matches no pattern in include_addresses".to_string();
+            return Some(("include_addresses", why));
+        }
+        if let Some(p) = s.exclude_addresses.iter().find(|p| glob(p, &a.email)) {
+            let why = format!("the address matches `{p}` in exclude_addresses");
+            return Some(("exclude_addresses", why));
+        }
         let ou = a.org_unit.as_deref().map(str::to_ascii_lowercase);
-        kinds_ok
-            && (!s.enabled_only || a.enabled)
-            && (self.include_domains.is_empty() || self.include_domains.contains(&domain))
-            && !self.exclude_domains.contains(&domain)
-            && (s.include_addresses.is_empty()
-                || s.include_addresses.iter().any(|p| glob(p, &a.email)))
-            && !s.exclude_addresses.iter().any(|p| glob(p, &a.email))
-            && (self.include_ous.is_empty()
-                || self
-                    .include_ous
-                    .iter()
-                    .any(|o| ou.as_deref().is_some_and(|u| inside(u, o))))
-            && !self
-                .exclude_ous
-                .iter()
-                .any(|o| ou.as_deref().is_some_and(|u| inside(u, o)))
-            && self.member_ok(a)
+        let within = |o: &String| ou.as_deref().is_some_and(|u| inside(u, o));
+        if !self.include_ous.is_empty() && !self.include_ous.iter().any(within) {
+            let why = match &a.org_unit {
+                Some(unit) => format!("org unit `{unit}` is inside none of include_ous"),
+                None => "it has no org unit, and include_ous is set".to_string(),
+            };
+            return Some(("include_ous", why));
+        }
+        if let Some(o) = self.exclude_ous.iter().find(|o| within(o)) {
+            let unit = a.org_unit.as_deref().unwrap_or_default();
+            let why = format!("org unit `{unit}` is inside `{o}` in exclude_ous");
+            return Some(("exclude_ous", why));
+        }
+        if !self.member_ok(a) {
+            let why = "it is a member of none of the groups in member_of".to_string();
+            return Some(("member_of", why));
+        }
+        None
     }
 
     fn member_ok(&self, a: &Account) -> bool {

@@ -7,15 +7,19 @@
 
 mod build;
 mod diff;
+mod explain;
 mod filter;
 mod link;
 mod merge;
 mod removal;
 mod shape;
+mod skip;
 mod sync;
 
 pub use build::{PlanInput, build};
-pub use filter::{FilterOutcome, filter};
+pub use explain::{Explanation, Step, explain};
+pub use filter::{Dropped, FilterOutcome, filter};
+pub use skip::{SkipReason, Skipped};
 
 use crate::links::LinkHow;
 use crate::model::{Change, ErrorKind, Operation};
@@ -43,6 +47,9 @@ pub struct Plan {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub link_edits: Vec<String>,
     pub notes: Vec<Note>,
+    /// Source accounts the plan leaves alone, each with its reason.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub skipped: Vec<Skipped>,
     pub summary: Summary,
     /// Set when a safety rule refuses the plan; nothing may be applied.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -238,7 +245,15 @@ pub struct Summary {
     #[serde(default)]
     pub unlinks: usize,
     pub unchanged: usize,
+    /// In scope but not synced (see `skipped_by_reason`).
     pub skipped: usize,
+    /// Dropped by a filter stage or outside the claimed domains.
+    #[serde(default)]
+    pub filtered: usize,
+    /// Skipped and filtered accounts counted by reason (and filter rule:
+    /// `filtered:include_domains`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub skipped_by_reason: BTreeMap<String, usize>,
     pub warnings: usize,
     pub conflicts: usize,
     pub errors: usize,

@@ -55,14 +55,30 @@ impl Builder<'_> {
                 link.options.clone(),
             ));
         }
-        let linked = self.input.links.len().max(1) as f64;
-        let percent = f64::from(count) * 100.0 / linked;
-        let (max, max_pct) = (self.sync.max_removals, self.sync.max_removals_percent);
-        (count > 0 && (count > max || percent > max_pct)).then(|| {
-            format!(
-                "the plan removes {count} accounts ({percent:.1}% of {} linked), above the safety threshold of {max} accounts or {max_pct}%; check the source, then pass --allow-removals to apply it",
-                self.input.links.len()
-            )
+        let linked = self.input.links.len();
+        let (percent, threshold) = self.above_threshold(count, linked)?;
+        Some(format!(
+            "the plan removes {} ({percent:.1}% of {linked} linked), above the safety threshold of {threshold}; check the source, then pass --allow-removals to apply it",
+            accounts(count)
+        ))
+    }
+
+    /// The share `count` removals are of `base` accounts, and the
+    /// threshold they pass, when they pass one: more than `max_removals`,
+    /// or (from `percent_min_removals` removals on) more than
+    /// `max_removals_percent`.
+    fn above_threshold(&self, count: u32, base: usize) -> Option<(f64, String)> {
+        let s = &self.sync;
+        let percent = f64::from(count) * 100.0 / base.max(1) as f64;
+        let by_percent = count >= s.percent_min_removals && percent > s.max_removals_percent;
+        (count > 0 && (count > s.max_removals || by_percent)).then(|| {
+            let threshold = format!(
+                "{} or {}% (from {} on)",
+                accounts(s.max_removals),
+                s.max_removals_percent,
+                s.percent_min_removals
+            );
+            (percent, threshold)
         })
     }
 
@@ -134,13 +150,19 @@ impl Builder<'_> {
             UnlinkedPolicy::Disable => unbacked.len() as u32,
             _ => 0,
         };
-        let percent = f64::from(count) * 100.0 / people.len().max(1) as f64;
-        let (max, max_pct) = (self.sync.max_removals, self.sync.max_removals_percent);
-        (count > 0 && (count > max || percent > max_pct)).then(|| {
-            format!(
-                "the plan disables {count} target accounts that no source account backs ({percent:.1}% of the {} people in the claimed domains), above the safety threshold of {max} accounts or {max_pct}%; check them in the plan, then pass --allow-removals to apply it",
-                people.len()
-            )
-        })
+        let (percent, threshold) = self.above_threshold(count, people.len())?;
+        Some(format!(
+            "the plan disables {count} target {} that no source account backs ({percent:.1}% of the {} people in the claimed domains), above the safety threshold of {threshold}; check them in the plan, then pass --allow-removals to apply it",
+            if count == 1 { "account" } else { "accounts" },
+            people.len()
+        ))
+    }
+}
+
+/// "1 account", "3 accounts".
+fn accounts(n: u32) -> String {
+    match n {
+        1 => "1 account".to_string(),
+        n => format!("{n} accounts"),
     }
 }

@@ -11,6 +11,8 @@ pub struct Shaped {
     pub accounts: Vec<Account>,
     /// (account, message) for each warning.
     pub warnings: Vec<(String, String)>,
+    /// Accounts left out whole: their primary address is not claimed.
+    pub unclaimed: Vec<String>,
 }
 
 pub struct Rules<'a> {
@@ -31,8 +33,10 @@ impl Rules<'_> {
 pub fn shape(kept: &[&Account], rules: &Rules) -> Shaped {
     let mut warnings = Vec::new();
     let mut accounts = Vec::with_capacity(kept.len());
+    let mut unclaimed = Vec::new();
     for a in kept {
         if !rules.claimed(&a.email) {
+            unclaimed.push(a.email.clone());
             warnings.push((
                 a.email.clone(),
                 "is outside the claimed domains; left out".to_string(),
@@ -69,7 +73,11 @@ pub fn shape(kept: &[&Account], rules: &Rules) -> Shaped {
             });
         }
     }
-    Shaped { accounts, warnings }
+    Shaped {
+        accounts,
+        warnings,
+        unclaimed,
+    }
 }
 
 /// Addresses that will belong to accounts in the target: the in-scope

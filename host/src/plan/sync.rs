@@ -84,8 +84,8 @@ impl<'a> Builder<'a> {
                 t.kind.as_str(),
                 t.id
             );
-            self.note(NoteLevel::Warning, &s.email, None, msg);
-            self.summary.skipped += 1;
+            self.note(NoteLevel::Warning, &s.email, None, msg.clone());
+            self.skip(&s.email, SkipReason::KindMismatch, msg);
             return;
         }
         let key = source_key(s);
@@ -157,8 +157,17 @@ impl<'a> Builder<'a> {
             // Every reason the account cannot be synced is reported, not the first only.
             let blocked = self.blocked(s, t);
             let lacks_grant = self.lacks_required_delegate(s);
-            if blocked || lacks_grant || !self.seat_for_enable(s, t) {
-                self.summary.skipped += 1;
+            let reason = if blocked {
+                let why = format!("target account {} cannot be changed (see its error)", t.id);
+                Some((SkipReason::Blocked, why))
+            } else if lacks_grant {
+                let why = "its mailbox grants no FullAccess to sync.require_delegate";
+                Some((SkipReason::NoDelegateGrant, why.to_string()))
+            } else {
+                self.seat_for_enable(s, t).err()
+            };
+            if let Some((reason, detail)) = reason {
+                self.skip(&s.email, reason, detail);
                 return;
             }
             let fields: Vec<Field> = self
@@ -183,44 +192,55 @@ impl<'a> Builder<'a> {
             });
             self.summary.updates += 1;
         } else if needs_update {
-            self.summary.skipped += 1;
+            let detail = format!(
+                "differs from target account {}, but the sync stage does not update {} accounts",
+                t.id,
+                s.kind.as_str()
+            );
+            self.skip(&s.email, SkipReason::NotUpdated, detail);
         } else {
             self.summary.unchanged += 1;
         }
     }
 
-    /// Enabling a disabled target account takes a seat; false when none is left.
-    fn seat_for_enable(&mut self, s: &Account, t: &Account) -> bool {
+    /// Enabling a disabled target account takes a seat; the reason to skip
+    /// it when none is left.
+    fn seat_for_enable(&mut self, s: &Account, t: &Account) -> Result<(), (SkipReason, String)> {
         if !(s.enabled && !t.enabled && s.kind == AccountKind::Person) {
-            return true;
+            return Ok(());
         }
         self.take_seat(s)
     }
 
-    /// Takes a licence seat for `s`, or notes a licence error.
-    pub(super) fn take_seat(&mut self, s: &Account) -> bool {
+    /// Takes a licence seat for `s`, or notes why there is none and says
+    /// why to skip it.
+    pub(super) fn take_seat(&mut self, s: &Account) -> Result<(), (SkipReason, String)> {
         if let Some(reason) = &self.input.creates_refused {
             let msg = format!("not created: {reason}");
             self.note(
                 NoteLevel::Warning,
                 &s.email,
                 Some(ErrorKind::Unauthorized),
-                msg,
+                msg.clone(),
             );
-            self.summary.skipped += 1;
-            return false;
+            return Err((SkipReason::CreatesRefused, msg));
         }
         let Some(left) = self.seats_left.as_mut() else {
-            return true;
+            return Ok(());
         };
         if *left > 0 {
             *left -= 1;
-            return true;
+            return Ok(());
         }
         let free = self.input.free_seats.unwrap_or(0);
         let msg = format!("no free licence seat ({free} free in the target before this plan)");
-        self.note(NoteLevel::Error, &s.email, Some(ErrorKind::Licence), msg);
-        false
+        self.note(
+            NoteLevel::Error,
+            &s.email,
+            Some(ErrorKind::Licence),
+            msg.clone(),
+        );
+        Err((SkipReason::NoSeat, msg))
     }
 
     /// A linked target account the target says cannot be changed (e.g. a
@@ -244,22 +264,31 @@ impl<'a> Builder<'a> {
         if !has_sync {
             return;
         }
-        if self.warn_near_miss(s, index) {
+        if let Some(holder) = self.warn_near_miss(s, index) {
             // Creating it would make a second account with this address.
-            self.summary.skipped += 1;
+            let detail = format!(
+                "target account {holder} holds its primary address; creating it would clash (see its warning)"
+            );
+            self.skip(&s.email, SkipReason::NearMiss, detail);
             return;
         }
         if !s.enabled && !self.sync.create_disabled {
-            self.summary.skipped += 1;
+            let detail = "disabled in the source and unmatched; the sync stage does not create disabled accounts (create_disabled)".to_string();
+            self.skip(&s.email, SkipReason::Disabled, detail);
             return;
         }
         if !self.may_create(s.kind) {
             self.unmatched(s);
-            self.summary.skipped += 1;
+            let detail = format!(
+                "no target account matches it, and the sync stage does not create {} accounts",
+                s.kind.as_str()
+            );
+            self.skip(&s.email, SkipReason::NotCreated, detail);
             return;
         }
         if self.lacks_required_delegate(s) {
-            self.summary.skipped += 1;
+            let detail = "its mailbox grants no FullAccess to sync.require_delegate".to_string();
+            self.skip(&s.email, SkipReason::NoDelegateGrant, detail);
             return;
         }
         for alias in &s.aliases {
@@ -273,7 +302,11 @@ impl<'a> Builder<'a> {
         }
         // A disabled account is made without a licence seat.
         let refused = self.input.creates_refused.is_some();
-        if s.kind == AccountKind::Person && (s.enabled || refused) && !self.take_seat(s) {
+        if s.kind == AccountKind::Person
+            && (s.enabled || refused)
+            && let Err((reason, detail)) = self.take_seat(s)
+        {
+            self.skip(&s.email, reason, detail);
             return;
         }
         let merges = self.guests_to_merge(s, index);
@@ -362,16 +395,15 @@ impl<'a> Builder<'a> {
 
     /// An address of `s` that a target account holds otherwise than as the
     /// same primary address does not link by itself; say so. True when the
-    /// target holds the primary address of `s` (as an alias).
-    fn warn_near_miss(&mut self, s: &Account, index: &TargetIndex) -> bool {
+    /// target holds the primary address of `s` (as an alias): that
+    /// account's id.
+    fn warn_near_miss(&mut self, s: &Account, index: &TargetIndex) -> Option<String> {
         if self.input.pipeline.stages.link.as_ref().map(|l| l.by)
             == Some(crate::pipeline::LinkBy::PrimaryOrAlias)
         {
-            return false;
+            return None;
         }
-        let Some((address, t)) = index.near_miss(s) else {
-            return false;
-        };
+        let (address, t) = index.near_miss(s)?;
         let role = if t.has_address(&s.email) && !t.email.eq_ignore_ascii_case(&s.email) {
             "an alias of"
         } else {
@@ -382,7 +414,7 @@ impl<'a> Builder<'a> {
             t.id, t.email, s.email, t.id
         );
         self.note(NoteLevel::Warning, &s.email, Some(ErrorKind::Conflict), msg);
-        t.has_address(&s.email)
+        t.has_address(&s.email).then(|| t.id.clone())
     }
 
     /// An enabled source account that matches nothing and is not created.

@@ -721,3 +721,314 @@ fn the_plan_id_follows_its_content() {
     assert_eq!(a.plan().id, a.plan().id);
     assert_ne!(a.plan().id, b.plan().id);
 }
+
+/// (account, reason key) of each skipped or filtered account.
+fn skips(plan: &Plan) -> Vec<(&str, String)> {
+    plan.skipped
+        .iter()
+        .map(|k| (k.account.as_str(), k.count_key()))
+        .collect()
+}
+
+#[test]
+fn every_account_left_alone_is_named_with_its_reason_and_counted() {
+    let stages = "[[stages]]\ntype = \"filter\"\ninclude_domains = [\"x.com\"]\n[[stages]]\ntype = \"link\"\n[[stages]]\ntype = \"sync\"\n";
+    let mut case = Case::new(stages).source(vec![
+        person("s1", "ann@x.com"),
+        person("s2", "bob@y.com"),
+        disabled(person("s3", "off@x.com")),
+        person("s4", "cy@x.com"),
+        kind(person("s5", "g@x.com"), AccountKind::Guest),
+    ]);
+    case.free_seats = Some(1);
+    let plan = case.plan();
+    assert_eq!(actions(&plan), [(Action::Create, 1, "ann@x.com")]);
+    assert_eq!(
+        skips(&plan),
+        [
+            ("bob@y.com", "filtered:include_domains".to_string()),
+            ("cy@x.com", "no-seat".to_string()),
+            ("g@x.com", "guest".to_string()),
+            ("off@x.com", "disabled".to_string()),
+        ]
+    );
+    let s = &plan.summary;
+    assert_eq!((s.skipped, s.filtered), (3, 1));
+    let by_reason: Vec<(&str, usize)> = s
+        .skipped_by_reason
+        .iter()
+        .map(|(k, n)| (k.as_str(), *n))
+        .collect();
+    assert_eq!(
+        by_reason,
+        [
+            ("disabled", 1),
+            ("filtered:include_domains", 1),
+            ("guest", 1),
+            ("no-seat", 1)
+        ]
+    );
+    let bob = &plan.skipped[0];
+    assert_eq!(
+        bob.detail,
+        "filter stage 1: domain y.com is not in include_domains"
+    );
+}
+
+#[test]
+fn a_filter_names_the_first_rule_that_drops_an_account() {
+    let mut ou = person("s1", "ann@x.com");
+    ou.org_unit = Some("OU=Sales,DC=corp".into());
+    let cases: [(&str, Account, &str, &str); 9] = [
+        (
+            "kinds = [\"functional\"]",
+            person("s1", "ann@x.com"),
+            "kinds",
+            "kind person is not in kinds",
+        ),
+        (
+            "enabled_only = true",
+            disabled(person("s1", "ann@x.com")),
+            "enabled_only",
+            "disabled, and enabled_only = true",
+        ),
+        (
+            "include_domains = [\"y.com\"]",
+            person("s1", "ann@x.com"),
+            "include_domains",
+            "domain x.com is not in include_domains",
+        ),
+        (
+            "exclude_domains = [\"X.com\"]",
+            person("s1", "ann@x.com"),
+            "exclude_domains",
+            "domain x.com is in exclude_domains",
+        ),
+        (
+            "include_addresses = [\"bob@*\"]",
+            person("s1", "ann@x.com"),
+            "include_addresses",
+            "the address matches no pattern in include_addresses",
+        ),
+        (
+            "exclude_addresses = [\"a*@x.com\"]",
+            person("s1", "ann@x.com"),
+            "exclude_addresses",
+            "the address matches `a*@x.com` in exclude_addresses",
+        ),
+        (
+            "include_ous = [\"OU=HR,DC=corp\"]",
+            ou.clone(),
+            "include_ous",
+            "org unit `OU=Sales,DC=corp` is inside none of include_ous",
+        ),
+        (
+            "exclude_ous = [\"DC=corp\"]",
+            ou.clone(),
+            "exclude_ous",
+            "org unit `OU=Sales,DC=corp` is inside `dc=corp` in exclude_ous",
+        ),
+        (
+            "member_of = [\"All Staff\"]",
+            person("s1", "ann@x.com"),
+            "member_of",
+            "it is a member of none of the groups in member_of",
+        ),
+    ];
+    for (rule, account, key, why) in cases {
+        let stages = format!(
+            "[[stages]]\ntype = \"filter\"\n[[stages]]\ntype = \"filter\"\n{rule}\n{LINK_SYNC}"
+        );
+        let plan = Case::new(stages.leak()).source(vec![account]).plan();
+        assert!(plan.changes.is_empty(), "{rule}: {:?}", actions(&plan));
+        assert_eq!(plan.skipped.len(), 1, "{rule}");
+        let k = &plan.skipped[0];
+        assert_eq!(
+            (k.reason, k.rule.as_deref(), k.detail.as_str()),
+            (
+                SkipReason::Filtered,
+                Some(key),
+                format!("filter stage 2: {why}").as_str()
+            ),
+            "{rule}"
+        );
+    }
+}
+
+#[test]
+fn accounts_outside_the_claimed_domains_are_named_as_unclaimed() {
+    let stages = "[[stages]]\ntype = \"filter\"\nclaimed_domains = [\"x.com\"]\n[[stages]]\ntype = \"link\"\n[[stages]]\ntype = \"sync\"\n";
+    let plan = Case::new(stages)
+        .source(vec![person("s1", "ann@x.com"), person("s2", "bob@y.com")])
+        .plan();
+    assert_eq!(skips(&plan), [("bob@y.com", "unclaimed".to_string())]);
+    assert_eq!((plan.summary.skipped, plan.summary.filtered), (0, 1));
+}
+
+#[test]
+fn skips_in_sync_name_blocked_kind_and_unlinked_accounts() {
+    let mut changed = person("s1", "ann@x.com");
+    changed.display_name = Some("Ann Smith".into());
+    let blocked = attribute(
+        person("t1", "ann@x.com"),
+        diff::BLOCKED,
+        "disabled in the CRM",
+    );
+    let team = kind(person("s2", "team@x.com"), AccountKind::Functional);
+    let plan = Case::new(LINK_SYNC)
+        .source(vec![changed, team])
+        .target(vec![blocked, person("t2", "team@x.com")])
+        .plan();
+    assert_eq!(
+        skips(&plan),
+        [
+            ("ann@x.com", "blocked".to_string()),
+            ("team@x.com", "kind-mismatch".to_string()),
+        ]
+    );
+}
+
+fn explained(case: &Case, address: &str) -> Explanation {
+    let p = pipeline(case.stages);
+    let input = PlanInput {
+        pipeline: &p,
+        source: &case.source,
+        source_groups: &[],
+        target: &case.target,
+        target_descriptor: &target_descriptor(),
+        links: &case.links,
+        link_edits: &case.edits,
+        unlinked: &case.unlinked,
+        free_seats: case.free_seats,
+        creates_refused: case.creates_refused.clone(),
+        source_read: ReadMode::Full,
+    };
+    let plan = build(&input);
+    explain(&input, &plan, address)
+}
+
+fn stage<'e>(e: &'e Explanation, name: &str) -> &'e str {
+    e.steps
+        .iter()
+        .find(|s| s.stage == name)
+        .map(|s| s.decision.as_str())
+        .unwrap_or_else(|| panic!("no {name} step: {:#?}", e.steps))
+}
+
+#[test]
+fn explain_follows_one_address_through_every_stage() {
+    let stages = "[[stages]]\ntype = \"filter\"\ninclude_domains = [\"x.com\"]\nclaimed_domains = [\"x.com\"]\n[[stages]]\ntype = \"link\"\n[[stages]]\ntype = \"merge\"\nmode = \"alias-only\"\n[[stages]]\ntype = \"sync\"\n";
+    let kept = person("s1", "kept@x.com");
+    let mut case = Case::new(stages)
+        .source(vec![
+            person("s2", "out@y.com"),
+            kept.clone(),
+            with_aliases(person("s3", "new@x.com"), &["n.ew@x.com"]),
+            person("s4", "zed@x.com"),
+        ])
+        .target(vec![
+            person("t1", "kept@x.com"),
+            kind(person("g1", "n.ew@x.com"), AccountKind::Guest),
+            person("t9", "only@x.com"),
+        ]);
+    case.links = vec![stored(&kept, "t1")];
+    case.free_seats = Some(1);
+
+    let out = explained(&case, "OUT@y.com");
+    assert_eq!(out.source.as_ref().map(|s| s.id.as_str()), Some("s2"));
+    assert!(
+        stage(&out, "filter").contains("include_domains"),
+        "{out:#?}"
+    );
+    assert!(
+        out.outcome.starts_with("not synced: filtered out"),
+        "{}",
+        out.outcome
+    );
+    assert!(out.steps.iter().all(|s| s.stage != "sync"));
+
+    let linked = explained(&case, "kept@x.com");
+    assert_eq!(stage(&linked, "filter"), "kept by the filter stage");
+    assert_eq!(
+        stage(&linked, "claimed-domains"),
+        "its addresses are in the claimed domains"
+    );
+    assert!(
+        stage(&linked, "link").starts_with("linked to t1 (primary), recorded by an earlier run"),
+        "{linked:#?}"
+    );
+    assert_eq!(linked.outcome, "in sync: nothing to change");
+
+    // By its alias: the account, the guest merged into it, then its create.
+    let merged = explained(&case, "n.ew@x.com");
+    assert_eq!(
+        merged.source.as_ref().map(|s| (s.id.as_str(), s.holds)),
+        Some(("s3", "alias"))
+    );
+    assert_eq!(
+        merged
+            .target
+            .iter()
+            .map(|t| t.id.as_str())
+            .collect::<Vec<_>>(),
+        ["g1"]
+    );
+    assert!(
+        stage(&merged, "merge").contains("guest n.ew@x.com (g1)"),
+        "{merged:#?}"
+    );
+    assert!(
+        stage(&merged, "link").starts_with("no target account matches: a new one is created"),
+        "{merged:#?}"
+    );
+    assert!(merged.changes.iter().any(|c| c.action == Action::Create));
+    assert!(merged.outcome.contains("create"), "{}", merged.outcome);
+
+    // The one seat went to new@… (accounts are planned in address order).
+    let full = explained(&case, "zed@x.com");
+    assert!(
+        stage(&full, "sync").starts_with("skipped (no-seat)"),
+        "{full:#?}"
+    );
+    assert_eq!(full.outcome, "not synced: no-seat");
+    assert!(
+        full.notes
+            .iter()
+            .any(|n| n.kind == Some(ErrorKind::Licence))
+    );
+
+    let only = explained(&case, "only@x.com");
+    assert!(only.source.is_none());
+    assert!(
+        stage(&only, "link").contains("linked to no source account"),
+        "{only:#?}"
+    );
+    assert_eq!(only.outcome, "only in the target: left alone");
+
+    let nobody = explained(&case, "nobody@x.com");
+    assert_eq!(nobody.outcome, "unknown address: in neither system");
+}
+
+#[test]
+fn the_percentage_threshold_counts_only_from_its_minimum_number_of_removals() {
+    let disable =
+        "[[stages]]\ntype = \"link\"\n[[stages]]\ntype = \"sync\"\nremoved = \"disable\"\n";
+    // One leaver of seven is 14 %, far above 5 %: below 4 removals it passes.
+    let plan = removal_case(disable, 7, 1);
+    assert_eq!(plan.summary.disables, 1);
+    assert_eq!(plan.refused, None);
+    assert_eq!(removal_case(disable, 7, 3).refused, None);
+    let refused = removal_case(disable, 7, 4).refused.expect("4 of 7 is 57 %");
+    assert!(
+        refused.starts_with("the plan removes 4 accounts (57.1% of 7 linked), above the safety threshold of 10 accounts or 5% (from 4 on)"),
+        "{refused}"
+    );
+    let strict = format!("{disable}percent_min_removals = 1\n");
+    let refused = removal_case(strict.leak(), 7, 1)
+        .refused
+        .expect("1 of 7 is 14 %");
+    assert!(
+        refused.starts_with("the plan removes 1 account (14.3%"),
+        "{refused}"
+    );
+}

@@ -74,6 +74,26 @@ impl CallError {
             CallError::Stopped { .. } => model::ErrorKind::Other,
         }
     }
+
+    /// The connector could not reach its service, was refused its
+    /// credentials, or was told to slow down: the service's side, not the
+    /// pipeline's (exit 7).
+    pub fn unreachable(&self) -> bool {
+        use model::ErrorKind as K;
+        matches!(
+            self.kind(),
+            K::Connection | K::Unauthorized | K::RateLimited
+        )
+    }
+
+    /// The pipeline's name for the connector.
+    pub fn connector(&self) -> &str {
+        match self {
+            CallError::Answered { connector, .. } | CallError::Stopped { connector, .. } => {
+                connector
+            }
+        }
+    }
 }
 
 pub struct ConnectorInstance {
@@ -241,6 +261,19 @@ impl ConnectorInstance {
 
     fn answered(&self, what: &'static str, mut error: ConnectorError) -> CallError {
         error.message = self.store.data().redactor.redact_owned(error.message);
+        // A host the pipeline did not grant comes back from the guest as
+        // `unauthorized` (the WIT's `denied`): the pipeline's configuration,
+        // not a credential the service refused.
+        if error.kind == model::ErrorKind::Unauthorized
+            && self
+                .http
+                .stats
+                .denied
+                .load(std::sync::atomic::Ordering::Relaxed)
+                > 0
+        {
+            error.kind = model::ErrorKind::Invalid;
+        }
         CallError::Answered {
             connector: self.name.to_string(),
             what,

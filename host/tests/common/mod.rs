@@ -102,9 +102,13 @@ impl Run {
         })
     }
     pub fn ok(self) -> Self {
+        self.exit(0)
+    }
+    /// Asserts the exit code (6: the plan has errors, 8: changes pending, …).
+    pub fn exit(self, code: i32) -> Self {
         assert_eq!(
             self.code(),
-            0,
+            code,
             "stdout:\n{}\nstderr:\n{}",
             self.stdout(),
             self.stderr()
