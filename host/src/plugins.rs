@@ -229,6 +229,17 @@ impl Session {
             }
         }
         problems.extend(self.check_link_options());
+        let target = &self.plugins[&self.pipeline.target].descriptor;
+        if target
+            .fields
+            .iter()
+            .all(|f| *f == crate::model::Field::Email)
+        {
+            tracing::warn!(
+                "plugin `{}` (the target) declares no field but email: no update will ever be planned for its accounts; a connector declares what it keeps with `.fields(&[…])`",
+                target.name
+            );
+        }
         for d in self.ungranted_urls() {
             tracing::warn!("{d}");
         }

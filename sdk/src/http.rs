@@ -97,7 +97,7 @@ impl Request {
     /// Sends the request through the host.
     pub fn send(&self) -> Result<Response> {
         host::send(&self.raw)
-            .map(Response)
+            .map(|raw| Response::to(&self.raw, raw))
             .map_err(|e| http_error(&self.raw, e))
     }
 }
@@ -110,14 +110,20 @@ pub fn send_all(requests: &[Request]) -> Vec<Result<Response>> {
         .zip(requests)
         .map(|(result, request)| {
             result
-                .map(Response)
+                .map(|raw| Response::to(&request.raw, raw))
                 .map_err(|e| http_error(&request.raw, e))
         })
         .collect()
 }
 
+/// "GET https://host/path": the request as an error names it (no query,
+/// which may carry a filter with an address or a token).
+fn what(request: &RawRequest) -> String {
+    format!("{} {}", request.method, strip_query(&request.url))
+}
+
 fn http_error(request: &RawRequest, e: HttpError) -> Error {
-    let what = format!("{} {}", request.method, strip_query(&request.url));
+    let what = what(request);
     match e {
         HttpError::Denied(m) => Error::new(ErrorKind::Unauthorized, format!("{what}: {m}")),
         HttpError::Timeout(m) | HttpError::Connection(m) => {
@@ -132,31 +138,51 @@ fn strip_query(url: &str) -> &str {
 }
 
 #[derive(Clone, Debug)]
-pub struct Response(RawResponse);
+pub struct Response {
+    raw: RawResponse,
+    /// The request this answers, as errors name it: "GET https://host/path".
+    request: String,
+}
 
 impl Response {
+    fn to(request: &RawRequest, raw: RawResponse) -> Self {
+        Response {
+            raw,
+            request: what(request),
+        }
+    }
+
+    /// The request this answers: method and URL without its query.
+    pub fn request(&self) -> &str {
+        &self.request
+    }
+
     pub fn status(&self) -> u16 {
-        self.0.status
+        self.raw.status
     }
     pub fn is_success(&self) -> bool {
-        (200..300).contains(&self.0.status)
+        (200..300).contains(&self.raw.status)
     }
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.0
+        self.raw
             .headers
             .iter()
             .find(|h| h.name.eq_ignore_ascii_case(name))
             .map(|h| h.value.as_str())
     }
     pub fn bytes(&self) -> &[u8] {
-        &self.0.body
+        &self.raw.body
     }
     pub fn text(&self) -> String {
-        String::from_utf8_lossy(&self.0.body).into_owned()
+        String::from_utf8_lossy(&self.raw.body).into_owned()
     }
     pub fn json<T: DeserializeOwned>(&self) -> Result<T> {
-        serde_json::from_slice(&self.0.body)
-            .map_err(|e| Error::invalid(format!("malformed JSON in the answer: {e}")))
+        serde_json::from_slice(&self.raw.body).map_err(|e| {
+            Error::invalid(format!(
+                "{}: malformed JSON in the answer: {e}",
+                self.request
+            ))
+        })
     }
     /// Turns a non-2xx answer into an error of the matching kind, carrying
     /// the body (the vendor's message) as text.
@@ -167,9 +193,9 @@ impl Response {
         let body = self.text();
         let body = body.trim();
         let message = if body.is_empty() {
-            format!("HTTP {}", self.status())
+            format!("{}: HTTP {}", self.request, self.status())
         } else {
-            format!("HTTP {}: {body}", self.status())
+            format!("{}: HTTP {}: {body}", self.request, self.status())
         };
         Err(Error::new(ErrorKind::from_status(self.status()), message))
     }

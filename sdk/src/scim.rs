@@ -365,7 +365,13 @@ pub fn error(response: &Response) -> Error {
         400 => ErrorKind::Invalid,
         s => ErrorKind::from_status(s),
     };
-    Error::new(kind, detail)
+    // The vendor's words first, then which request drew them.
+    let detail = match status {
+        401 => format!("the service refused the credentials: {detail}"),
+        _ => detail,
+    };
+    let request = response.request();
+    Error::new(kind, format!("{detail} ({request}: HTTP {status})"))
 }
 
 /// The strings of a JSON array (missing or other types: empty).

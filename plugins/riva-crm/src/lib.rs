@@ -244,7 +244,11 @@ fn dataverse_error(r: &roster_sdk::http::Response) -> Error {
         .unwrap_or_else(|| format!("HTTP {}", r.status()));
     Error::new(
         ErrorKind::from_status(r.status()),
-        format!("Dynamics 365: {text}"),
+        format!(
+            "Dynamics 365: {text} ({}: HTTP {})",
+            r.request(),
+            r.status()
+        ),
     )
 }
 

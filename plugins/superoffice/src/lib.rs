@@ -235,7 +235,10 @@ fn refused(r: &Response) -> Error {
             s => ErrorKind::from_status(s),
         }
     };
-    Error::new(kind, text)
+    Error::new(
+        kind,
+        format!("{text} ({}: HTTP {})", r.request(), r.status()),
+    )
 }
 
 fn checked(r: Response) -> Result<Response> {
