@@ -323,3 +323,32 @@ api_key = "${{env:ZIVVER_API_KEY}}"
         check.stderr()
     );
 }
+
+#[test]
+fn completions_and_the_man_page_follow_the_flags() {
+    let w = Work::new();
+    let bash = w.run(&["completions", "bash"]).ok().stdout();
+    for word in [
+        "explain",
+        "--detailed-exitcode",
+        "--show-skipped",
+        "markdown",
+    ] {
+        assert!(bash.contains(word), "{word} not in the bash completions");
+    }
+    let zsh = w.run(&["completions", "zsh"]).ok().stdout();
+    assert!(
+        zsh.starts_with("#compdef roster"),
+        "{}",
+        &zsh[..zsh.len().min(200)]
+    );
+    let man = w.run(&["man"]).ok().stdout();
+    assert!(man.contains(".TH roster"), "{}", &man[..man.len().min(300)]);
+    assert!(
+        man.contains("Exit codes"),
+        "the exit codes are in the man page"
+    );
+    let bad = w.run(&["completions", "tcsh"]);
+    assert_eq!(bad.code(), 2);
+    assert!(bad.stderr().contains("possible values"), "{}", bad.stderr());
+}

@@ -3,6 +3,7 @@
 
 mod apply;
 mod check;
+mod completions;
 mod explain;
 mod links;
 mod markdown;
@@ -93,6 +94,10 @@ enum Command {
     Links(links::Links),
     /// Recent runs, linked accounts and the last error per account.
     Status(status::Status),
+    /// Shell completions on stdout: `roster completions bash > /etc/bash_completion.d/roster`.
+    Completions(completions::Completions),
+    /// The man page (roff) on stdout: `roster man > roster.1`.
+    Man,
 }
 
 impl Command {
@@ -107,6 +112,8 @@ impl Command {
             Command::Explain(c) => c.run(global).await,
             Command::Links(c) => c.run(global).await,
             Command::Status(c) => c.run(),
+            Command::Completions(c) => c.run(),
+            Command::Man => completions::man(),
         }
     }
 }
@@ -125,6 +132,7 @@ impl Command {
             Command::Explain(c) => c.json,
             Command::Links(c) => c.json,
             Command::Status(c) => c.json,
+            Command::Completions(_) | Command::Man => false,
         }
     }
 }
