@@ -186,6 +186,7 @@ fn the_guest_scenario_end_to_end() {
     let unasked = s.run(&["apply", "pipeline.toml"]);
     assert_eq!(unasked.code(), 2);
     assert!(unasked.stderr().contains("--yes"), "{}", unasked.stderr());
+    assert!(unasked.stdout().is_empty(), "said before the plan is shown");
     assert_eq!(s.state(), before);
 
     // The plan as reviewed; meanwhile agile's alias receives Zivver mail and

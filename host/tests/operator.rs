@@ -83,7 +83,14 @@ fn exit_codes_tell_changes_pending_and_plan_errors_apart() {
     let w = setup("");
     let pending = w.run(&["plan", "pipeline.toml", "--detailed-exitcode"]);
     assert_eq!(pending.code(), 8, "{}", pending.stderr());
-    assert_eq!(w.run(&["plan", "pipeline.toml"]).code(), 0);
+    let saved = w.run(&["plan", "pipeline.toml", "--out", "p.json"]).ok();
+    assert!(
+        saved
+            .stderr()
+            .contains("next: `roster apply pipeline.toml --plan p.json`"),
+        "{}",
+        saved.stderr()
+    );
     w.run(&["apply", "pipeline.toml", "--yes"]).ok();
     let empty = w.run(&["plan", "pipeline.toml", "--detailed-exitcode"]);
     assert_eq!(empty.code(), 0, "{}", empty.stdout());
@@ -316,6 +323,29 @@ api_key = "${{env:ZIVVER_API_KEY}}"
             .unwrap(),
     );
     assert_eq!(check.code(), 2, "{}", check.stderr());
+    // Other commands warn, and --log-format json makes each log line a JSON object.
+    let logged = Run::from(
+        w.roster()
+            .args(["--log-format", "json", "plan", "pipeline.toml"])
+            .env("ZIVVER_API_KEY", "zivver-demo-api-key")
+            .output()
+            .unwrap(),
+    );
+    let lines: Vec<Value> = logged
+        .stderr()
+        .lines()
+        .filter(|l| l.starts_with('{'))
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    assert!(
+        lines.iter().any(|l| l["level"] == "WARN"
+            && l["fields"]["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("does not grant"))),
+        "{}",
+        logged.stderr()
+    );
+    assert!(!logged.stderr().contains("zivver-demo-api-key"));
     assert!(
         check.stderr().contains("pipeline.toml:14:")
             && check.stderr().contains(&format!("connectors.zivver.config.base_url is {http}, which connectors.zivver.allowed_hosts does not grant (it grants {https})")),

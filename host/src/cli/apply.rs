@@ -40,6 +40,12 @@ pub struct ApplyCmd {
 
 impl ApplyCmd {
     pub async fn run(self, global: &Global) -> Result<ExitCode, Failure> {
+        // Said before anything is read or shown, not after a long plan.
+        if !self.yes && !std::io::stdin().is_terminal() {
+            return Err(Failure::Input(
+                "apply needs confirmation: run it on a terminal, or pass --yes".into(),
+            ));
+        }
         let session = global.open(&self.pipeline).await?;
         let mut state = SqliteStore::open(&session.pipeline.state_path)?;
         let progress = render::Progress::new(self.json);
@@ -57,6 +63,9 @@ impl ApplyCmd {
         let plan = &ready.plan;
         if !self.json {
             render::plan(&out, plan, render::PlanView::default());
+            if plan.refused.is_some() && self.allow_removals {
+                eprintln!("applying it all the same: --allow-removals");
+            }
         }
         // A refused plan goes straight to the apply, which refuses it.
         if plan.refused.is_none() || self.allow_removals {
@@ -130,11 +139,6 @@ fn stop_on_signal() -> Arc<AtomicBool> {
 }
 
 fn confirm(plan: &Plan, target: &str) -> Result<bool, Failure> {
-    if !std::io::stdin().is_terminal() {
-        return Err(Failure::Input(
-            "apply needs confirmation: run it on a terminal, or pass --yes".into(),
-        ));
-    }
     eprint!("Apply {} changes to `{target}`? [y/N] ", plan.changes.len());
     let mut answer = String::new();
     std::io::stdin()

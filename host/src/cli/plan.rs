@@ -85,6 +85,14 @@ impl PlanCmd {
                     .map_err(|e| Failure::Input(e.to_string()))?;
                 let text = session.redactor.redact_owned(text);
                 write_atomic(file, text.as_bytes())?;
+                if !json {
+                    eprintln!(
+                        "saved to {}; next: `roster apply {} --plan {}`",
+                        file.display(),
+                        self.pipeline.display(),
+                        file.display()
+                    );
+                }
                 Some(text)
             }
             None => None,
