@@ -65,10 +65,18 @@ async fn load_plugin(
         PluginRef::Path(p) => p.clone(),
         PluginRef::Name(n) => find_plugin(n, &dirs).ok_or_else(|| {
             let searched: Vec<String> = dirs.iter().map(|d| d.display().to_string()).collect();
+            let known = available_plugins(&dirs);
+            let suggestion = crate::pipeline::did_you_mean(n, &known)
+                .map(|s| format!("; did you mean `{s}`?"))
+                .unwrap_or_default();
+            let listed = match known.is_empty() {
+                true => "none there".to_string(),
+                false => format!("there: {}", known.join(", ")),
+            };
             pipeline.diagnostic(
                 spec.plugin_location,
                 format!(
-                    "connectors.{name}.plugin: no plugin `{n}` found (looked in {})",
+                    "connectors.{name}.plugin: no plugin `{n}` found (looked in {}; {listed}){suggestion}",
                     searched.join(", ")
                 ),
             )
@@ -177,10 +185,13 @@ impl Session {
                 }
                 match field {
                     None => {
-                        let known: Vec<&str> = d.settings().map(|f| f.name.as_str()).collect();
+                        let known: Vec<String> = d.settings().map(|f| f.name.clone()).collect();
+                        let guess = crate::pipeline::did_you_mean(&value.key, &known)
+                            .map(|k| format!("did you mean `{k}`? "))
+                            .unwrap_or_default();
                         problems.push(self.pipeline.diagnostic(
                             value.location,
-                            format!("connectors.{name}.config.{}: plugin `{}` has no such field (it has: {})", value.key, d.name, known.join(", ")),
+                            format!("connectors.{name}.config.{}: plugin `{}` has no such field ({guess}it has: {})", value.key, d.name, known.join(", ")),
                         ));
                     }
                     Some(f) if f.secret && !value.value.from_reference => tracing::warn!(
@@ -288,4 +299,23 @@ impl Session {
         instance.configure(config).await?;
         Ok(instance)
     }
+}
+
+/// The plugin names (`*.wasm` file stems) in `dirs`, sorted, once each.
+fn available_plugins(dirs: &[PathBuf]) -> Vec<String> {
+    let mut names: Vec<String> = dirs
+        .iter()
+        .filter_map(|d| std::fs::read_dir(d).ok())
+        .flatten()
+        .flatten()
+        .filter_map(|e| {
+            let path = e.path();
+            let wasm = path.extension().is_some_and(|x| x == "wasm");
+            wasm.then(|| path.file_stem()?.to_str().map(String::from))
+                .flatten()
+        })
+        .collect();
+    names.sort();
+    names.dedup();
+    names
 }

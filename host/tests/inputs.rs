@@ -75,7 +75,7 @@ fn errors_name_file_line_and_column() {
         (
             r#"type = "link""#,
             "type = \"lnk\"",
-            "p.toml:14:8: unknown stage type `lnk`",
+            "p.toml:14:8: unknown stage type `lnk`, expected filter, link, merge or sync; did you mean `link`?",
         ),
         (
             "source = \"src\"",
@@ -90,12 +90,17 @@ fn errors_name_file_line_and_column() {
         (
             "directory = \"dst\"",
             "directory = \"dst\"\nconfig = { acounts = \"a.csv\" }",
-            "p.toml:12:22: connectors.dst.config.acounts: plugin `csv` has no such field",
+            "p.toml:12:22: connectors.dst.config.acounts: plugin `csv` has no such field (did you mean `accounts`?",
         ),
         (
             "plugin = \"csv\"\ndirectory = \"src\"",
             "plugin = \"nosuch\"\ndirectory = \"src\"",
             "p.toml:6:10: connectors.src.plugin: no plugin `nosuch` found",
+        ),
+        (
+            "plugin = \"csv\"\ndirectory = \"src\"",
+            "plugin = \"cvs\"\ndirectory = \"src\"",
+            "; did you mean `csv`?",
         ),
         (
             "name = \"inputs\"",

@@ -86,3 +86,16 @@ impl fmt::Display for Diagnostics {
 }
 
 impl std::error::Error for Diagnostics {}
+
+/// The known name closest to `typed`, when it is close enough to be a typo
+/// (one or two letters wrong, left out, added or swapped).
+pub fn did_you_mean<'a>(typed: &str, known: &'a [String]) -> Option<&'a str> {
+    let typed = typed.to_ascii_lowercase();
+    let most = if typed.chars().count() > 5 { 2 } else { 1 };
+    known
+        .iter()
+        .map(|k| (strsim::damerau_levenshtein(&typed, k), k))
+        .filter(|(distance, _)| *distance <= most)
+        .min_by_key(|(distance, _)| *distance)
+        .map(|(_, k)| k.as_str())
+}

@@ -8,7 +8,7 @@ pub mod secrets;
 
 use crate::runtime::Grants;
 use crate::runtime::http::HostPattern;
-pub use diagnostic::{Diagnostic, Diagnostics};
+pub use diagnostic::{Diagnostic, Diagnostics, did_you_mean};
 pub use file::{
     FilterStage, LinkBy, LinkStage, ManualLink, MergeMode, MergeStage, Removal, Stage, Stages,
     SyncStage, UnlinkedPolicy, Unmatched,
@@ -282,10 +282,14 @@ fn parse_stages(cx: &mut Ctx, value: Option<Spanned<DeValue<'_>>>) -> Vec<Stage>
                 "merge" => MergeStage::deserialize(stage_de()).map(Stage::Merge),
                 "sync" => SyncStage::deserialize(stage_de()).map(Stage::Sync),
                 other => {
+                    let kinds = ["filter", "link", "merge", "sync"].map(String::from);
+                    let hint = did_you_mean(other, &kinds)
+                        .map(|k| format!("; did you mean `{k}`?"))
+                        .unwrap_or_default();
                     cx.error(
                         kind_span,
                         format!(
-                            "unknown stage type `{other}`, expected filter, link, merge or sync"
+                            "unknown stage type `{other}`, expected filter, link, merge or sync{hint}"
                         ),
                     );
                     continue;
