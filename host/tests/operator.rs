@@ -280,6 +280,7 @@ api_key = "${{env:ZIVVER_API_KEY}}"
     let doc = wrong.json();
     assert_eq!(doc["error"]["connector_kind"], "unauthorized");
     assert_eq!(doc["error"]["exit_code"], 7);
+    assert_eq!(doc["format"], 1);
     let hint = doc["error"]["hint"].as_str().unwrap();
     assert!(
         hint.contains("`zivver`") && hint.contains("test-connection"),

@@ -14,9 +14,14 @@ use serde::Serialize;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+/// The version of every `--json` document here (`format` in each); the plan
+/// and the explanation carry their own (`plan::FORMAT`, `EXPLAIN_FORMAT`).
+pub const JSON_FORMAT: u32 = 1;
+
 /// `roster check --json`.
 #[derive(Serialize)]
 pub struct Check<'a> {
+    pub format: u32,
     pub pipeline: &'a str,
     pub source: &'a str,
     pub target: &'a str,
@@ -103,6 +108,7 @@ impl<'a> Check<'a> {
             })
             .collect();
         Check {
+            format: JSON_FORMAT,
             pipeline: &p.name,
             source: &p.source,
             target: &p.target,
@@ -116,6 +122,7 @@ impl<'a> Check<'a> {
 /// `roster read --json`.
 #[derive(Serialize)]
 pub struct Accounts<'a> {
+    pub format: u32,
     pub connector: &'a str,
     pub accounts: &'a [Account],
     pub groups: &'a [Group],
@@ -124,6 +131,7 @@ pub struct Accounts<'a> {
 /// `roster plugins list --json`.
 #[derive(Serialize)]
 pub struct PluginList<'a> {
+    pub format: u32,
     pub directories: &'a [PathBuf],
     pub plugins: Vec<PluginFile<'a>>,
 }
@@ -148,6 +156,7 @@ pub enum PluginFile<'a> {
 /// `roster plugins inspect --json`.
 #[derive(Serialize)]
 pub struct Inspect<'a> {
+    pub format: u32,
     pub file: &'a Path,
     pub digest: &'a str,
     pub contract: &'static str,
@@ -159,6 +168,7 @@ pub struct Inspect<'a> {
 impl<'a> Inspect<'a> {
     pub fn of(component: &'a LoadedComponent, descriptor: &'a Descriptor) -> Self {
         Inspect {
+            format: JSON_FORMAT,
             file: &component.path,
             digest: &component.digest,
             contract: component.contract.as_str(),
@@ -172,6 +182,7 @@ impl<'a> Inspect<'a> {
 /// `roster test-connection --json`.
 #[derive(Serialize)]
 pub struct Connections<'a> {
+    pub format: u32,
     pub connectors: Vec<Connection<'a>>,
 }
 
@@ -192,13 +203,17 @@ impl<'a> Connections<'a> {
                 account: &r.account,
             })
             .collect();
-        Connections { connectors }
+        Connections {
+            format: JSON_FORMAT,
+            connectors,
+        }
     }
 }
 
 /// `roster apply --json`.
 #[derive(Serialize)]
 pub struct Applied<'a> {
+    pub format: u32,
     pub plan: &'a str,
     pub report: &'a ApplyReport,
 }
@@ -206,6 +221,7 @@ pub struct Applied<'a> {
 /// `roster links --json`.
 #[derive(Serialize)]
 pub struct Links<'a> {
+    pub format: u32,
     pub links: Vec<Link<'a>>,
     pub staged: Vec<Staged<'a>>,
     pub unlinked: &'a [Unlinked],
@@ -264,6 +280,7 @@ impl<'a> Links<'a> {
             })
             .collect();
         Links {
+            format: JSON_FORMAT,
             links,
             staged,
             unlinked,
@@ -274,6 +291,7 @@ impl<'a> Links<'a> {
 /// `roster status --json`.
 #[derive(Serialize)]
 pub struct Status<'a> {
+    pub format: u32,
     pub runs: &'a [RunRecord],
     pub links: &'a [StoredLink],
     pub errors: &'a [AccountError],
@@ -282,6 +300,7 @@ pub struct Status<'a> {
 /// Any command's `--json` when it fails: `{"error": {"kind", "message", "hint", "exit_code"}}`.
 #[derive(Serialize)]
 pub struct Failed {
+    pub format: u32,
     pub error: FailedError,
 }
 
@@ -310,6 +329,7 @@ impl Failed {
             F::Busy(_) => ("busy", None),
         };
         Failed {
+            format: JSON_FORMAT,
             error: FailedError {
                 kind,
                 connector_kind,

@@ -187,6 +187,7 @@ pub fn check(out: &Out, session: &Session) {
 pub fn accounts(out: &Out, connector: &str, accounts: &[Account], groups: &[Group]) {
     if out.json {
         out.json(&output::Accounts {
+            format: output::JSON_FORMAT,
             connector,
             accounts,
             groups,
@@ -240,6 +241,7 @@ pub fn plugins_list(json: bool, dirs: &[PathBuf], found: &[(PathBuf, Described)]
             })
             .collect();
         let doc = output::PluginList {
+            format: output::JSON_FORMAT,
             directories: dirs,
             plugins,
         };
@@ -635,6 +637,7 @@ pub fn explanation(out: &Out, e: &crate::plan::Explanation) {
 pub fn apply(out: &Out, plan: &Plan, report: &ApplyReport) {
     if out.json {
         out.json(&output::Applied {
+            format: output::JSON_FORMAT,
             plan: &plan.id,
             report,
         });
@@ -735,6 +738,7 @@ pub fn status(json: bool, runs: &[RunRecord], links: &[StoredLink], errors: &[Ac
         println!(
             "{}",
             serde_json::to_string_pretty(&output::Status {
+                format: output::JSON_FORMAT,
                 runs,
                 links,
                 errors
