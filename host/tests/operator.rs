@@ -383,3 +383,69 @@ fn completions_and_the_man_page_follow_the_flags() {
     assert_eq!(bad.code(), 2);
     assert!(bad.stderr().contains("possible values"), "{}", bad.stderr());
 }
+
+#[test]
+fn init_writes_a_pipeline_that_checks_once_filled_in() {
+    let org = zivver::seed::load(&common::example("exchange-to-zivver/zivver/org.json")).unwrap();
+    let (running, _shared) = zivver::start(org, Faults::default(), 0).unwrap();
+    let w = Work::new();
+    w.run(&["init", "--source", "csv", "--target", "zivver"])
+        .ok();
+    let text = w.read("csv-to-zivver.toml");
+    assert!(
+        text.contains("api_key = \"${env:ZIVVER_API_KEY}\""),
+        "{text}"
+    );
+    assert!(
+        text.contains("allowed_hosts = [\"app.zivver.com\"]"),
+        "{text}"
+    );
+    let again = w.run(&["init", "--source", "csv", "--target", "zivver"]);
+    assert_eq!(again.code(), 2);
+    assert!(
+        again.stderr().contains("never overwrites"),
+        "{}",
+        again.stderr()
+    );
+    let wrong = w.run(&[
+        "init", "--source", "riva-crm", "--target", "csv", "--out", "x.toml",
+    ]);
+    assert_eq!(wrong.code(), 2);
+    assert!(
+        wrong
+            .stderr()
+            .contains("plugin `riva-crm` (riva-crm) cannot be a source; it can be a target"),
+        "{}",
+        wrong.stderr()
+    );
+
+    // Filled in as an admin would: the file checks and plans.
+    let url = running.url();
+    let filled = text
+        .replacen("# directory = \"data\"", "directory = \"src\"", 1)
+        .replace(
+            "allowed_hosts = [\"app.zivver.com\"]",
+            &format!("allowed_hosts = [\"{url}\"]"),
+        )
+        .replace(
+            "# base_url = \"https://app.zivver.com/api/scim/v2/\"",
+            &format!("base_url = \"{url}/api/scim/v2/\""),
+        )
+        .replace(
+            "claimed_domains = []",
+            "claimed_domains = [\"zivvertest.onmicrosoft.com\"]",
+        );
+    w.write("csv-to-zivver.toml", &filled);
+    w.write("src/accounts.csv", HEADER);
+    let env = |args: &[&str]| {
+        Run::from(
+            w.roster()
+                .args(args)
+                .env("ZIVVER_API_KEY", "zivver-demo-api-key")
+                .output()
+                .unwrap(),
+        )
+    };
+    env(&["check", "csv-to-zivver.toml"]).ok();
+    env(&["plan", "csv-to-zivver.toml"]).ok();
+}

@@ -5,6 +5,7 @@ mod apply;
 mod check;
 mod completions;
 mod explain;
+mod init;
 mod links;
 mod markdown;
 mod output;
@@ -80,6 +81,8 @@ impl Global {
 
 #[derive(Subcommand, Debug)]
 enum Command {
+    /// Write a first pipeline file from two plugins' descriptors.
+    Init(init::Init),
     /// Validate a pipeline, load its plugins and show what each connector is granted.
     Check(check::Check),
     /// List or inspect connector plugins.
@@ -113,6 +116,7 @@ enum Command {
 impl Command {
     async fn run(self, global: &Global) -> Result<ExitCode, Failure> {
         match self {
+            Command::Init(c) => c.run(global).await,
             Command::Check(c) => c.run(global).await,
             Command::Plugins(c) => c.run(global).await,
             Command::TestConnection(c) => c.run(global).await,
@@ -142,7 +146,7 @@ impl Command {
             Command::Explain(c) => c.json,
             Command::Links(c) => c.json,
             Command::Status(c) => c.json,
-            Command::Completions(_) | Command::Man => false,
+            Command::Init(_) | Command::Completions(_) | Command::Man => false,
         }
     }
 }
