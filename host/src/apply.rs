@@ -279,8 +279,16 @@ impl Run<'_> {
         for c in batch {
             let result = by_id.remove(&c.key);
             let (status, target_id, error) = match result.map(|r| r.outcome) {
+                // A create is linked by the id it answers: one without an
+                // id (a 2xx with `{}`) would be linked to nothing and made
+                // again by every later apply.
+                Some(Ok(id)) if c.action == Action::Create && id.as_deref().is_none_or(|i| i.trim().is_empty()) => (
+                    JournalStatus::Failed,
+                    None,
+                    Some("invalid: the connector said the create succeeded but named no target id, so nothing was linked; look the account up in the target (it may exist now), link it with `roster links add`, or rerun".to_string()),
+                ),
                 Some(Ok(id)) => {
-                    let id = id.or_else(|| existing_id(c));
+                    let id = id.filter(|i| !i.trim().is_empty()).or_else(|| existing_id(c));
                     if let (Some(link), Some(id)) = (&c.link, &id) {
                         links.push(stored(link, id.clone()));
                     }

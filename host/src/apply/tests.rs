@@ -20,6 +20,9 @@ struct Memory {
     batches: Vec<Vec<String>>,
     next_id: u32,
     stop_after: Option<usize>,
+    /// Answers a create as done but with this id (`""`), as a service that
+    /// answers 2xx with `{}` would through a careless connector.
+    create_answer: Option<Option<String>>,
 }
 
 impl Memory {
@@ -37,7 +40,10 @@ impl Memory {
                     ..account.clone()
                 };
                 self.accounts.insert(id.clone(), account);
-                Ok(Some(id))
+                match &self.create_answer {
+                    Some(answer) => Ok(answer.clone()),
+                    None => Ok(Some(id)),
+                }
             }
             Operation::Update { id, account, .. } => {
                 let have = self
@@ -364,4 +370,35 @@ fn a_batch_never_holds_people_and_the_functional_accounts_they_are_members_of() 
             vec!["disable:t2"],
         ]
     );
+}
+
+#[test]
+fn a_create_answered_without_a_target_id_fails_and_links_nothing() {
+    for answer in [None, Some(String::new()), Some("  ".to_string())] {
+        let (plan, mut memory) = plan_and_target();
+        memory.create_answer = Some(answer.clone());
+        let dir = tempfile::tempdir().unwrap();
+        let mut state = SqliteStore::open(&dir.path().join("s.sqlite")).unwrap();
+        let report = run(&plan, &mut memory, &mut state);
+        let create = report
+            .outcomes
+            .iter()
+            .find(|o| o.action == crate::plan::Action::Create)
+            .expect("ann's create");
+        assert_eq!(create.status, JournalStatus::Failed, "{answer:?}");
+        assert!(
+            create
+                .error
+                .as_deref()
+                .is_some_and(|e| e.contains("named no target id")),
+            "{:?}",
+            create.error
+        );
+        let links = state.links().unwrap();
+        assert!(
+            links.iter().all(|l| !l.target_id.trim().is_empty()),
+            "{answer:?}: {links:?}"
+        );
+        assert!(links.iter().all(|l| l.source_email != "ann@x.com"));
+    }
 }
