@@ -281,6 +281,12 @@ api_key = "${{env:ZIVVER_API_KEY}}"
     assert_eq!(doc["error"]["connector_kind"], "unauthorized");
     assert_eq!(doc["error"]["exit_code"], 7);
     assert_eq!(doc["format"], 1);
+    let message = doc["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("Zivver refused the API key: make a new key in Zivver (Organisation settings → API keys)")
+            && message.contains("/api/scim/v2/Users: HTTP 401)"),
+        "{message}"
+    );
     let hint = doc["error"]["hint"].as_str().unwrap();
     assert!(
         hint.contains("`zivver`") && hint.contains("test-connection"),
@@ -347,6 +353,20 @@ api_key = "${{env:ZIVVER_API_KEY}}"
         logged.stderr()
     );
     assert!(!logged.stderr().contains("zivver-demo-api-key"));
+    // Piped, the logs have no colour; --color always asks for it.
+    assert!(!logged.stderr().contains('\u{1b}'));
+    let coloured = Run::from(
+        w.roster()
+            .args(["--color", "always", "plan", "pipeline.toml"])
+            .env("ZIVVER_API_KEY", "zivver-demo-api-key")
+            .output()
+            .unwrap(),
+    );
+    assert!(
+        coloured.stderr().contains("\u{1b}["),
+        "{}",
+        coloured.stderr()
+    );
     assert!(
         check.stderr().contains("pipeline.toml:14:")
             && check.stderr().contains(&format!("connectors.zivver.config.base_url is {http}, which connectors.zivver.allowed_hosts does not grant (it grants {https})")),
@@ -448,4 +468,27 @@ fn init_writes_a_pipeline_that_checks_once_filled_in() {
     };
     env(&["check", "csv-to-zivver.toml"]).ok();
     env(&["plan", "csv-to-zivver.toml"]).ok();
+}
+
+#[test]
+fn the_cli_reference_names_every_command() {
+    let help = Work::new().run(&["--help"]).ok().stdout();
+    let doc =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/cli.md")).unwrap();
+    let commands: Vec<&str> = help
+        .lines()
+        .skip_while(|l| !l.starts_with("Commands:"))
+        .skip(1)
+        .take_while(|l| !l.is_empty())
+        .filter(|l| l.starts_with("  ") && !l.starts_with("   "))
+        .filter_map(|l| l.split_whitespace().next())
+        .filter(|c| *c != "help")
+        .collect();
+    assert!(commands.len() >= 12, "{commands:?}");
+    for c in commands {
+        assert!(
+            doc.contains(&format!("| `{c}")),
+            "docs/cli.md does not describe `{c}`"
+        );
+    }
 }

@@ -17,6 +17,7 @@ use tokio::signal::unix::{SignalKind, signal};
 
 #[derive(clap::Args, Debug)]
 pub struct ApplyCmd {
+    /// The pipeline file (TOML).
     pipeline: PathBuf,
     /// Apply a plan saved with `plan --out` instead of planning afresh.
     #[arg(long)]
@@ -27,6 +28,7 @@ pub struct ApplyCmd {
     /// Allow a plan whose removals exceed the safety threshold.
     #[arg(long)]
     allow_removals: bool,
+    /// Print one JSON document on stdout (docs/json.md), also on failure.
     #[arg(long)]
     pub(super) json: bool,
     /// Use this state although it belongs to another pipeline, or start a

@@ -11,9 +11,11 @@ use std::process::ExitCode;
 
 #[derive(clap::Args, Debug)]
 pub struct Explain {
+    /// The pipeline file (TOML).
     pipeline: PathBuf,
     /// The account's address in the source or the target (primary or alias).
     address: String,
+    /// Print one JSON document on stdout (docs/json.md), also on failure.
     #[arg(long)]
     pub(super) json: bool,
     /// Use this state although it belongs to another pipeline.

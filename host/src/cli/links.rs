@@ -48,6 +48,7 @@ pub enum LinksAction {
 
 #[derive(clap::Args, Debug)]
 pub struct Links {
+    /// The pipeline file (TOML).
     pipeline: PathBuf,
     #[command(subcommand)]
     action: Option<LinksAction>,

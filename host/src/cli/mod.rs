@@ -32,7 +32,7 @@ use std::process::ExitCode;
     name = "roster",
     version,
     about = "Keep users and groups in sync between a mail platform and the systems that depend on it",
-    after_help = crate::error::EXIT_CODES_HELP
+    after_help = format!("{EXAMPLES}\n\n{}", crate::error::EXIT_CODES_HELP)
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -40,6 +40,21 @@ pub struct Cli {
     #[command(flatten)]
     global: Global,
 }
+
+/// Examples and the environment, under `roster --help` (before the exit codes).
+const EXAMPLES: &str = "\
+Examples:
+  roster init --source exchange-online --target zivver   # a first pipeline file
+  roster check pipeline.toml                            # plugins, configuration, grants
+  roster plan pipeline.toml --show-skipped              # what would change, and what is left alone
+  roster explain pipeline.toml ann@example.com          # why this account is (not) synced
+  roster apply pipeline.toml --yes                      # make the changes (one apply per state)
+
+Environment:
+  ROSTER_PLUGINS_DIR   where plugin names are looked up (also plugins/ beside the binary)
+  ROSTER_CACHE_DIR     the compiled components' cache (default ~/.cache/roster)
+  NO_COLOR             no colour in the logs
+  RUST_LOG             exactly which logs to show (overrides -v)";
 
 #[derive(Args, Debug, Clone)]
 pub struct Global {
@@ -56,6 +71,16 @@ pub struct Global {
     /// collector).
     #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
+    /// Colour in the logs: only on a terminal without NO_COLOR (auto), always, or never.
+    #[arg(long, global = true, value_enum, default_value_t = Color::Auto)]
+    color: Color,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Color {
+    Auto,
+    Always,
+    Never,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -203,7 +228,7 @@ fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), Failure> {
 
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_tracing(cli.global.verbose, cli.global.log_format);
+    init_tracing(cli.global.verbose, cli.global.log_format, cli.global.color);
     // One thread: connectors' calls and their HTTP interleave at await
     // points, with no hand-over between threads per request. Measured on the
     // 100,000-mailbox plan (docs/performance.md): about a sixth less CPU and
@@ -219,13 +244,17 @@ pub fn main() -> ExitCode {
     runtime.block_on(run(cli))
 }
 
-fn init_tracing(verbose: u8, format: LogFormat) {
+fn init_tracing(verbose: u8, format: LogFormat, color: Color) {
     use tracing::Level;
     use tracing_subscriber::filter::Targets;
     use tracing_subscriber::prelude::*;
     let redactor = crate::runtime::Redactor::global().clone();
-    // Colour only for a person at a terminal, and never with NO_COLOR set.
-    let ansi = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+    // By default colour only for a person at a terminal, and never with NO_COLOR set.
+    let ansi = match color {
+        Color::Always => true,
+        Color::Never => false,
+        Color::Auto => std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none(),
+    };
     let writer = move || crate::runtime::redact::RedactingStderr::new(redactor.clone());
     let layer = tracing_subscriber::fmt::layer()
         .with_writer(writer)

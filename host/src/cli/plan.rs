@@ -12,7 +12,9 @@ use std::process::ExitCode;
 
 #[derive(clap::Args, Debug)]
 pub struct PlanCmd {
+    /// The pipeline file (TOML).
     pipeline: PathBuf,
+    /// Print one JSON document on stdout (docs/json.md), also on failure.
     #[arg(long)]
     pub(super) json: bool,
     /// Save the plan to a file for `apply --plan`.

@@ -13,12 +13,14 @@ use std::process::ExitCode;
 pub enum Plugins {
     /// List the plugins found in the plugin directories.
     List {
+        /// Print one JSON document on stdout (docs/json.md), also on failure.
         #[arg(long)]
         json: bool,
     },
     /// Describe a component: name, version, contract, capabilities, config fields, hosts.
     Inspect {
         file: PathBuf,
+        /// Print one JSON document on stdout (docs/json.md), also on failure.
         #[arg(long)]
         json: bool,
     },

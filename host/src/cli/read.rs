@@ -10,6 +10,7 @@ use std::process::ExitCode;
 
 #[derive(clap::Args, Debug)]
 pub struct Read {
+    /// The pipeline file (TOML).
     pipeline: PathBuf,
     /// The connector to read (default: the source).
     #[arg(long)]
@@ -17,6 +18,7 @@ pub struct Read {
     /// Also read groups and their members.
     #[arg(long)]
     groups: bool,
+    /// Print one JSON document on stdout (docs/json.md), also on failure.
     #[arg(long)]
     pub(super) json: bool,
 }

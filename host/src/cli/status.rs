@@ -11,7 +11,9 @@ use std::process::ExitCode;
 
 #[derive(clap::Args, Debug)]
 pub struct Status {
+    /// The pipeline file (TOML).
     pipeline: PathBuf,
+    /// Print one JSON document on stdout (docs/json.md), also on failure.
     #[arg(long)]
     pub(super) json: bool,
 }

@@ -12,6 +12,7 @@ use std::process::ExitCode;
 
 #[derive(clap::Args, Debug)]
 pub struct TestConnection {
+    /// The pipeline file (TOML).
     pipeline: PathBuf,
     /// The connector to test (default: source and target).
     #[arg(long)]
@@ -19,6 +20,7 @@ pub struct TestConnection {
     /// An address whose account must be readable.
     #[arg(long)]
     account: Option<String>,
+    /// Print one JSON document on stdout (docs/json.md), also on failure.
     #[arg(long)]
     pub(super) json: bool,
 }

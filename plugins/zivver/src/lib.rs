@@ -119,7 +119,7 @@ impl Connector for Zivver {
     }
 
     fn read_all(&mut self) -> Result<Vec<Account>> {
-        self.load()
+        self.load().map_err(classify)
     }
 
     /// A user by `userName`, else a functional account by `externalId`.
@@ -215,8 +215,19 @@ fn classify(e: Error) -> Error {
     } else {
         e.kind
     };
+    if kind == ErrorKind::Unauthorized && !m.starts_with(REFUSED_KEY) {
+        return Error::new(
+            kind,
+            format!(
+                "{REFUSED_KEY}: make a new key in Zivver (Organisation settings → API keys) and give it to the pipeline's api_key, e.g. as ${{env:ZIVVER_API_KEY}} ({m})"
+            ),
+        );
+    }
     Error::new(kind, e.message)
 }
+
+/// How a refused key is said, in Zivver's terms.
+const REFUSED_KEY: &str = "Zivver refused the API key";
 
 /// A create whose answer leaves open whether it took effect (a 503, a
 /// timeout, a broken connection): re-read before anything is sent again.
