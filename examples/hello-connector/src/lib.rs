@@ -117,3 +117,33 @@ fn body(a: &Account) -> Value {
 }
 
 roster_sdk::export_connector!(Hello);
+
+/// Native tests: the same code, run with `cargo test -p roster-hello`, no
+/// component or host needed (`roster_sdk::native` also runs the
+/// connector's calls natively against a real HTTP server).
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_hello_person_maps_to_an_account_and_back() {
+        let p = json!({ "id": "7", "email": "ann@example.com", "name": "Ann", "active": false });
+        let a = account(&p).unwrap();
+        assert_eq!(
+            (a.id.as_str(), a.email.as_str(), a.enabled),
+            ("7", "ann@example.com", false)
+        );
+        assert_eq!(
+            body(&a),
+            json!({ "email": "ann@example.com", "name": "Ann", "active": false })
+        );
+        assert!(account(&json!({ "name": "no address" })).is_err());
+    }
+
+    #[test]
+    fn it_declares_what_it_keeps() {
+        let d = Hello::describe();
+        assert!(d.source && d.target);
+        assert!(d.fields.contains(&Field::DisplayName));
+    }
+}
