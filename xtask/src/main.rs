@@ -10,6 +10,7 @@
 //! (whole-run benchmarks, release) and `cargo xtask bench host` (criterion).
 
 mod bench;
+mod dist;
 
 use anyhow::{Context, Result, bail};
 use std::path::{Path, PathBuf};
@@ -34,8 +35,9 @@ fn main() -> Result<()> {
         "demo" => demo(&root),
         "test" => test(&root, std::env::args().skip(2).collect()),
         "bench" => bench_task(&root, std::env::args().skip(2).collect()),
+        "dist" => dist::dist(&root),
         _ => bail!(
-            "usage: cargo xtask <demo | test | plugins | bench (plan [SIZES] | apply [300|5000] | incremental | host)>"
+            "usage: cargo xtask <demo | test | plugins | dist | bench (plan [SIZES] | apply [300|5000] | incremental | host)>"
         ),
     }
 }
