@@ -227,6 +227,13 @@ fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), Failure> {
 }
 
 pub fn main() -> ExitCode {
+    // Rust ignores SIGPIPE, so a closed pipe (`roster plan … | head`) would
+    // make the next print panic; with the default action the process ends
+    // quietly, as `cat` or `grep` do.
+    // SAFETY: called first in main, before any thread or handler exists.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     let cli = Cli::parse();
     init_tracing(cli.global.verbose, cli.global.log_format, cli.global.color);
     // One thread: connectors' calls and their HTTP interleave at await
