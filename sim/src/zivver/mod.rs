@@ -86,6 +86,10 @@ pub fn router(org: Org, faults: Faults) -> (Router, Shared) {
                 .patch(scim::patch_group)
                 .delete(scim::delete_group),
         )
+        // A method a route does not take (PATCH on a user) is refused after
+        // its body is read: refused unread, the connection could not be
+        // reused, and a client's next request on it would fail.
+        .method_not_allowed_fallback(scim::method_not_allowed)
         .layer(axum::middleware::from_fn(scim::negotiate))
         .layer(axum::middleware::from_fn_with_state(
             sim.clone(),

@@ -95,6 +95,12 @@ pub async fn negotiate(request: Request, next: Next) -> Response {
     }
 }
 
+/// 405 for a method the route does not take, with its body read first.
+pub async fn method_not_allowed(body: Bytes) -> StatusCode {
+    drop(body);
+    StatusCode::METHOD_NOT_ALLOWED
+}
+
 /// The resource with `status`, or Zivver's refusal; 204 carries no body.
 fn answer(result: Result<Value, Refusal>, status: StatusCode) -> Response {
     match result {
