@@ -108,15 +108,27 @@ pub async fn plan(
     options: &PlanOptions,
     progress: &dyn Progress,
 ) -> Result<Plan, Failure> {
+    let sides = read_to_plan(session, state, options, progress).await?;
+    Ok(sides.plan(session))
+}
+
+/// Both sides read for a plan that is only shown: a state that looks like
+/// another pipeline's is a warning here (an apply refuses it), and the
+/// target connector's memory goes before the plan is built.
+async fn read_to_plan(
+    session: &Session,
+    state: &mut dyn StateStore,
+    options: &PlanOptions,
+    progress: &dyn Progress,
+) -> Result<Sides, Failure> {
     if let Some(problem) = identity::problem(&session.pipeline, state)?
         && !options.new_state
     {
         tracing::warn!("{problem}");
     }
     let (sides, target) = read_sides(session, state, options, progress).await?;
-    // The target connector's memory goes before the plan is built.
     drop(target);
-    Ok(sides.plan(session))
+    Ok(sides)
 }
 
 /// Plans, and explains what the plan does with the account that holds
@@ -128,13 +140,7 @@ pub async fn explain(
     progress: &dyn Progress,
     address: &str,
 ) -> Result<Explanation, Failure> {
-    if let Some(problem) = identity::problem(&session.pipeline, state)?
-        && !options.new_state
-    {
-        tracing::warn!("{problem}");
-    }
-    let (sides, target) = read_sides(session, state, options, progress).await?;
-    drop(target);
+    let sides = read_to_plan(session, state, options, progress).await?;
     let input = sides.input(session);
     let plan = build(&input);
     Ok(crate::plan::explain(&input, &plan, address))

@@ -88,11 +88,7 @@ async fn load_plugin(
             format!("connectors.{name}.plugin: {e:#}"),
         )
     })?;
-    let mut probe = runtime
-        .instantiate(name, &component, &Default::default(), redactor)
-        .await
-        .map_err(Failure::bad_input)?;
-    let descriptor = probe.describe().await?;
+    let descriptor = describe_component(runtime, name, &component, redactor).await?;
     Ok(Plugin {
         component,
         descriptor,
@@ -305,17 +301,39 @@ impl Session {
 fn available_plugins(dirs: &[PathBuf]) -> Vec<String> {
     let mut names: Vec<String> = dirs
         .iter()
-        .filter_map(|d| std::fs::read_dir(d).ok())
-        .flatten()
-        .flatten()
-        .filter_map(|e| {
-            let path = e.path();
-            let wasm = path.extension().is_some_and(|x| x == "wasm");
-            wasm.then(|| path.file_stem()?.to_str().map(String::from))
-                .flatten()
-        })
+        .flat_map(|d| wasm_files(d))
+        .filter_map(|path| path.file_stem()?.to_str().map(String::from))
         .collect();
     names.sort();
     names.dedup();
     names
+}
+
+/// The `*.wasm` files in `dir`, sorted; none when it cannot be read.
+pub fn wasm_files(dir: &Path) -> Vec<PathBuf> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return vec![];
+    };
+    let mut files: Vec<PathBuf> = entries
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "wasm"))
+        .collect();
+    files.sort();
+    files
+}
+
+/// What a loaded component says it is: `describe`, run as `name` with
+/// nothing granted (no configuration, network or files).
+pub async fn describe_component(
+    runtime: &Runtime,
+    name: &str,
+    component: &LoadedComponent,
+    redactor: &Redactor,
+) -> Result<Descriptor, Failure> {
+    let mut probe = runtime
+        .instantiate(name, component, &Default::default(), redactor)
+        .await
+        .map_err(Failure::bad_input)?;
+    Ok(probe.describe().await?)
 }

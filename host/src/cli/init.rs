@@ -88,12 +88,9 @@ async fn described(runtime: &Runtime, plugin: &str) -> Result<Described, Failure
         }
     };
     let component = runtime.load(&path).map_err(Failure::bad_input)?;
-    let redactor = Redactor::global().clone();
-    let mut probe = runtime
-        .instantiate("init", &component, &Default::default(), &redactor)
-        .await
-        .map_err(Failure::bad_input)?;
-    Ok((plugin.to_string(), probe.describe().await?))
+    let descriptor =
+        crate::plugins::describe_component(runtime, "init", &component, Redactor::global()).await?;
+    Ok((plugin.to_string(), descriptor))
 }
 
 fn pipeline(name: &str, source: (&str, &Described), target: (&str, &Described)) -> String {

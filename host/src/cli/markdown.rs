@@ -101,12 +101,11 @@ pub fn plan(plan: &Plan) -> String {
 }
 
 fn notes(md: &mut String, plan: &Plan) {
-    for (level, title) in [
-        (NoteLevel::Error, "Errors"),
-        (NoteLevel::Conflict, "Conflicts"),
-        (NoteLevel::Warning, "Warnings"),
-    ] {
-        let notes: Vec<_> = plan.notes.iter().filter(|n| n.level == level).collect();
+    for (level, title) in NoteLevel::ALL
+        .into_iter()
+        .zip(["Errors", "Conflicts", "Warnings"])
+    {
+        let notes = plan.notes_at(level);
         if notes.is_empty() {
             continue;
         }

@@ -40,16 +40,7 @@ async fn list(runtime: &Runtime, json: bool) -> Result<ExitCode, Failure> {
     let dirs = crate::plugins::plugin_dirs(None);
     let mut found = Vec::new();
     for dir in &dirs {
-        let Ok(entries) = std::fs::read_dir(dir) else {
-            continue;
-        };
-        let mut files: Vec<_> = entries
-            .filter_map(Result::ok)
-            .map(|e| e.path())
-            .filter(|p| p.extension().is_some_and(|x| x == "wasm"))
-            .collect();
-        files.sort();
-        for file in files {
+        for file in crate::plugins::wasm_files(dir) {
             let described = describe(runtime, &file).await;
             found.push((file, described));
         }
@@ -61,23 +52,18 @@ async fn list(runtime: &Runtime, json: bool) -> Result<ExitCode, Failure> {
 /// One component's contract and descriptor; a broken file is reported, not fatal.
 async fn describe(runtime: &Runtime, file: &Path) -> render::Described {
     let component = runtime.load(file).map_err(|e| format!("{e:#}"))?;
-    let redactor = Redactor::global().clone();
-    let mut probe = runtime
-        .instantiate("list", &component, &Default::default(), &redactor)
-        .await
-        .map_err(|e| e.to_string())?;
-    let descriptor = probe.describe().await.map_err(|e| e.to_string())?;
+    let descriptor =
+        crate::plugins::describe_component(runtime, "list", &component, Redactor::global())
+            .await
+            .map_err(|e| e.to_string())?;
     Ok((component.contract.as_str().to_string(), descriptor))
 }
 
 async fn inspect(runtime: &Runtime, file: &Path, json: bool) -> Result<ExitCode, Failure> {
     let component = runtime.load(file).map_err(Failure::bad_input)?;
-    let redactor = Redactor::global().clone();
-    let mut probe = runtime
-        .instantiate("inspect", &component, &Default::default(), &redactor)
-        .await
-        .map_err(Failure::bad_input)?;
-    let descriptor = probe.describe().await?;
+    let descriptor =
+        crate::plugins::describe_component(runtime, "inspect", &component, Redactor::global())
+            .await?;
     render::inspect(json, &component, &descriptor);
     Ok(ExitCode::SUCCESS)
 }

@@ -520,16 +520,12 @@ fn changes(out: &Out, plan: &Plan) {
             show_options(&l.options)
         ));
     }
-    for (level, title) in [
-        (NoteLevel::Error, "errors"),
-        (NoteLevel::Conflict, "conflicts"),
-        (NoteLevel::Warning, "warnings"),
-    ] {
-        let notes: Vec<_> = plan.notes.iter().filter(|n| n.level == level).collect();
+    for level in NoteLevel::ALL {
+        let notes = plan.notes_at(level);
         if notes.is_empty() {
             continue;
         }
-        out.print(&format!("{title} ({}):", notes.len()));
+        out.print(&format!("{}s ({}):", level.as_str(), notes.len()));
         for (kind, message, accounts) in grouped(&notes) {
             let kind = kind
                 .map(|k| format!("[{}] ", k.as_str()))
@@ -625,12 +621,7 @@ pub fn explanation(out: &Out, e: &crate::plan::Explanation) {
             .kind
             .map(|k| format!("[{}] ", k.as_str()))
             .unwrap_or_default();
-        let level = match n.level {
-            NoteLevel::Error => "error",
-            NoteLevel::Conflict => "conflict",
-            NoteLevel::Warning => "warning",
-        };
-        out.print(&format!("{level}: {kind}{}", n.message));
+        out.print(&format!("{}: {kind}{}", n.level.as_str(), n.message));
     }
 }
 

@@ -74,27 +74,15 @@ impl Builder<'_> {
         });
     }
 
-    /// Leaves `account` alone for `reason`: named in the plan and counted.
+    /// Leaves `account` alone for `reason`: named in the plan (and counted
+    /// from that list when the plan is finished).
     pub(super) fn skip(&mut self, account: &str, reason: SkipReason, detail: String) {
-        self.skip_entry(Skipped {
+        self.skipped.push(Skipped {
             account: account.to_string(),
             reason,
             rule: None,
             detail,
         });
-    }
-
-    fn skip_entry(&mut self, skipped: Skipped) {
-        match skipped.reason.out_of_scope() {
-            true => self.summary.filtered += 1,
-            false => self.summary.skipped += 1,
-        }
-        *self
-            .summary
-            .skipped_by_reason
-            .entry(skipped.count_key())
-            .or_default() += 1;
-        self.skipped.push(skipped);
     }
 }
 
@@ -147,7 +135,7 @@ pub fn build(input: &PlanInput) -> Plan {
     );
 
     for (account, dropped) in &scope.dropped {
-        b.skip_entry(Skipped {
+        b.skipped.push(Skipped {
             account: account.email.clone(),
             reason: SkipReason::Filtered,
             rule: Some(dropped.rule.to_string()),
@@ -286,6 +274,17 @@ impl Builder<'_> {
         self.unlinks
             .sort_by(|a, b| a.source_email.cmp(&b.source_email));
         self.skipped.sort_by(|a, b| a.account.cmp(&b.account));
+        for k in &self.skipped {
+            match k.reason.out_of_scope() {
+                true => self.summary.filtered += 1,
+                false => self.summary.skipped += 1,
+            }
+            *self
+                .summary
+                .skipped_by_reason
+                .entry(k.count_key())
+                .or_default() += 1;
+        }
         self.summary.unlinks = self.unlinks.len();
         let short = self
             .notes

@@ -218,6 +218,26 @@ pub enum NoteLevel {
     Error,
 }
 
+impl NoteLevel {
+    /// Every level, the most severe first: the order a plan shows them in.
+    pub const ALL: [NoteLevel; 3] = [NoteLevel::Error, NoteLevel::Conflict, NoteLevel::Warning];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NoteLevel::Error => "error",
+            NoteLevel::Conflict => "conflict",
+            NoteLevel::Warning => "warning",
+        }
+    }
+}
+
+impl Plan {
+    /// The notes of one level, in the plan's order.
+    pub fn notes_at(&self, level: NoteLevel) -> Vec<&Note> {
+        self.notes.iter().filter(|n| n.level == level).collect()
+    }
+}
+
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct Note {
     pub level: NoteLevel,
