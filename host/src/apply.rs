@@ -101,6 +101,8 @@ struct Run<'a> {
     status: HashMap<String, JournalStatus>,
     /// Target ids known per change key (from creates).
     ids: HashMap<String, String>,
+    /// Creates left in flight by an earlier apply: never sent by this one.
+    in_doubt: std::collections::HashSet<String>,
     report: ApplyReport,
 }
 
@@ -127,6 +129,7 @@ pub async fn apply(
             .filter_map(|(k, e)| e.target_id.map(|id| (k, id)))
             .collect(),
         state,
+        in_doubt: Default::default(),
         report: ApplyReport::default(),
     };
     let links: Vec<StoredLink> = plan
@@ -149,6 +152,7 @@ pub async fn apply(
     run.report.links_recorded += links.len() as u64;
     run.report.unlinked += unlinks.len() as u64;
 
+    run.hold_in_doubt();
     let mut phases: Vec<u8> = plan.changes.iter().map(|c| c.phase).collect();
     phases.dedup();
     let mut done = 0;
@@ -156,7 +160,11 @@ pub async fn apply(
         let todo: Vec<&PlannedChange> = plan
             .changes
             .iter()
-            .filter(|c| c.phase == phase && run.status.get(&c.key) != Some(&JournalStatus::Applied))
+            .filter(|c| {
+                c.phase == phase
+                    && run.status.get(&c.key) != Some(&JournalStatus::Applied)
+                    && !run.in_doubt.contains(&c.key)
+            })
             .collect();
         let ready = run.skip_blocked(todo)?;
         // Batches never mix ranks (people, then the functional accounts
@@ -206,7 +214,49 @@ pub async fn apply(
     Ok(run.report)
 }
 
+/// Why a create left `sent` by an earlier, stopped apply is not sent again.
+pub const IN_DOUBT: &str = "in doubt: an earlier apply of this plan was stopped while this create was in flight, so the account may exist now; it is not sent again. Run `roster apply` without --plan: a fresh plan reads the target and links the account if it was made, or creates it";
+
 impl Run<'_> {
+    /// Creates an earlier apply of this plan sent without recording an
+    /// answer (killed mid-batch) may have taken effect: sending them again
+    /// would make a second account on a target that allows it. They are
+    /// reported failed as in doubt and stay `sent` in the journal (so every
+    /// later resume of this plan holds them too); whatever depends on them
+    /// is skipped; changes that are safe to repeat (updates, disables,
+    /// deletes) are sent again.
+    fn hold_in_doubt(&mut self) {
+        let held: Vec<&PlannedChange> = self
+            .plan
+            .changes
+            .iter()
+            .filter(|c| {
+                matches!(c.action, Action::Create | Action::MergeGuest)
+                    && self.status.get(&c.key) == Some(&JournalStatus::Sent)
+            })
+            .collect();
+        if held.is_empty() {
+            return;
+        }
+        tracing::warn!(
+            changes = held.len(),
+            "not sending again creates an earlier apply left in flight"
+        );
+        for c in held {
+            self.in_doubt.insert(c.key.clone());
+            self.status.insert(c.key.clone(), JournalStatus::Failed);
+            self.report.failed += 1;
+            self.report.outcomes.push(ChangeOutcome {
+                key: c.key.clone(),
+                action: c.action,
+                email: c.email.clone(),
+                status: JournalStatus::Failed,
+                target_id: None,
+                error: Some(IN_DOUBT.to_string()),
+            });
+        }
+    }
+
     /// Splits off changes whose prerequisites did not succeed, recording them as skipped.
     fn skip_blocked<'p>(
         &mut self,

@@ -402,3 +402,56 @@ fn a_create_answered_without_a_target_id_fails_and_links_nothing() {
         assert!(links.iter().all(|l| l.source_email != "ann@x.com"));
     }
 }
+
+#[test]
+fn a_create_left_in_flight_by_a_killed_apply_is_not_sent_again_on_resume() {
+    let (plan, mut memory) = plan_and_target();
+    let dir = tempfile::tempdir().unwrap();
+    let mut state = SqliteStore::open(&dir.path().join("s.sqlite")).unwrap();
+    // What a `kill -9` leaves: the journal opened, the create's batch
+    // marked sent, its answer never recorded; the target made the account.
+    let keys: Vec<(&str, &str)> = plan
+        .changes
+        .iter()
+        .map(|c| (c.key.as_str(), c.email.as_str()))
+        .collect();
+    state.journal_open(&plan.id, &keys).unwrap();
+    let create = plan
+        .changes
+        .iter()
+        .find(|c| c.action == crate::plan::Action::Create)
+        .unwrap();
+    state.mark_sent(&plan.id, &[create.key.as_str()]).unwrap();
+    memory.make(&create.change).unwrap();
+    let before = memory.accounts.len();
+
+    let report = run(&plan, &mut memory, &mut state);
+    assert!(
+        !memory.made.contains(&create.key),
+        "the create was sent again: {:?}",
+        memory.made
+    );
+    assert_eq!(
+        memory.accounts.len(),
+        before,
+        "no second ann (and the guest merge into her was skipped)"
+    );
+    let outcome = |key: &str| report.outcomes.iter().find(|o| o.key == key).unwrap();
+    assert_eq!(outcome(&create.key).status, JournalStatus::Failed);
+    assert_eq!(outcome(&create.key).error.as_deref(), Some(IN_DOUBT));
+    // What depends on it is skipped; what does not is applied.
+    for c in &plan.changes {
+        if c.after.contains(&create.key) {
+            assert_eq!(outcome(&c.key).status, JournalStatus::Skipped, "{}", c.key);
+        }
+    }
+    assert!(report.applied >= 2, "{report:#?}");
+    // It stays in doubt for every later resume of this plan.
+    assert_eq!(
+        state.journal(&plan.id).unwrap()[&create.key].status,
+        JournalStatus::Sent
+    );
+    let again = run(&plan, &mut memory, &mut state);
+    assert!(!memory.made.contains(&create.key), "{:?}", memory.made);
+    assert_eq!(again.failed, 1, "{again:#?}");
+}

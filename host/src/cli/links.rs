@@ -44,6 +44,10 @@ pub enum LinksAction {
         #[arg(long, value_name = "FILE")]
         out: Option<PathBuf>,
     },
+    /// Accept link rows changed outside roster (a hand edit of the state
+    /// file, a partial restore), after checking them with `roster links`:
+    /// until then no plan is made from them.
+    AcceptEdits,
 }
 
 #[derive(clap::Args, Debug)]
@@ -134,6 +138,16 @@ async fn run(
                 edit.source
             )
         }
+        LinksAction::AcceptEdits => {
+            let accepted = state.accept_link_edits()?;
+            match accepted.len() {
+                0 => "no link row was changed outside roster".to_string(),
+                n => format!(
+                    "accepted {n} link row(s) as they now are: {}",
+                    accepted.join(", ")
+                ),
+            }
+        }
         LinksAction::Unstage { source } => {
             let source = normalize(&source)?;
             if !state.unstage_link_edit(&source)? {
@@ -153,7 +167,15 @@ async fn run(
 fn list(pipeline: &Pipeline, json: bool) -> Result<ExitCode, Failure> {
     let (links, edits, unlinked) = if pipeline.state_path.exists() {
         let state = SqliteStore::open(&pipeline.state_path)?;
-        (state.links()?, state.link_edits()?, state.unlinked()?)
+        let (links, edited) = state.links_as_stored()?;
+        if !edited.is_empty() {
+            eprintln!(
+                "warning: changed outside roster, not used by plans until accepted (`roster links {} accept-edits`): {}",
+                pipeline.path.display(),
+                edited.join(", ")
+            );
+        }
+        (links, state.link_edits()?, state.unlinked()?)
     } else {
         Default::default()
     };

@@ -221,7 +221,7 @@ fn kept_memo(pipeline: &Pipeline, connector: &str) -> Result<BTreeMap<String, St
 /// Writes a file whole or not at all.
 fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), Failure> {
     let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, bytes)
+    crate::runtime::cache::write_private(&tmp, bytes)
         .and_then(|_| std::fs::rename(&tmp, path))
         .map_err(|e| Failure::Input(format!("cannot write {}: {e}", path.display())))
 }

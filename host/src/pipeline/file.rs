@@ -58,11 +58,11 @@ pub struct RawLimits {
     pub memory_mb: Option<Spanned<u64>>,
     pub call_timeout_secs: Option<Spanned<u64>>,
     pub http_timeout_secs: Option<Spanned<u64>>,
-    pub retries: Option<u32>,
-    pub max_retry_wait_secs: Option<u64>,
+    pub retries: Option<Spanned<u32>>,
+    pub max_retry_wait_secs: Option<Spanned<u64>>,
     pub concurrency: Option<Spanned<usize>>,
     pub rate_limit: Option<RawRate>,
-    pub output_kb: Option<usize>,
+    pub output_kb: Option<Spanned<usize>>,
 }
 
 #[derive(Deserialize)]

@@ -247,6 +247,9 @@ fn parse_with(path: &Path, text: &str, resolve_secrets: bool) -> Result<Pipeline
     })
 }
 
+/// More stages than any pipeline needs; the order checks are quadratic.
+const MAX_STAGES: usize = 1000;
+
 fn parse_stages(cx: &mut Ctx, value: Option<Spanned<DeValue<'_>>>) -> Vec<Stage> {
     let Some(value) = value else {
         return vec![];
@@ -259,6 +262,16 @@ fn parse_stages(cx: &mut Ctx, value: Option<Spanned<DeValue<'_>>>) -> Vec<Stage>
         );
         return vec![];
     };
+    if items.len() > MAX_STAGES {
+        cx.error(
+            span,
+            format!(
+                "{} stages: a pipeline has at most {MAX_STAGES} (filter stages can each name many domains, groups and OUs)",
+                items.len()
+            ),
+        );
+        return vec![];
+    }
     let mut stages = Vec::new();
     for item in items {
         let span = item.span();
@@ -448,68 +461,98 @@ fn connector_spec(
     })
 }
 
+/// The largest value each limit may take: beyond these a value is a typo,
+/// and some would overflow a clock or a semaphore.
+const MAX_MEMORY_MB: u64 = 4096; // a wasm32 memory cannot be larger
+const MAX_CALL_SECS: u64 = 7 * 24 * 3600;
+const MAX_HTTP_SECS: u64 = 3600;
+const MAX_RETRIES: u32 = 100;
+const MAX_RETRY_WAIT_SECS: u64 = 24 * 3600;
+const MAX_CONCURRENCY: usize = 1024;
+const MAX_RATE_PERIOD_SECS: f64 = 24.0 * 3600.0;
+const MAX_OUTPUT_KB: usize = 1 << 20;
+
 fn apply_limits(cx: &mut Ctx, name: &str, limits: file::RawLimits, grants: &mut Grants) {
-    let mut positive = |v: &Spanned<u64>, field: &str| -> Option<u64> {
-        if *v.get_ref() == 0 {
+    let mut within = |v: &Spanned<u64>, field: &str, max: u64| -> Option<u64> {
+        let n = *v.get_ref();
+        if n == 0 || n > max {
             cx.error(
                 v.span(),
-                format!("connectors.{name}.limits.{field} must be greater than 0"),
+                format!("connectors.{name}.limits.{field} must be between 1 and {max}, not {n}"),
             );
-            None
-        } else {
-            Some(*v.get_ref())
+            return None;
         }
+        Some(n)
     };
-    if let Some(mb) = limits
-        .memory_mb
-        .as_ref()
-        .and_then(|v| positive(v, "memory_mb"))
-    {
+    if let Some(mb) = limits.memory_mb.as_ref().and_then(|v| within(v, "memory_mb", MAX_MEMORY_MB)) {
         grants.memory = (mb as usize) << 20;
     }
     if let Some(s) = limits
         .call_timeout_secs
         .as_ref()
-        .and_then(|v| positive(v, "call_timeout_secs"))
+        .and_then(|v| within(v, "call_timeout_secs", MAX_CALL_SECS))
     {
         grants.call_timeout = Duration::from_secs(s);
     }
     if let Some(s) = limits
         .http_timeout_secs
         .as_ref()
-        .and_then(|v| positive(v, "http_timeout_secs"))
+        .and_then(|v| within(v, "http_timeout_secs", MAX_HTTP_SECS))
     {
         grants.http.timeout = Duration::from_secs(s);
     }
-    if let Some(r) = limits.retries {
-        grants.http.retries = r;
+    if let Some(r) = &limits.retries {
+        match *r.get_ref() {
+            n if n > MAX_RETRIES => cx.error(
+                r.span(),
+                format!("connectors.{name}.limits.retries must be at most {MAX_RETRIES}, not {n}"),
+            ),
+            n => grants.http.retries = n,
+        }
     }
-    if let Some(s) = limits.max_retry_wait_secs {
-        grants.http.max_retry_wait = Duration::from_secs(s);
+    if let Some(s) = &limits.max_retry_wait_secs {
+        match *s.get_ref() {
+            n if n > MAX_RETRY_WAIT_SECS => cx.error(
+                s.span(),
+                format!(
+                    "connectors.{name}.limits.max_retry_wait_secs must be at most {MAX_RETRY_WAIT_SECS}, not {n}"
+                ),
+            ),
+            n => grants.http.max_retry_wait = Duration::from_secs(n),
+        }
     }
     if let Some(c) = &limits.concurrency {
-        if *c.get_ref() == 0 {
-            cx.error(
+        match *c.get_ref() {
+            n if n == 0 || n > MAX_CONCURRENCY => cx.error(
                 c.span(),
-                format!("connectors.{name}.limits.concurrency must be at least 1"),
-            );
+                format!(
+                    "connectors.{name}.limits.concurrency must be between 1 and {MAX_CONCURRENCY}, not {n}"
+                ),
+            ),
+            n => grants.http.concurrency = n,
         }
-        grants.http.concurrency = (*c.get_ref()).max(1);
     }
     if let Some(rate) = &limits.rate_limit {
         let per = *rate.per_seconds.get_ref();
-        if *rate.requests.get_ref() == 0 || !(per > 0.0 && per.is_finite()) {
+        let requests = *rate.requests.get_ref();
+        if requests == 0 || !(per > 0.0 && per <= MAX_RATE_PERIOD_SECS) {
             cx.error(
                 rate.requests.span(),
                 format!(
-                    "connectors.{name}.limits.rate_limit needs requests >= 1 and per_seconds > 0"
+                    "connectors.{name}.limits.rate_limit needs requests >= 1 and per_seconds between 0 and {MAX_RATE_PERIOD_SECS} (a day)"
                 ),
             );
         } else {
-            grants.http.rate = Some((*rate.requests.get_ref(), Duration::from_secs_f64(per)));
+            grants.http.rate = Some((requests, Duration::from_secs_f64(per)));
         }
     }
-    if let Some(kb) = limits.output_kb {
-        grants.output_bytes = kb << 10;
+    if let Some(kb) = &limits.output_kb {
+        match *kb.get_ref() {
+            n if n > MAX_OUTPUT_KB => cx.error(
+                kb.span(),
+                format!("connectors.{name}.limits.output_kb must be at most {MAX_OUTPUT_KB}, not {n}"),
+            ),
+            n => grants.output_bytes = n << 10,
+        }
     }
 }

@@ -11,7 +11,7 @@ use crate::model::Account;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
 
-pub use sqlite::{SqliteStore, identity_of};
+pub use sqlite::{SqliteStore, identity_of, private};
 
 /// A state store failed: the database could not be opened, read or
 /// written. Kept apart from other errors so a command exits with the store's
@@ -148,7 +148,14 @@ pub enum SnapshotChange<'a> {
 }
 
 pub trait StateStore {
+    /// Every stored link; an error when a row was changed outside roster.
     fn links(&self) -> Result<Vec<StoredLink>>;
+    /// Takes link rows changed outside roster as they now are; returns
+    /// the accounts whose rows were accepted.
+    fn accept_link_edits(&mut self) -> Result<Vec<String>>;
+    /// Every stored link as it is, with the accounts whose rows were
+    /// changed outside roster (for showing them before accepting).
+    fn links_as_stored(&self) -> Result<(Vec<StoredLink>, Vec<String>)>;
     fn upsert_link(&mut self, link: &StoredLink) -> Result<()>;
     fn remove_link(&mut self, source_key: &str) -> Result<()>;
 

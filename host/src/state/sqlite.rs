@@ -16,7 +16,8 @@ CREATE TABLE IF NOT EXISTS links (
     how TEXT NOT NULL,
     options TEXT NOT NULL,
     updated_at_ms INTEGER NOT NULL,
-    overrides TEXT NOT NULL DEFAULT '{}'
+    overrides TEXT NOT NULL DEFAULT '{}',
+    checksum TEXT
 );
 CREATE TABLE IF NOT EXISTS link_edits (
     source TEXT PRIMARY KEY,
@@ -90,7 +91,22 @@ CREATE TABLE IF NOT EXISTS pipeline (
 /// 4: connectors' memos (`memo`); staged edits that change a link's
 ///    options only (`link_edits.options_only`).
 /// 5: the pipeline the state belongs to (`pipeline`: name, source, target).
-const VERSION: i64 = 5;
+/// 6: each link row carries a checksum of what it says (`links.checksum`),
+///    so a row edited outside roster is noticed, not acted on.
+const VERSION: i64 = 6;
+
+/// The tables a state of each schema version has; one missing means the
+/// file was damaged or edited, never that the state is new.
+const TABLES: &[(i64, &str)] = &[
+    (1, "links"),
+    (1, "runs"),
+    (1, "journal"),
+    (1, "account_errors"),
+    (3, "link_edits"),
+    (3, "unlinked"),
+    (4, "memo"),
+    (5, "pipeline"),
+];
 
 pub struct SqliteStore {
     conn: Connection,
@@ -101,10 +117,24 @@ impl SqliteStore {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
         }
+        refuse_empty(path)?;
         let conn =
             Connection::open(path).with_context(|| format!("opening state {}", path.display()))?;
+        for file in ["", "-wal", "-shm"] {
+            let mut name = path.as_os_str().to_owned();
+            name.push(file);
+            if Path::new(&name).exists() {
+                private(Path::new(&name));
+            }
+        }
         let version =
             prepare(&conn).with_context(|| format!("opening state {}", path.display()))?;
+        check_integrity(&conn, version).map_err(|e| {
+            anyhow::anyhow!(
+                "state {} is damaged: {e:#}. Nothing was changed. Restore the file from a backup; or, to start afresh (links made by hand, staged edits and run history are lost), move it aside",
+                path.display()
+            )
+        })?;
         if version > VERSION {
             return Err(anyhow::anyhow!(
                 "state {} was written by a newer roster (schema {version}, this one knows {VERSION})",
@@ -122,8 +152,16 @@ impl SqliteStore {
             )
             .with_context(|| format!("upgrading the schema in {}", path.display()))?;
         }
+        if (1..6).contains(&version) {
+            conn.execute_batch("ALTER TABLE links ADD COLUMN checksum TEXT")
+                .with_context(|| format!("upgrading the schema in {}", path.display()))?;
+        }
         conn.execute_batch(SCHEMA)
             .with_context(|| format!("creating the schema in {}", path.display()))?;
+        if (1..6).contains(&version) {
+            seal_links(&conn, false)
+                .with_context(|| format!("upgrading the schema in {}", path.display()))?;
+        }
         conn.pragma_update(None, "user_version", VERSION)?;
         Ok(SqliteStore { conn })
     }
@@ -136,23 +174,31 @@ fn how_from(s: &str) -> LinkHow {
 
 impl StateStore for SqliteStore {
     fn links(&self) -> Result<Vec<StoredLink>> {
+        let (links, edited) = self.links_as_stored()?;
+        match edited.is_empty() {
+            true => Ok(links),
+            false => Err(edited_links(&edited).into()),
+        }
+    }
+
+    fn links_as_stored(&self) -> Result<(Vec<StoredLink>, Vec<String>)> {
         let mut stmt = self
             .conn
-            .prepare("SELECT source_key, source_email, target_id, how, options, updated_at_ms, overrides FROM links ORDER BY source_email")?;
-        let rows = stmt.query_map([], |r| {
-            let options: String = r.get(4)?;
-            let overrides: String = r.get(6)?;
-            Ok(StoredLink {
-                source_key: r.get(0)?,
-                source_email: r.get(1)?,
-                target_id: r.get(2)?,
-                how: how_from(&r.get::<_, String>(3)?),
-                options: serde_json::from_str(&options).unwrap_or_default(),
-                overrides: serde_json::from_str(&overrides).unwrap_or_default(),
-                updated_at_ms: r.get::<_, i64>(5)? as u64,
-            })
-        })?;
-        Ok(rows.collect::<Result<_, _>>()?)
+            .prepare("SELECT source_key, source_email, target_id, how, options, updated_at_ms, overrides, checksum FROM links ORDER BY source_email")?;
+        let rows = stmt.query_map([], |r| Ok((LinkRow::read(r)?, r.get::<_, Option<String>>(7)?)))?;
+        let (mut links, mut edited) = (Vec::new(), Vec::new());
+        for row in rows {
+            let (row, checksum) = row?;
+            if checksum.as_deref() != Some(row.checksum().as_str()) {
+                edited.push(row.source_email.clone());
+            }
+            links.push(row.into_link()?);
+        }
+        Ok((links, edited))
+    }
+
+    fn accept_link_edits(&mut self) -> Result<Vec<String>> {
+        Ok(seal_links(&self.conn, true)?)
     }
 
     fn upsert_link(&mut self, link: &StoredLink) -> Result<()> {
@@ -575,18 +621,29 @@ fn write_memo(conn: &Connection, memo: MemoUpdate) -> anyhow::Result<()> {
 }
 
 fn upsert_link(conn: &Connection, link: &StoredLink) -> anyhow::Result<()> {
+    let row = LinkRow {
+        source_key: link.source_key.clone(),
+        source_email: link.source_email.clone(),
+        target_id: link.target_id.clone(),
+        how: link.how.as_str().to_string(),
+        options: serde_json::to_string(&link.options)?,
+        overrides: serde_json::to_string(&link.overrides)?,
+        updated_at_ms: link.updated_at_ms as i64,
+    };
     conn.execute(
-        "INSERT INTO links (source_key, source_email, target_id, how, options, updated_at_ms, overrides) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+        "INSERT INTO links (source_key, source_email, target_id, how, options, updated_at_ms, overrides, checksum) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
          ON CONFLICT (source_key) DO UPDATE SET source_email = excluded.source_email, target_id = excluded.target_id,
-         how = excluded.how, options = excluded.options, updated_at_ms = excluded.updated_at_ms, overrides = excluded.overrides",
+         how = excluded.how, options = excluded.options, updated_at_ms = excluded.updated_at_ms, overrides = excluded.overrides,
+         checksum = excluded.checksum",
         params![
-            link.source_key,
-            link.source_email,
-            link.target_id,
-            link.how.as_str(),
-            serde_json::to_string(&link.options)?,
-            link.updated_at_ms as i64,
-            serde_json::to_string(&link.overrides)?
+            row.source_key,
+            row.source_email,
+            row.target_id,
+            row.how,
+            row.options,
+            row.updated_at_ms,
+            row.overrides,
+            row.checksum()
         ],
     )?;
     // A link made (again) ends an earlier unlinking of the account.
@@ -596,3 +653,166 @@ fn upsert_link(conn: &Connection, link: &StoredLink) -> anyhow::Result<()> {
     )?;
     Ok(())
 }
+
+/// A link row as stored, before its text columns are parsed.
+struct LinkRow {
+    source_key: String,
+    source_email: String,
+    target_id: String,
+    how: String,
+    options: String,
+    overrides: String,
+    updated_at_ms: i64,
+}
+
+impl LinkRow {
+    fn read(r: &rusqlite::Row) -> rusqlite::Result<Self> {
+        Ok(LinkRow {
+            source_key: r.get(0)?,
+            source_email: r.get(1)?,
+            target_id: r.get(2)?,
+            how: r.get(3)?,
+            options: r.get(4)?,
+            updated_at_ms: r.get(5)?,
+            overrides: r.get(6)?,
+        })
+    }
+
+    /// What the row says, hashed: a row edited by hand (another target
+    /// id, how, options) no longer matches it. Not a defence against
+    /// someone who means harm and can write the file, but it stops a stray
+    /// edit or a bad restore from being acted on silently.
+    fn checksum(&self) -> String {
+        use sha2::{Digest, Sha256};
+        let mut h = Sha256::new();
+        for part in [
+            &self.source_key,
+            &self.source_email,
+            &self.target_id,
+            &self.how,
+            &self.options,
+            &self.overrides,
+        ] {
+            h.update((part.len() as u64).to_le_bytes());
+            h.update(part.as_bytes());
+        }
+        hex::encode(&h.finalize()[..16])
+    }
+
+    fn into_link(self) -> anyhow::Result<StoredLink> {
+        let parse = |text: &str, what: &str| {
+            serde_json::from_str(text).with_context(|| {
+                format!("the {what} of the link of {} are not readable", self.source_email)
+            })
+        };
+        Ok(StoredLink {
+            options: parse(&self.options, "options")?,
+            overrides: parse(&self.overrides, "overrides")?,
+            how: how_from(&self.how),
+            source_key: self.source_key,
+            source_email: self.source_email,
+            target_id: self.target_id,
+            updated_at_ms: self.updated_at_ms as u64,
+        })
+    }
+}
+
+/// Link rows whose checksum does not match what they say.
+fn edited_links(accounts: &[String]) -> anyhow::Error {
+    let shown: Vec<&str> = accounts.iter().take(5).map(String::as_str).collect();
+    let more = match accounts.len() {
+        n if n > 5 => format!(" and {} more", n - 5),
+        _ => String::new(),
+    };
+    anyhow::anyhow!(
+        "the stored link of {}{more} was changed outside roster (target id, how or options no longer match the row's checksum), so no plan is made from it. Links are changed with `roster links`; if the edit was deliberate and checked, accept it with `roster links PIPELINE accept-edits`, otherwise restore the state from a backup",
+        shown.join(", ")
+    )
+}
+
+/// Writes every link row's checksum; with `only_changed`, returns the
+/// accounts whose rows did not match (those accepted).
+fn seal_links(conn: &Connection, only_changed: bool) -> anyhow::Result<Vec<String>> {
+    let tx = conn.unchecked_transaction()?;
+    let mut changed = Vec::new();
+    {
+        let mut stmt = tx.prepare(
+            "SELECT source_key, source_email, target_id, how, options, updated_at_ms, overrides, checksum FROM links",
+        )?;
+        let rows: Vec<(LinkRow, Option<String>)> = stmt
+            .query_map([], |r| Ok((LinkRow::read(r)?, r.get(7)?)))?
+            .collect::<rusqlite::Result<_>>()?;
+        let mut put = tx.prepare("UPDATE links SET checksum = ?1 WHERE source_key = ?2")?;
+        for (row, stored) in rows {
+            let sum = row.checksum();
+            if stored.as_deref() != Some(sum.as_str()) {
+                put.execute(params![sum, row.source_key])?;
+                if only_changed {
+                    changed.push(row.source_email);
+                }
+            }
+        }
+    }
+    tx.commit()?;
+    Ok(changed)
+}
+
+/// A state file that exists but is empty was truncated: SQLite writes its
+/// header with the first table, and a state is never without tables.
+fn refuse_empty(path: &Path) -> anyhow::Result<()> {
+    match std::fs::metadata(path) {
+        Ok(m) if m.is_file() && m.len() == 0 => Err(anyhow::anyhow!(
+            "state {} is empty (0 bytes): a state file never is, so it was truncated or overwritten. Nothing was changed. Restore it from a backup; or, to start afresh (links made by hand, staged edits and run history are lost), delete it",
+            path.display()
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// SQLite's own page and index check, then the tables the schema version
+/// promises. Costs one read of the file (measured in docs/reliability.md).
+fn check_integrity(conn: &Connection, version: i64) -> anyhow::Result<()> {
+    let tables: Vec<String> = conn
+        .prepare("SELECT name FROM sqlite_master WHERE type = 'table'")?
+        .query_map([], |r| r.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    if version == 0 {
+        if !tables.is_empty() {
+            anyhow::bail!(
+                "it holds tables ({}) but no roster schema version: it is not a roster state",
+                tables.join(", ")
+            );
+        }
+        return Ok(());
+    }
+    let problems: Vec<String> = conn
+        .prepare("PRAGMA quick_check")?
+        .query_map([], |r| r.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    if problems.first().map(String::as_str) != Some("ok") {
+        let shown: Vec<&str> = problems.iter().take(3).map(String::as_str).collect();
+        anyhow::bail!("SQLite's check found: {}", shown.join("; "));
+    }
+    let missing: Vec<&str> = TABLES
+        .iter()
+        .filter(|(since, name)| *since <= version && !tables.iter().any(|t| t == name))
+        .map(|(_, name)| *name)
+        .collect();
+    if !missing.is_empty() {
+        anyhow::bail!("table(s) {} are missing", missing.join(", "));
+    }
+    Ok(())
+}
+
+/// State, plans and caches hold addresses, names and who delegates to whom:
+/// readable by their owner only, whatever the umask.
+#[cfg(unix)]
+pub fn private(path: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    if let Err(e) = std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)) {
+        tracing::debug!(path = %path.display(), error = %e, "could not make the file private");
+    }
+}
+
+#[cfg(not(unix))]
+pub fn private(_path: &Path) {}
