@@ -191,7 +191,7 @@ pub async fn apply(
             match answered {
                 Ok(results) => run.record(batch, results, memo)?,
                 Err(e) => {
-                    let message = e.to_string();
+                    let message = bounded(e.to_string());
                     let failed: Vec<ChangeResult> = batch
                         .iter()
                         .map(|c| ChangeResult {
@@ -347,7 +347,7 @@ impl Run<'_> {
                 Some(Err(e)) => (
                     JournalStatus::Failed,
                     None,
-                    Some(format!("{}: {}", e.kind.as_str(), e.message)),
+                    Some(bounded(format!("{}: {}", e.kind.as_str(), e.message))),
                 ),
                 None => (
                     JournalStatus::Failed,
@@ -388,6 +388,24 @@ impl Run<'_> {
         self.report.outcomes.extend(outcomes);
         Ok(())
     }
+}
+
+/// The longest error text kept per change: a service (or connector) that
+/// answers with megabytes would otherwise fill the state and `status`.
+const MAX_ERROR: usize = 2048;
+
+/// `message`, cut at [`MAX_ERROR`] bytes (on a character boundary).
+pub fn bounded(mut message: String) -> String {
+    if message.len() > MAX_ERROR {
+        let mut cut = MAX_ERROR;
+        while !message.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        let dropped = message.len() - cut;
+        message.truncate(cut);
+        message.push_str(&format!("… ({dropped} more bytes not kept)"));
+    }
+    message
 }
 
 /// The target id a change is about, when the plan already knows it.

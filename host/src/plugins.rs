@@ -323,16 +323,27 @@ pub fn wasm_files(dir: &Path) -> Vec<PathBuf> {
     files
 }
 
+/// What `describe` is given: it returns constant data, so a component
+/// that needs longer or more is broken (or hostile), and `plugins list`
+/// would wait on each such file.
+const DESCRIBE_LIMIT: std::time::Duration = std::time::Duration::from_secs(10);
+const DESCRIBE_MEMORY: usize = 64 << 20;
+
 /// What a loaded component says it is: `describe`, run as `name` with
-/// nothing granted (no configuration, network or files).
+/// nothing granted (no configuration, network or files) and a short limit.
 pub async fn describe_component(
     runtime: &Runtime,
     name: &str,
     component: &LoadedComponent,
     redactor: &Redactor,
 ) -> Result<Descriptor, Failure> {
+    let grants = crate::runtime::Grants {
+        call_timeout: DESCRIBE_LIMIT,
+        memory: DESCRIBE_MEMORY,
+        ..Default::default()
+    };
     let mut probe = runtime
-        .instantiate(name, component, &Default::default(), redactor)
+        .instantiate(name, component, &grants, redactor)
         .await
         .map_err(Failure::bad_input)?;
     Ok(probe.describe().await?)

@@ -353,7 +353,11 @@ pub fn error(response: &Response) -> Error {
     let detail = body["detail"]
         .as_str()
         .or_else(|| body["message"].as_str())
-        .map(str::to_string)
+        // A vendor's detail is a sentence; a megabyte of it is not kept.
+        .map(|d| match d.chars().nth(1000) {
+            Some(_) => format!("{}…", d.chars().take(1000).collect::<String>()),
+            None => d.to_string(),
+        })
         .unwrap_or_else(|| {
             let text = response.text();
             match text.trim() {

@@ -3,21 +3,35 @@
 //! read left in the state.
 
 use crate::error::Failure;
-use crate::model::{Account, Group, PageRequest};
+use crate::model::{Account, ConnectorError, ErrorKind, Group, PageRequest};
 use crate::plan::ReadMode;
 use crate::plugins::Session;
+use crate::runtime::bounds::{self, Bounded};
 use crate::runtime::{CallError, ConnectorInstance};
 use crate::state::{SnapshotChange, StateStore};
 use std::collections::BTreeMap;
 
 pub const PAGE_SIZE: u32 = 1000;
 
-/// Follows cursors from the first page to the last, collecting every item.
-async fn read_pages<T>(
+/// Follows cursors from the first page to the last, collecting every item,
+/// each within the host's bounds ([`bounds`]): a record with an oversized
+/// field, a read larger than the host keeps, or a repeated cursor is the
+/// connector's error, named with the record.
+async fn read_pages<T: Bounded>(
+    (connector, what): (&str, &'static str),
     mut read: impl AsyncFnMut(PageRequest) -> Result<(Vec<T>, Option<String>), CallError>,
     mut progress: impl FnMut(usize),
 ) -> Result<Vec<T>, CallError> {
+    let refused = |message: String| CallError::Answered {
+        connector: connector.to_string(),
+        what,
+        error: ConnectorError {
+            kind: ErrorKind::Invalid,
+            message,
+        },
+    };
     let mut all = Vec::new();
+    let mut totals = bounds::ReadTotals::default();
     let mut cursor = None;
     loop {
         let (items, next) = read(PageRequest {
@@ -26,10 +40,20 @@ async fn read_pages<T>(
             size: PAGE_SIZE,
         })
         .await?;
+        let mut bytes = 0;
+        for (i, item) in items.iter().enumerate() {
+            bytes += item
+                .weigh()
+                .map_err(|e| refused(format!("record {} of the page: {e}", all.len() + i + 1)))?;
+        }
+        totals.add(items.len(), bytes).map_err(refused)?;
         all.extend(items);
         progress(all.len());
         match next {
-            Some(next) => cursor = Some(next),
+            Some(next) => {
+                totals.next_cursor(&next).map_err(refused)?;
+                cursor = Some(next)
+            }
             None => return Ok(all),
         }
     }
@@ -96,7 +120,7 @@ pub(super) async fn read_source(
         }
         Ok((page.accounts, page.next_cursor))
     };
-    let read = read_pages(read, &mut progress).await?;
+    let read = read_pages((name, "read-accounts"), read, &mut progress).await?;
     let keep = if incremental {
         last_watermark.as_deref()
     } else {
@@ -157,15 +181,17 @@ pub async fn read_accounts(
     c: &mut ConnectorInstance,
     progress: impl FnMut(usize),
 ) -> Result<Vec<Account>, CallError> {
+    let name = c.name().to_string();
     let read = async |r: PageRequest| {
         c.read_accounts(&r)
             .await
             .map(|p| (p.accounts, p.next_cursor))
     };
-    read_pages(read, progress).await
+    read_pages((&name, "read-accounts"), read, progress).await
 }
 
 pub async fn read_groups(c: &mut ConnectorInstance) -> Result<Vec<Group>, CallError> {
+    let name = c.name().to_string();
     let read = async |r: PageRequest| c.read_groups(&r).await.map(|p| (p.groups, p.next_cursor));
-    read_pages(read, |_| {}).await
+    read_pages((&name, "read-groups"), read, |_| {}).await
 }

@@ -484,7 +484,11 @@ fn apply_limits(cx: &mut Ctx, name: &str, limits: file::RawLimits, grants: &mut 
         }
         Some(n)
     };
-    if let Some(mb) = limits.memory_mb.as_ref().and_then(|v| within(v, "memory_mb", MAX_MEMORY_MB)) {
+    if let Some(mb) = limits
+        .memory_mb
+        .as_ref()
+        .and_then(|v| within(v, "memory_mb", MAX_MEMORY_MB))
+    {
         grants.memory = (mb as usize) << 20;
     }
     if let Some(s) = limits
@@ -550,7 +554,9 @@ fn apply_limits(cx: &mut Ctx, name: &str, limits: file::RawLimits, grants: &mut 
         match *kb.get_ref() {
             n if n > MAX_OUTPUT_KB => cx.error(
                 kb.span(),
-                format!("connectors.{name}.limits.output_kb must be at most {MAX_OUTPUT_KB}, not {n}"),
+                format!(
+                    "connectors.{name}.limits.output_kb must be at most {MAX_OUTPUT_KB}, not {n}"
+                ),
             ),
             n => grants.output_bytes = n << 10,
         }

@@ -163,19 +163,31 @@ impl ServerBudget {
 
     /// Waits while the budget is spent, then takes one request from it; the
     /// ticket is handed back with the answer (or dropped, if none comes).
-    pub async fn acquire(&self) -> Ticket<'_> {
+    /// A wait longer than `patience` (a window the service says resets in
+    /// hours) is not waited out: the error says how long it would be.
+    pub async fn acquire_within(&self, patience: Duration) -> Result<Ticket<'_>, Duration> {
         loop {
             // Decided under one lock, so two requests never take the same place.
             let taken = self.lock().take(Instant::now());
             match taken {
                 Ok(seq) => {
-                    return Ticket {
+                    return Ok(Ticket {
                         budget: Some(self),
                         seq,
-                    };
+                    });
                 }
+                Err(wait) if wait > patience && wait > PROBE_WAIT => return Err(wait),
                 Err(wait) => tokio::time::sleep(wait).await,
             }
+        }
+    }
+
+    /// Waits as long as the budget says.
+    #[cfg(test)]
+    pub async fn acquire(&self) -> Ticket<'_> {
+        match self.acquire_within(Duration::MAX).await {
+            Ok(ticket) => ticket,
+            Err(_) => unreachable!("no wait is longer than Duration::MAX"),
         }
     }
 
@@ -254,6 +266,26 @@ mod tests {
         b.observe(t, 200, &h(&[]));
         let before = Instant::now();
         let _t = b.acquire().await;
+        assert!(before.elapsed() < Duration::from_millis(500));
+    }
+
+    #[tokio::test]
+    async fn a_wait_longer_than_the_connector_may_wait_is_refused_at_once() {
+        let b = ServerBudget::default();
+        let t = b.acquire().await;
+        b.observe(
+            t,
+            429,
+            &h(&[
+                ("RateLimit-Reset", "18446744073709551615"),
+                ("RateLimit-Remaining", "0"),
+            ]),
+        );
+        let before = Instant::now();
+        let Err(wait) = b.acquire_within(Duration::from_secs(120)).await else {
+            panic!("waited");
+        };
+        assert!(wait > Duration::from_secs(3600), "{wait:?}");
         assert!(before.elapsed() < Duration::from_millis(500));
     }
 

@@ -2,7 +2,7 @@
 //! point every request passes: the host must be granted to the connector
 //! (deny by default), then the connector's rate limit and concurrency cap
 //! apply, then timeouts and retries honouring `Retry-After`. A 429 is always
-//! retried (the service refused the request unprocessed); a 503, a timeout or
+//! retried (the service refused the request unprocessed); a 5xx, a timeout or
 //! a broken connection only for a request that may safely be sent twice
 //! ([`retry_safe`]): a POST that may have taken effect goes back to the
 //! connector, which re-reads and decides. Redirects are not followed, so a
@@ -18,6 +18,20 @@ use std::time::Duration;
 use tokio::sync::Semaphore;
 
 const MAX_BODY: usize = 256 * 1024 * 1024;
+
+/// Request headers a connector may not set: the destination's virtual host
+/// is the URL's (a guest-set `Host` would reach another site behind a
+/// shared front, as in Spin's CVE-2024-32980), and framing is the client's.
+const HOST_SET_HEADERS: &[&str] = &[
+    "host",
+    "content-length",
+    "transfer-encoding",
+    "connection",
+    "te",
+    "upgrade",
+    "proxy-authorization",
+    "proxy-connection",
+];
 
 /// The request header by which a connector marks a request that is safe to
 /// send twice although its method is not idempotent (an OAuth token request,
@@ -196,7 +210,29 @@ pub struct OutboundHttp {
     slots: Semaphore,
     budget: super::budget::ServerBudget,
     redactor: Redactor,
+    /// The most answer bytes one guest call may have buffered in the host:
+    /// the connector's memory grant, since no more can be copied into it.
+    answer_limit: usize,
     pub stats: HttpStats,
+}
+
+/// Answer bytes one guest call (a send, or a whole batch) still may buffer.
+pub struct AnswerBudget(AtomicU64);
+
+impl AnswerBudget {
+    /// Takes `n` bytes, or says how many the call may hold in all.
+    fn take(&self, n: usize) -> bool {
+        self.0
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |left| {
+                left.checked_sub(n as u64)
+            })
+            .is_ok()
+    }
+
+    /// Gives back the bytes of an answer that was dropped (retried).
+    fn give(&self, n: usize) {
+        self.0.fetch_add(n as u64, Ordering::Relaxed);
+    }
 }
 
 impl OutboundHttp {
@@ -211,7 +247,7 @@ impl OutboundHttp {
             let quota = Quota::with_period(per / requests)?.allow_burst(burst);
             Some(RateLimiter::direct(quota))
         });
-        let slots = Semaphore::new(grant.concurrency.max(1));
+        let slots = Semaphore::new(grant.concurrency.clamp(1, Semaphore::MAX_PERMITS));
         OutboundHttp {
             connector,
             grant,
@@ -220,8 +256,20 @@ impl OutboundHttp {
             slots,
             budget: Default::default(),
             redactor,
+            answer_limit: MAX_BODY,
             stats: HttpStats::default(),
         }
+    }
+
+    /// Answers to one guest call may hold at most `bytes` (its memory grant).
+    pub fn with_answer_limit(mut self, bytes: usize) -> Self {
+        self.answer_limit = bytes.min(MAX_BODY);
+        self
+    }
+
+    /// A fresh budget for the answers of one guest call.
+    pub fn answer_budget(&self) -> AnswerBudget {
+        AnswerBudget(AtomicU64::new(self.answer_limit as u64))
     }
 
     pub fn grant(&self) -> &HttpGrant {
@@ -250,8 +298,22 @@ impl OutboundHttp {
         Err(HttpFailure::Denied(message))
     }
 
-    pub async fn send(&self, mut request: HttpRequest) -> Result<HttpResponse, HttpFailure> {
+    /// One request on its own, with the whole answer budget.
+    pub async fn send(&self, request: HttpRequest) -> Result<HttpResponse, HttpFailure> {
+        self.send_within(request, &self.answer_budget()).await
+    }
+
+    /// One request whose answer counts against `answers` (shared by the
+    /// requests of one batch).
+    pub async fn send_within(
+        &self,
+        mut request: HttpRequest,
+        answers: &AnswerBudget,
+    ) -> Result<HttpResponse, HttpFailure> {
         let url = self.check(&request.url)?;
+        request
+            .headers
+            .retain(|(n, _)| !HOST_SET_HEADERS.iter().any(|h| n.eq_ignore_ascii_case(h)));
         let method = reqwest::Method::from_bytes(request.method.as_bytes())
             .map_err(|_| HttpFailure::Invalid(format!("bad method `{}`", request.method)))?;
         let safe = retry_safe(&method, &mut request.headers);
@@ -265,9 +327,12 @@ impl OutboundHttp {
             if let Some(limiter) = &self.limiter {
                 limiter.until_ready().await;
             }
-            let ticket = self.budget.acquire().await;
+            let ticket = match self.budget.acquire_within(self.grant.max_retry_wait).await {
+                Ok(ticket) => ticket,
+                Err(wait) => return Ok(spent(wait)),
+            };
             self.stats.requests.fetch_add(1, Ordering::Relaxed);
-            let outcome = self.send_once(&method, &url, &request).await;
+            let outcome = self.send_once(&method, &url, &request, answers).await;
             if let Ok(r) = &outcome {
                 self.budget.observe(ticket, r.status, &r.headers);
             }
@@ -276,6 +341,10 @@ impl OutboundHttp {
                     self.stats.throttled.fetch_add(1, Ordering::Relaxed);
                     retry_after(&r.headers).unwrap_or_else(|| backoff(attempt))
                 }
+                // A passing server error on a request safe to repeat (the
+                // list GET a write batch starts with) is tried again rather
+                // than failing every change that needed it.
+                Ok(r) if matches!(r.status, 500 | 502 | 504) && safe => backoff(attempt),
                 Err(HttpFailure::Connection(_) | HttpFailure::Timeout(_)) if safe => {
                     backoff(attempt)
                 }
@@ -285,6 +354,9 @@ impl OutboundHttp {
                 return outcome;
             }
             attempt += 1;
+            if let Ok(r) = &outcome {
+                answers.give(r.body.len());
+            }
             self.stats.retries.fetch_add(1, Ordering::Relaxed);
             tracing::debug!(connector = %self.connector, url = %self.redactor.redact(url.as_str()), attempt, wait_ms = wait.as_millis() as u64, "retrying");
             tokio::time::sleep(wait).await;
@@ -296,6 +368,7 @@ impl OutboundHttp {
         method: &reqwest::Method,
         url: &reqwest::Url,
         request: &HttpRequest,
+        answers: &AnswerBudget,
     ) -> Result<HttpResponse, HttpFailure> {
         let mut builder = self
             .client
@@ -321,10 +394,10 @@ impl OutboundHttp {
             .collect();
         let mut body = Vec::new();
         while let Some(chunk) = response.chunk().await.map_err(|e| self.failure(e))? {
-            if body.len() + chunk.len() > MAX_BODY {
+            if !answers.take(chunk.len()) {
                 return Err(HttpFailure::Invalid(format!(
-                    "answer larger than {} MiB",
-                    MAX_BODY >> 20
+                    "answer too large: the answers to this call would exceed {} MiB, the connector's memory grant (`limits.memory_mb`)",
+                    self.answer_limit >> 20
                 )));
             }
             body.extend_from_slice(&chunk);
@@ -387,6 +460,22 @@ fn retry_after(headers: &[(String, String)]) -> Option<Duration> {
         .ok()
         .filter(|s| !s.is_nan() && *s >= 0.0)
         .map(|s| Duration::try_from_secs_f64(s).map_or(MAX_TOLD_WAIT, |d| d.min(MAX_TOLD_WAIT)))
+}
+
+/// The answer when the service said its budget is spent for longer than the
+/// connector may wait (`max_retry_wait_secs`): a 429 as the service would
+/// give, without sending (it would only be refused, and count against the
+/// next window), so the connector reports it as rate limited.
+fn spent(wait: Duration) -> HttpResponse {
+    let secs = wait.as_secs().max(1);
+    HttpResponse {
+        status: 429,
+        headers: vec![("retry-after".into(), secs.to_string())],
+        body: format!(
+            "not sent by roster: the service said its request budget is spent for another {secs} s, longer than this connector may wait (limits.max_retry_wait_secs)"
+        )
+        .into_bytes(),
+    }
 }
 
 /// Exponential backoff with full jitter: 0.5 s, 1 s, 2 s, ... capped at 30 s.

@@ -132,12 +132,15 @@ impl ConnectorInstance {
                 )
             })?;
         }
-        let http = Arc::new(OutboundHttp::new(
-            name.clone(),
-            grants.http.clone(),
-            runtime.client.clone(),
-            redactor.clone(),
-        ));
+        let http = Arc::new(
+            OutboundHttp::new(
+                name.clone(),
+                grants.http.clone(),
+                runtime.client.clone(),
+                redactor.clone(),
+            )
+            .with_answer_limit(grants.memory),
+        );
         let state = StoreState::new(
             name.clone(),
             wasi.build(),

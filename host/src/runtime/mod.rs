@@ -4,6 +4,7 @@
 //! (`http`, `memo`, `output`, `redact`, `store`) and is granted per connector;
 //! the contracts' bindings are sealed in `wit/`.
 
+pub mod bounds;
 mod budget;
 pub mod cache;
 pub mod http;

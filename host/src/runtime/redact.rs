@@ -30,7 +30,14 @@ impl Redactor {
             return;
         }
         let mut secrets = self.secrets.write().unwrap_or_else(|e| e.into_inner());
-        let variants = [secret.to_string(), url_encoded(secret)];
+        let mut variants = vec![
+            secret.to_string(),
+            url_encoded(secret),
+            json_escaped(secret),
+            hex::encode(secret),
+            hex::encode_upper(secret),
+        ];
+        variants.extend(base64_forms(secret.as_bytes()));
         for v in variants {
             if !secrets.contains(&v) {
                 secrets.push(v);
@@ -94,6 +101,38 @@ impl Drop for RedactingStderr {
     }
 }
 
+/// The secret as it appears inside a JSON string.
+fn json_escaped(s: &str) -> String {
+    let quoted = serde_json::to_string(s).unwrap_or_default();
+    quoted.trim_matches('"').to_string()
+}
+
+/// What base64 (standard and URL-safe) of any text holding the secret
+/// contains whatever comes before or after it: for each of the three
+/// alignments, the characters made of the secret's bits only. So
+/// `Basic base64(secret)` is masked, and so is most of `base64(user:secret)`
+/// (the edges, touched by the neighbouring bytes, may remain).
+fn base64_forms(secret: &[u8]) -> Vec<String> {
+    use base64::Engine as _;
+    use base64::engine::general_purpose::{STANDARD_NO_PAD, URL_SAFE_NO_PAD};
+    let mut forms = Vec::new();
+    for k in 0..3usize {
+        let mut bytes = vec![0u8; k];
+        bytes.extend_from_slice(secret);
+        let first = (8 * k).div_ceil(6);
+        let end = (8 * (k + secret.len())) / 6;
+        for engine in [&STANDARD_NO_PAD, &URL_SAFE_NO_PAD] {
+            let text = engine.encode(&bytes);
+            if let Some(core) = text.get(first..end.min(text.len()))
+                && core.len() >= 6
+            {
+                forms.push(core.to_string());
+            }
+        }
+    }
+    forms
+}
+
 fn url_encoded(s: &str) -> String {
     s.bytes()
         .map(|b| match b {
@@ -119,5 +158,33 @@ mod tests {
         );
         r.add("ab");
         assert_eq!(r.redact("abc"), "abc");
+    }
+
+    #[test]
+    fn masks_hex_json_and_base64_forms_wherever_the_secret_sits() {
+        use base64::Engine as _;
+        use base64::engine::general_purpose::{STANDARD, URL_SAFE};
+        let secret = "hostile-SECRET-42abc\"";
+        let r = Redactor::default();
+        r.add(secret);
+        let mut shown = vec![
+            hex::encode(secret),
+            hex::encode_upper(secret),
+            serde_json::to_string(secret).unwrap(),
+        ];
+        for prefix in ["", "u", "us", "user:", "client-id:"] {
+            for suffix in ["", "x", "@example.com"] {
+                let text = format!("{prefix}{secret}{suffix}");
+                shown.push(STANDARD.encode(&text));
+                shown.push(URL_SAFE.encode(&text));
+            }
+        }
+        for form in shown {
+            let masked = r.redact(&form);
+            assert!(masked.contains(MASK), "{form} → {masked}");
+            // What is left around the mask is at most the edges.
+            let left = masked.replace(MASK, "");
+            assert!(left.len() <= form.len() / 2 + 12, "{form} → {masked}");
+        }
     }
 }

@@ -17,6 +17,9 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 /// Lines a connector may log through the `log` import per instance.
 const LOG_BUDGET: u64 = 100_000;
 const MAX_LOG_LINE: usize = 8192;
+/// Bytes a connector may log per instance: 100,000 lines of 8 KiB would
+/// be 800 MB of stderr.
+const LOG_BYTES: u64 = 16 << 20;
 
 pub struct StoreState {
     pub connector: Arc<str>,
@@ -33,6 +36,7 @@ pub struct StoreState {
     pub stderr: GuestOutput,
     pub memo: Memo,
     logged: AtomicU64,
+    logged_bytes: u64,
 }
 
 impl StoreState {
@@ -57,6 +61,7 @@ impl StoreState {
             stderr,
             memo: Memo::default(),
             logged: AtomicU64::new(0),
+            logged_bytes: 0,
         }
     }
 }
@@ -139,10 +144,12 @@ impl StoreState {
         fields: impl Iterator<Item = (String, String)>,
     ) {
         let n = self.logged.fetch_add(1, Ordering::Relaxed);
-        if n == LOG_BUDGET {
-            tracing::warn!(connector = %self.connector, "connector logged more than {LOG_BUDGET} lines; further lines are dropped");
+        let over = n >= LOG_BUDGET || self.logged_bytes >= LOG_BYTES;
+        if over && self.logged_bytes != u64::MAX {
+            self.logged_bytes = u64::MAX;
+            tracing::warn!(connector = %self.connector, "connector logged more than {LOG_BUDGET} lines or {} MiB; further lines are dropped", LOG_BYTES >> 20);
         }
-        if n >= LOG_BUDGET {
+        if over {
             return;
         }
         let mut line = message;
@@ -157,6 +164,7 @@ impl StoreState {
             line.truncate(cut);
             line.push('…');
         }
+        self.logged_bytes += line.len() as u64;
         let line = self.redactor.redact(&line);
         let c = &self.connector;
         match level {

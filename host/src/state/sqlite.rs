@@ -185,7 +185,9 @@ impl StateStore for SqliteStore {
         let mut stmt = self
             .conn
             .prepare("SELECT source_key, source_email, target_id, how, options, updated_at_ms, overrides, checksum FROM links ORDER BY source_email")?;
-        let rows = stmt.query_map([], |r| Ok((LinkRow::read(r)?, r.get::<_, Option<String>>(7)?)))?;
+        let rows = stmt.query_map([], |r| {
+            Ok((LinkRow::read(r)?, r.get::<_, Option<String>>(7)?))
+        })?;
         let (mut links, mut edited) = (Vec::new(), Vec::new());
         for row in rows {
             let (row, checksum) = row?;
@@ -702,7 +704,10 @@ impl LinkRow {
     fn into_link(self) -> anyhow::Result<StoredLink> {
         let parse = |text: &str, what: &str| {
             serde_json::from_str(text).with_context(|| {
-                format!("the {what} of the link of {} are not readable", self.source_email)
+                format!(
+                    "the {what} of the link of {} are not readable",
+                    self.source_email
+                )
             })
         };
         Ok(StoredLink {

@@ -215,7 +215,12 @@ impl v01::http::Host for StoreState {
         requests: Vec<v01::http::Request>,
     ) -> Vec<Result<v01::http::Response, v01::http::HttpError>> {
         let http = self.http.clone();
-        let sends = requests.into_iter().map(|r| http.send(to_request(r)));
+        // One budget for the whole batch: every answer is copied into the
+        // guest at once, so together they may not exceed its memory grant.
+        let answers = http.answer_budget();
+        let sends = requests
+            .into_iter()
+            .map(|r| http.send_within(to_request(r), &answers));
         futures::future::join_all(sends)
             .await
             .into_iter()
