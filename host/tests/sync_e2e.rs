@@ -368,7 +368,12 @@ fn an_apply_killed_midway_finishes_on_rerun_without_duplicates() {
     let state = w.path("pipeline.state.sqlite");
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
     loop {
-        let applied: i64 = rusqlite::Connection::open(&state)
+        // Read-only: opening it read-write would create an empty file
+        // before roster does, which roster refuses as a truncated state.
+        let applied: i64 = rusqlite::Connection::open_with_flags(
+            &state,
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+        )
             .and_then(|c| {
                 c.query_row(
                     "SELECT count(*) FROM journal WHERE status = 'applied'",
@@ -760,7 +765,10 @@ fn slow_apply() -> Work {
 }
 
 fn applied_in_journal(w: &Work) -> i64 {
-    rusqlite::Connection::open(w.path("pipeline.state.sqlite"))
+    rusqlite::Connection::open_with_flags(
+        w.path("pipeline.state.sqlite"),
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+    )
         .and_then(|c| {
             c.query_row(
                 "SELECT count(*) FROM journal WHERE status = 'applied'",

@@ -118,6 +118,9 @@ impl SqliteStore {
             std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
         }
         refuse_empty(path)?;
+        if !path.exists() {
+            create(path).with_context(|| format!("creating state {}", path.display()))?;
+        }
         let conn =
             Connection::open(path).with_context(|| format!("opening state {}", path.display()))?;
         for file in ["", "-wal", "-shm"] {
@@ -760,6 +763,24 @@ fn seal_links(conn: &Connection, only_changed: bool) -> anyhow::Result<Vec<Strin
     }
     tx.commit()?;
     Ok(changed)
+}
+
+/// A new state is made whole under another name and renamed into place, so
+/// no crash leaves an empty file behind (which would be refused as a
+/// truncated state).
+fn create(path: &Path) -> anyhow::Result<()> {
+    let mut name = path.as_os_str().to_owned();
+    name.push(format!(".new-{}", std::process::id()));
+    let tmp = std::path::PathBuf::from(name);
+    {
+        let conn = Connection::open(&tmp)?;
+        private(&tmp);
+        prepare(&conn)?;
+        conn.execute_batch(SCHEMA)?;
+        conn.pragma_update(None, "user_version", VERSION)?;
+    }
+    std::fs::rename(&tmp, path)?;
+    Ok(())
 }
 
 /// A state file that exists but is empty was truncated: SQLite writes its
