@@ -736,3 +736,47 @@ fn mutated_pipelines_never_panic() {
     }
     assert!(codes.keys().all(|c| [0, 2].contains(c)), "{codes:?}");
 }
+
+/// A Zivver SCIM list answered with something that is no list of users:
+/// an error naming it, never a read of zero users (which the next plan
+/// would take for "create everyone again").
+#[test]
+fn a_malformed_scim_list_is_an_error_not_an_empty_read() {
+    let bodies = [
+        "null",
+        r#"{"Resources":"x","totalResults":"many"}"#,
+        r#"{"Resources":{"a":1},"totalResults":1}"#,
+        r#"{"totalResults":3}"#,
+        r#"{"Resources":[{"id":"u-1"}],"totalResults":1}"#,
+        r#"{"Resources":[{"id":5,"userName":7}],"totalResults":1}"#,
+    ];
+    for body in bodies {
+        let server = Canned::start(move |head| {
+            let empty = r#"{"schemas":["urn:ietf:params:scim:api:messages:2.0:ListResponse"],"totalResults":0,"itemsPerPage":0,"startIndex":1,"Resources":[]}"#;
+            let first = head.lines().next().unwrap_or_default();
+            let answer = match first.contains("/Users") {
+                true => body,
+                false => empty,
+            };
+            http("200 OK", "content-type: application/scim+json\r\n", answer.as_bytes())
+        });
+        let w = Work::new();
+        w.write("dst/accounts.csv", HEADER);
+        w.write(
+            "z.toml",
+            &common::into_csv(
+                "scim-list",
+                "zivver",
+                &format!(
+                    "[connectors.zivver]\nplugin = \"zivver\"\n{}\nconfig = {{ base_url = \"{}/api/scim/v2/\", api_key = \"k-123456\" }}\n",
+                    server.grant(),
+                    server.url()
+                ),
+            ),
+        );
+        let r = w.run(&["read", "z.toml", "--connector", "zivver", "--json"]);
+        not_a_panic(&r);
+        assert_ne!(r.code(), 0, "{body}: read as {}", r.stdout());
+        assert!(r.stderr().contains("connector `zivver`"), "{body}: {}", r.stderr());
+    }
+}

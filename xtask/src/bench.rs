@@ -16,10 +16,10 @@ pub struct Binaries {
 }
 
 /// The simulator pair (Microsoft 365 and Zivver) for a generated tenant.
-struct Pair {
+pub(crate) struct Pair {
     child: Child,
-    m365: String,
-    zivver: String,
+    pub(crate) m365: String,
+    pub(crate) zivver: String,
 }
 
 impl Drop for Pair {
@@ -31,7 +31,7 @@ impl Drop for Pair {
 }
 
 impl Pair {
-    fn start(sim: &Path, mailboxes: usize, extra: &[&str]) -> Result<Pair> {
+    pub(crate) fn start(sim: &Path, mailboxes: usize, extra: &[&str]) -> Result<Pair> {
         let mut child = Command::new(sim)
             .args(["pair", "--mailboxes", &mailboxes.to_string()])
             .args(extra)
@@ -59,7 +59,7 @@ fn pipeline(pair: &Pair) -> String {
     pipeline_with(pair, "")
 }
 
-fn pipeline_with(pair: &Pair, zivver_limits: &str) -> String {
+pub(crate) fn pipeline_with(pair: &Pair, zivver_limits: &str) -> String {
     format!(
         r#"name = "bench"
 source = "exchange"
@@ -109,7 +109,7 @@ fn sim_stats(base: &str) -> Result<serde_json::Value> {
 }
 
 /// A call to a simulator's control route, over plain HTTP/1.0.
-fn sim_call(base: &str, method: &str, path: &str, body: &str) -> Result<serde_json::Value> {
+pub(crate) fn sim_call(base: &str, method: &str, path: &str, body: &str) -> Result<serde_json::Value> {
     use std::io::{Read, Write};
     let addr = base.trim_start_matches("http://");
     let mut conn = std::net::TcpStream::connect(addr)?;
@@ -351,7 +351,7 @@ fn wait4(pid: i32) -> Result<(i32, libc::rusage)> {
     Ok((code, usage))
 }
 
-fn work_dir(root: &Path, name: &str) -> Result<PathBuf> {
+pub(crate) fn work_dir(root: &Path, name: &str) -> Result<PathBuf> {
     let dir = root.join("target/bench").join(name);
     if dir.exists() {
         std::fs::remove_dir_all(&dir)?;

@@ -5,12 +5,17 @@
 //!   against the simulators (check, test-connection, plan, apply, plan again, status).
 //! - `cargo xtask test`: builds the components, then runs every test.
 //!
+//! `cargo xtask soak` runs the long part of the reliability suite (kills,
+//! injected faults, concurrent applies, fuzzing at volume; figures in
+//! docs/reliability.md).
+//!
 //! Also `cargo xtask plugins` (build the components into `target/plugins/`)
 //! and `cargo xtask bench plan [1000,10000,100000] | apply [300|5000] | incremental`
 //! (whole-run benchmarks, release) and `cargo xtask bench host` (criterion).
 
 mod bench;
 mod dist;
+mod soak;
 
 use anyhow::{Context, Result, bail};
 use std::path::{Path, PathBuf};
@@ -36,8 +41,9 @@ fn main() -> Result<()> {
         "test" => test(&root, std::env::args().skip(2).collect()),
         "bench" => bench_task(&root, std::env::args().skip(2).collect()),
         "dist" => dist::dist(&root),
+        "soak" => soak_task(&root, std::env::args().skip(2).collect()),
         _ => bail!(
-            "usage: cargo xtask <demo | test | plugins | dist | bench (plan [SIZES] | apply [300|5000] | incremental | host)>"
+            "usage: cargo xtask <demo | test | soak [--rounds N] [--mailboxes N] [--fuzz-tries N] | plugins | dist | bench (plan [SIZES] | apply [300|5000] | incremental | host)>"
         ),
     }
 }
@@ -378,6 +384,34 @@ fn bench_task(root: &Path, args: Vec<String>) -> Result<()> {
         Some("incremental") => bench::incremental(root, &b, 100_000),
         _ => bail!("usage: cargo xtask bench plan [SIZES] | apply [300|5000] | incremental | host"),
     }
+}
+
+/// The long part of the reliability suite, on debug builds (its figures are
+/// counts, not timings).
+fn soak_task(root: &Path, args: Vec<String>) -> Result<()> {
+    let options = soak::Options::parse(&args)?;
+    let plugins = build_plugins(root)?;
+    let (roster, sim) = build_host(root, false)?;
+    let b = bench::Binaries {
+        roster,
+        sim,
+        plugins: plugins.clone(),
+    };
+    soak::soak(root, &b, &options, |tries| {
+        let mut c = cargo(root);
+        c.args([
+            "test",
+            "-q",
+            "-p",
+            "roster-host",
+            "--test",
+            "reliability",
+            "mutated_pipelines_never_panic",
+        ])
+        .env("ROSTER_FUZZ_TRIES", tries.to_string())
+        .env("ROSTER_PLUGINS_DIR", &plugins);
+        run(c)
+    })
 }
 
 #[cfg(test)]

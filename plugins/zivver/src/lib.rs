@@ -385,13 +385,20 @@ impl Zivver {
         let mut snapshot = Vec::new();
         self.scim
             .list_each("Users", None, self.page_size, |u| {
-                if let Some(a) = person(&u) {
-                    names.insert(a.id.clone(), a.email.clone());
-                    user_ids.insert(a.email.to_lowercase(), a.id.clone());
-                    held.extend(a.addresses().map(str::to_lowercase));
-                    users.insert(a.id.clone(), &u);
-                    snapshot.push(a);
-                }
+                // id and userName are required of every SCIM User (RFC 7643
+                // §3.1, §4.1.1): one without is a broken answer, and leaving
+                // it out would have the next plan create the account again.
+                let Some(a) = person(&u) else {
+                    let id: String = u["id"].to_string().chars().take(80).collect();
+                    return Err(Error::invalid(format!(
+                        "Users: a user was answered without a string id or userName (id {id}); the answer is no SCIM User, so nothing was read"
+                    )));
+                };
+                names.insert(a.id.clone(), a.email.clone());
+                user_ids.insert(a.email.to_lowercase(), a.id.clone());
+                held.extend(a.addresses().map(str::to_lowercase));
+                users.insert(a.id.clone(), &u);
+                snapshot.push(a);
                 Ok(())
             })
             .map_err(classify)?;
