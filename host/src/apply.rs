@@ -347,7 +347,12 @@ impl Run<'_> {
                 Some(Err(e)) => (
                     JournalStatus::Failed,
                     None,
-                    Some(bounded(format!("{}: {}", e.kind.as_str(), e.message))),
+                    Some(bounded(format!(
+                        "{}: {}{}",
+                        e.kind.as_str(),
+                        e.message,
+                        open_outcome(c.action, e.kind)
+                    ))),
                 ),
                 None => (
                     JournalStatus::Failed,
@@ -387,6 +392,18 @@ impl Run<'_> {
         self.report.links_recorded += links.len() as u64;
         self.report.outcomes.extend(outcomes);
         Ok(())
+    }
+}
+
+/// A create or merge whose answer was lost (the connection broke, or the
+/// answer was cut) may have taken effect: said, so the operator does not
+/// make the account by hand. The next apply reads the target and links it.
+fn open_outcome(action: Action, kind: crate::model::ErrorKind) -> &'static str {
+    match (action, kind) {
+        (Action::Create | Action::MergeGuest, crate::model::ErrorKind::Connection) => {
+            " (the answer was lost, so it may have taken effect: the next apply reads the target and links the account if it was made)"
+        }
+        _ => "",
     }
 }
 

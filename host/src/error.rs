@@ -7,7 +7,7 @@
 //! | 1 | an apply ran and some changes failed or were skipped; the rest applied |
 //! | 2 | bad input or configuration, or a connector failed before anything was applied ([`Failure::Input`], [`Failure::Connector`]) |
 //! | 3 | refused by a safety rule, e.g. removals above the threshold ([`Failure::Refused`]) |
-//! | 4 | the state store failed: what it recorded stands, the rest was not applied; rerun once it is reachable ([`Failure::Store`]) |
+//! | 4 | the state store failed or is damaged (empty, tables missing, pages corrupt, link rows edited): what it recorded stands, the rest was not applied; rerun once it is reachable, restore a damaged one ([`Failure::Store`]) |
 //! | 5 | another apply holds the state's lock ([`Failure::Busy`]) |
 //! | 6 | the plan has errors: accounts it cannot sync, named in its notes (`plan`; an `apply` made the rest) |
 //! | 7 | a connector could not connect, was refused its credentials, or was rate-limited ([`Failure::Connector`] of kind connection, unauthorized or rate-limited) |
@@ -60,7 +60,7 @@ Exit codes:
   1    apply: some changes failed or were skipped; the rest applied
   2    bad input or configuration, or a connector failed
   3    refused by a safety rule (removals above the threshold)
-  4    the state store failed; rerun once it is reachable
+  4    the state store failed or is damaged; rerun once it is reachable
   5    another apply holds the state's lock
   6    the plan has errors: accounts it cannot sync (see its notes)
   7    a connector could not connect, was refused its credentials, or was rate-limited
@@ -96,7 +96,7 @@ impl Failure {
                 _ => return None,
             },
             Failure::Refused(_) => "review the plan; if the removals are intended, apply with --allow-removals (or raise the sync stage's thresholds)".to_string(),
-            Failure::Store(_) => "what the state recorded stands; rerun once it is reachable (nothing applied is sent again)".to_string(),
+            Failure::Store(_) => "what the state recorded stands; rerun once it is reachable (nothing applied is sent again); a damaged state is never written to: restore it from a backup".to_string(),
             Failure::Busy(_) => "wait for that apply to finish; a lock whose process has died is taken over by the next run".to_string(),
         })
     }

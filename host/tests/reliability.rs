@@ -397,7 +397,8 @@ fn sql(w: &Work, statement: &str) {
 
 #[test]
 fn an_empty_or_damaged_state_is_refused_not_taken_for_a_new_one() {
-    let cases: &[(&str, fn(&Work), &str)] = &[
+    type Damage = fn(&Work);
+    let cases: &[(&str, Damage, &str)] = &[
         (
             "zero-length",
             |w| std::fs::write(w.path("p.state.sqlite"), b"").unwrap(),
@@ -758,7 +759,11 @@ fn a_malformed_scim_list_is_an_error_not_an_empty_read() {
                 true => body,
                 false => empty,
             };
-            http("200 OK", "content-type: application/scim+json\r\n", answer.as_bytes())
+            http(
+                "200 OK",
+                "content-type: application/scim+json\r\n",
+                answer.as_bytes(),
+            )
         });
         let w = Work::new();
         w.write("dst/accounts.csv", HEADER);
@@ -777,6 +782,52 @@ fn a_malformed_scim_list_is_an_error_not_an_empty_read() {
         let r = w.run(&["read", "z.toml", "--connector", "zivver", "--json"]);
         not_a_panic(&r);
         assert_ne!(r.code(), 0, "{body}: read as {}", r.stdout());
-        assert!(r.stderr().contains("connector `zivver`"), "{body}: {}", r.stderr());
+        assert!(
+            r.stderr().contains("connector `zivver`"),
+            "{body}: {}",
+            r.stderr()
+        );
     }
+}
+
+#[test]
+fn a_read_larger_than_the_pipeline_allows_is_refused() {
+    let w = Work::new();
+    let rows: String = (0..5)
+        .map(|i| format!("s{i},person,u{i}@x.example,,U,,,true,,k{i},,\n"))
+        .collect();
+    w.write("src/accounts.csv", &format!("{HEADER}{rows}"));
+    w.write("dst/accounts.csv", HEADER);
+    w.write(
+        "p.toml",
+        &common::into_csv(
+            "big",
+            "src",
+            "[connectors.src]\nplugin = \"csv\"\ndirectory = \"src\"\nlimits = { max_records = 3 }\n",
+        ),
+    );
+    let r = w.run(&["plan", "p.toml"]);
+    assert_ne!(r.code(), 0);
+    assert!(
+        r.stderr()
+            .contains("returned more than 3 records in one read"),
+        "{}",
+        r.stderr()
+    );
+}
+
+#[test]
+fn a_connector_calling_exit_is_reported_in_words_not_a_backtrace() {
+    let w = Work::new();
+    let r = read_hostile(&w, "exit", "", "", &[]);
+    not_a_panic(&r);
+    assert_ne!(r.code(), 0);
+    assert!(
+        r.stderr()
+            // wasi:cli/exit carries success or failure only: 3 arrives as 1.
+            .contains("it called exit (status 1) instead of returning from the call"),
+        "{}",
+        r.stderr()
+    );
+    assert!(!r.stderr().contains("wasm backtrace"), "{}", r.stderr());
 }

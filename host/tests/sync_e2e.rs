@@ -374,14 +374,14 @@ fn an_apply_killed_midway_finishes_on_rerun_without_duplicates() {
             &state,
             rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
         )
-            .and_then(|c| {
-                c.query_row(
-                    "SELECT count(*) FROM journal WHERE status = 'applied'",
-                    [],
-                    |r| r.get(0),
-                )
-            })
-            .unwrap_or(0);
+        .and_then(|c| {
+            c.query_row(
+                "SELECT count(*) FROM journal WHERE status = 'applied'",
+                [],
+                |r| r.get(0),
+            )
+        })
+        .unwrap_or(0);
         if applied >= 10 {
             break;
         }
@@ -769,14 +769,14 @@ fn applied_in_journal(w: &Work) -> i64 {
         w.path("pipeline.state.sqlite"),
         rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
     )
-        .and_then(|c| {
-            c.query_row(
-                "SELECT count(*) FROM journal WHERE status = 'applied'",
-                [],
-                |r| r.get(0),
-            )
-        })
-        .unwrap_or(0)
+    .and_then(|c| {
+        c.query_row(
+            "SELECT count(*) FROM journal WHERE status = 'applied'",
+            [],
+            |r| r.get(0),
+        )
+    })
+    .unwrap_or(0)
 }
 
 #[test]

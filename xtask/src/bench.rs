@@ -109,7 +109,12 @@ fn sim_stats(base: &str) -> Result<serde_json::Value> {
 }
 
 /// A call to a simulator's control route, over plain HTTP/1.0.
-pub(crate) fn sim_call(base: &str, method: &str, path: &str, body: &str) -> Result<serde_json::Value> {
+pub(crate) fn sim_call(
+    base: &str,
+    method: &str,
+    path: &str,
+    body: &str,
+) -> Result<serde_json::Value> {
     use std::io::{Read, Write};
     let addr = base.trim_start_matches("http://");
     let mut conn = std::net::TcpStream::connect(addr)?;

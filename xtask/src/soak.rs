@@ -85,7 +85,10 @@ fn run_json(b: &Binaries, work: &Path, args: &[&str]) -> Result<(i32, serde_json
 fn zivver_users(pair: &Pair) -> Result<BTreeMap<String, usize>> {
     let state = sim_call(&pair.zivver, "GET", "/_sim/zivver/state", "")?;
     let mut count = BTreeMap::new();
-    for u in state["users"].as_array().context("zivver state has no users")? {
+    for u in state["users"]
+        .as_array()
+        .context("zivver state has no users")?
+    {
         let name = u["userName"].as_str().unwrap_or_default().to_lowercase();
         *count.entry(name).or_insert(0) += 1;
     }
@@ -151,10 +154,14 @@ fn kills(root: &Path, b: &Binaries, o: &Options) -> Result<Row> {
         if code != 0 && code != 8 {
             bail!("round {round}: plan exited {code}");
         }
-        let mut child = roster(b, &work, &["apply", "pipeline.toml", "--plan", "plan.json", "--yes"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()?;
+        let mut child = roster(
+            b,
+            &work,
+            &["apply", "pipeline.toml", "--plan", "plan.json", "--yes"],
+        )
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()?;
         // Killed once a random share (5–95 %) of the accounts is made.
         let target = expected * rng.usize(5..96) / 100;
         let start = Instant::now();
@@ -169,7 +176,14 @@ fn kills(root: &Path, b: &Binaries, o: &Options) -> Result<Row> {
         child.wait()?;
         at_kill.push(zivver_users(&pair)?.len());
         let resume: Vec<&str> = match round % 2 {
-            0 => vec!["apply", "pipeline.toml", "--plan", "plan.json", "--yes", "--json"],
+            0 => vec![
+                "apply",
+                "pipeline.toml",
+                "--plan",
+                "plan.json",
+                "--yes",
+                "--json",
+            ],
             _ => vec!["apply", "pipeline.toml", "--yes", "--json"],
         };
         let (_, report) = run_json(b, &work, &resume)?;
@@ -186,7 +200,11 @@ fn kills(root: &Path, b: &Binaries, o: &Options) -> Result<Row> {
         eprintln!(
             "kill {round}: killed after {delay:?} with {} users; resumed {}; {} users at the end (clean run: {expected})",
             at_kill.last().unwrap(),
-            if round % 2 == 0 { "the saved plan" } else { "with a fresh plan" },
+            if round % 2 == 0 {
+                "the saved plan"
+            } else {
+                "with a fresh plan"
+            },
             users.len()
         );
     }
@@ -212,12 +230,27 @@ fn kills(root: &Path, b: &Binaries, o: &Options) -> Result<Row> {
 
 fn faults(root: &Path, b: &Binaries) -> Result<Vec<Row>> {
     let cases = [
-        ("writes carried out, then answered 503 (every 3rd)", r#"{"fail_every": 3, "fail_after_effect": true}"#),
+        (
+            "writes carried out, then answered 503 (every 3rd)",
+            r#"{"fail_every": 3, "fail_after_effect": true}"#,
+        ),
         ("503 before the handler (every 5th)", r#"{"fail_every": 5}"#),
-        ("500 before the handler (every 4th)", r#"{"fail_every": 4, "fail_status": 500}"#),
-        ("connection dropped mid-answer (every 7th)", r#"{"drop_every": 7}"#),
-        ("truncated JSON answer (every 9th)", r#"{"malformed_every": 9}"#),
-        ("rate limit 20 per second with RateLimit headers", r#"{"throttle": {"budget": 20, "window_ms": 1000, "headers": true}}"#),
+        (
+            "500 before the handler (every 4th)",
+            r#"{"fail_every": 4, "fail_status": 500}"#,
+        ),
+        (
+            "connection dropped mid-answer (every 7th)",
+            r#"{"drop_every": 7}"#,
+        ),
+        (
+            "truncated JSON answer (every 9th)",
+            r#"{"malformed_every": 9}"#,
+        ),
+        (
+            "rate limit 20 per second with RateLimit headers",
+            r#"{"throttle": {"budget": 20, "window_ms": 1000, "headers": true}}"#,
+        ),
     ];
     let mut rows = Vec::new();
     for (i, (what, spec)) in cases.iter().enumerate() {
@@ -228,7 +261,9 @@ fn faults(root: &Path, b: &Binaries) -> Result<Vec<Row>> {
         sim_call(&pair.zivver, "PUT", "/_sim/faults", "{}")?;
         let converged = converges(b, &work)?;
         let dup = duplicates(&zivver_users(&pair)?);
-        eprintln!("fault {what}: exit {code}, applied {applied}, failed {failed}; converged {converged}, {dup} duplicates");
+        eprintln!(
+            "fault {what}: exit {code}, applied {applied}, failed {failed}; converged {converged}, {dup} duplicates"
+        );
         rows.push(Row {
             probe: format!("Zivver: {what}"),
             tries: "1 apply of 300 mailboxes, then 1 clean".into(),
@@ -262,7 +297,12 @@ fn concurrency(root: &Path, b: &Binaries, o: &Options) -> Result<Row> {
     })
 }
 
-pub fn soak(root: &Path, b: &Binaries, o: &Options, fuzz: impl FnOnce(usize) -> Result<()>) -> Result<()> {
+pub fn soak(
+    root: &Path,
+    b: &Binaries,
+    o: &Options,
+    fuzz: impl FnOnce(usize) -> Result<()>,
+) -> Result<()> {
     let started = Instant::now();
     let mut rows = vec![kills(root, b, o)?];
     rows.extend(faults(root, b)?);
@@ -278,7 +318,9 @@ pub fn soak(root: &Path, b: &Binaries, o: &Options, fuzz: impl FnOnce(usize) -> 
         seen: "a located error (file:line:column) or a valid pipeline".into(),
         held: fuzzed.is_ok(),
     });
-    let mut report = String::from("| probe | tries | outcome | what the operator sees | held |\n|---|---|---|---|---|\n");
+    let mut report = String::from(
+        "| probe | tries | outcome | what the operator sees | held |\n|---|---|---|---|---|\n",
+    );
     for r in &rows {
         report.push_str(&format!(
             "| {} | {} | {} | {} | {} |\n",

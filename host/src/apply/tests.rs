@@ -23,6 +23,8 @@ struct Memory {
     /// Answers a create as done but with this id (`""`), as a service that
     /// answers 2xx with `{}` would through a careless connector.
     create_answer: Option<Option<String>>,
+    /// Fails every create with this error (kind, message).
+    create_error: Option<(ErrorKind, String)>,
 }
 
 impl Memory {
@@ -33,6 +35,12 @@ impl Memory {
         };
         match &change.op {
             Operation::Create { account } => {
+                if let Some((kind, message)) = &self.create_error {
+                    return Err(ConnectorError {
+                        kind: *kind,
+                        message: message.clone(),
+                    });
+                }
                 self.next_id += 1;
                 let id = format!("new{}", self.next_id);
                 let account = Account {
@@ -454,4 +462,29 @@ fn a_create_left_in_flight_by_a_killed_apply_is_not_sent_again_on_resume() {
     let again = run(&plan, &mut memory, &mut state);
     assert!(!memory.made.contains(&create.key), "{:?}", memory.made);
     assert_eq!(again.failed, 1, "{again:#?}");
+}
+
+#[test]
+fn a_failed_create_says_when_it_may_have_taken_effect_and_keeps_at_most_2_kib() {
+    for (kind, message, open) in [
+        (ErrorKind::Connection, "connection reset".to_string(), true),
+        (ErrorKind::Conflict, "exists".to_string(), false),
+        (ErrorKind::Invalid, "x".repeat(3 << 20), false),
+    ] {
+        let (plan, mut memory) = plan_and_target();
+        memory.create_error = Some((kind, message.clone()));
+        let dir = tempfile::tempdir().unwrap();
+        let mut state = SqliteStore::open(&dir.path().join("s.sqlite")).unwrap();
+        let report = run(&plan, &mut memory, &mut state);
+        let create = report
+            .outcomes
+            .iter()
+            .find(|o| o.action == crate::plan::Action::Create)
+            .unwrap();
+        let error = create.error.as_deref().unwrap();
+        assert_eq!(error.contains("may have taken effect"), open, "{kind:?}");
+        assert!(error.len() < 2200, "{} bytes kept", error.len());
+        let kept = state.account_errors().unwrap();
+        assert!(kept.iter().all(|e| e.message.len() < 2200));
+    }
 }

@@ -18,7 +18,7 @@ pub const PAGE_SIZE: u32 = 1000;
 /// field, a read larger than the host keeps, or a repeated cursor is the
 /// connector's error, named with the record.
 async fn read_pages<T: Bounded>(
-    (connector, what): (&str, &'static str),
+    (connector, what, max_records): (&str, &'static str, usize),
     mut read: impl AsyncFnMut(PageRequest) -> Result<(Vec<T>, Option<String>), CallError>,
     mut progress: impl FnMut(usize),
 ) -> Result<Vec<T>, CallError> {
@@ -31,7 +31,7 @@ async fn read_pages<T: Bounded>(
         },
     };
     let mut all = Vec::new();
-    let mut totals = bounds::ReadTotals::default();
+    let mut totals = bounds::ReadTotals::new(max_records);
     let mut cursor = None;
     loop {
         let (items, next) = read(PageRequest {
@@ -106,6 +106,7 @@ pub(super) async fn read_source(
     };
     let watermark = prior.as_ref().map(|p| p.watermark.clone());
     let (mut removed, mut last_watermark, mut was_full) = (Vec::new(), None, false);
+    let max_records = c.max_records();
     let read = async |r: PageRequest| {
         let page = c
             .read_accounts(&PageRequest {
@@ -120,7 +121,7 @@ pub(super) async fn read_source(
         }
         Ok((page.accounts, page.next_cursor))
     };
-    let read = read_pages((name, "read-accounts"), read, &mut progress).await?;
+    let read = read_pages((name, "read-accounts", max_records), read, &mut progress).await?;
     let keep = if incremental {
         last_watermark.as_deref()
     } else {
@@ -181,17 +182,17 @@ pub async fn read_accounts(
     c: &mut ConnectorInstance,
     progress: impl FnMut(usize),
 ) -> Result<Vec<Account>, CallError> {
-    let name = c.name().to_string();
+    let (name, max_records) = (c.name().to_string(), c.max_records());
     let read = async |r: PageRequest| {
         c.read_accounts(&r)
             .await
             .map(|p| (p.accounts, p.next_cursor))
     };
-    read_pages((&name, "read-accounts"), read, progress).await
+    read_pages((&name, "read-accounts", max_records), read, progress).await
 }
 
 pub async fn read_groups(c: &mut ConnectorInstance) -> Result<Vec<Group>, CallError> {
-    let name = c.name().to_string();
+    let (name, max_records) = (c.name().to_string(), c.max_records());
     let read = async |r: PageRequest| c.read_groups(&r).await.map(|p| (p.groups, p.next_cursor));
-    read_pages((&name, "read-groups"), read, |_| {}).await
+    read_pages((&name, "read-groups", max_records), read, |_| {}).await
 }

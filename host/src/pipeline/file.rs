@@ -63,6 +63,7 @@ pub struct RawLimits {
     pub concurrency: Option<Spanned<usize>>,
     pub rate_limit: Option<RawRate>,
     pub output_kb: Option<Spanned<usize>>,
+    pub max_records: Option<Spanned<usize>>,
 }
 
 #[derive(Deserialize)]

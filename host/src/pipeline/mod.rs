@@ -550,6 +550,18 @@ fn apply_limits(cx: &mut Ctx, name: &str, limits: file::RawLimits, grants: &mut 
             grants.http.rate = Some((requests, Duration::from_secs_f64(per)));
         }
     }
+    if let Some(n) = &limits.max_records {
+        let max = crate::runtime::bounds::MAX_RECORDS_GRANT;
+        match *n.get_ref() {
+            v if v == 0 || v > max => cx.error(
+                n.span(),
+                format!(
+                    "connectors.{name}.limits.max_records must be between 1 and {max}, not {v}"
+                ),
+            ),
+            v => grants.max_records = v,
+        }
+    }
     if let Some(kb) = &limits.output_kb {
         match *kb.get_ref() {
             n if n > MAX_OUTPUT_KB => cx.error(

@@ -14,10 +14,14 @@ pub const MAX_FIELD: usize = 64 << 10;
 /// The most entries in one record's list (aliases, groups, delegates,
 /// attributes, a group's members).
 pub const MAX_LIST: usize = 100_000;
-/// The most records one read may return, over all its pages.
-pub const MAX_RECORDS: usize = 5_000_000;
-/// The most text one read may return, over all its pages.
-pub const MAX_READ_BYTES: usize = 2 << 30;
+/// The most records one read may return, over all its pages, unless the
+/// pipeline grants more (`limits.max_records`): a million accounts is a
+/// plan of about 1.5 GB in the host.
+pub const MAX_RECORDS: usize = 1_000_000;
+/// The most a pipeline may grant.
+pub const MAX_RECORDS_GRANT: usize = 50_000_000;
+/// The most text one read may return per record allowed, over all its pages.
+pub const READ_BYTES_PER_RECORD: usize = 2048;
 
 /// A record the host takes: its approximate size in bytes, or what is wrong.
 pub trait Bounded {
@@ -87,28 +91,45 @@ impl Bounded for Group {
 }
 
 /// A read's running totals, over its pages.
-#[derive(Default)]
 pub struct ReadTotals {
+    max_records: usize,
     records: usize,
     bytes: usize,
     cursors: std::collections::HashSet<String>,
 }
 
+impl Default for ReadTotals {
+    fn default() -> Self {
+        ReadTotals::new(MAX_RECORDS)
+    }
+}
+
 impl ReadTotals {
+    pub fn new(max_records: usize) -> Self {
+        ReadTotals {
+            max_records,
+            records: 0,
+            bytes: 0,
+            cursors: Default::default(),
+        }
+    }
+
     /// Adds a page's records; an error once the read is larger than a host
     /// keeps.
     pub fn add(&mut self, records: usize, bytes: usize) -> Result<(), String> {
         self.records += records;
         self.bytes += bytes;
-        if self.records > MAX_RECORDS {
+        if self.records > self.max_records {
             return Err(format!(
-                "it returned more than {MAX_RECORDS} records in one read; more than the host keeps in memory (narrow the read in the connector's configuration)"
+                "it returned more than {} records in one read, the pipeline's limit (`limits.max_records`; narrow the read in the connector's configuration, or raise it if the host has the memory)",
+                self.max_records
             ));
         }
-        if self.bytes > MAX_READ_BYTES {
+        let max_bytes = self.max_records.saturating_mul(READ_BYTES_PER_RECORD);
+        if self.bytes > max_bytes {
             return Err(format!(
-                "it returned more than {} MiB of records in one read; more than the host keeps in memory",
-                MAX_READ_BYTES >> 20
+                "it returned more than {} MiB of records in one read ({READ_BYTES_PER_RECORD} bytes per record of `limits.max_records`)",
+                max_bytes >> 20
             ));
         }
         Ok(())
@@ -154,9 +175,9 @@ mod tests {
     fn a_read_is_bounded_and_a_repeated_cursor_refused() {
         let mut t = ReadTotals::default();
         assert!(t.add(MAX_RECORDS, 10).is_ok());
-        assert!(t.add(1, 10).is_err());
-        let mut t = ReadTotals::default();
-        assert!(t.add(1, MAX_READ_BYTES + 1).is_err());
+        assert!(t.add(1, 10).unwrap_err().contains("`limits.max_records`"));
+        let mut t = ReadTotals::new(10);
+        assert!(t.add(1, 10 * READ_BYTES_PER_RECORD + 1).is_err());
         assert!(t.next_cursor("p2").is_ok());
         assert!(t.next_cursor("p3").is_ok());
         assert!(t.next_cursor("p2").unwrap_err().contains("a second time"));

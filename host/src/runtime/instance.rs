@@ -34,6 +34,9 @@ pub struct Grants {
     pub call_timeout: Duration,
     /// How much stdout/stderr the connector may write before lines are dropped.
     pub output_bytes: usize,
+    /// The most records one read of the connector may return: the host
+    /// keeps them all (about 1.5 KB each with the plan's copies).
+    pub max_records: usize,
 }
 
 impl Default for Grants {
@@ -45,6 +48,7 @@ impl Default for Grants {
             memory: 256 << 20,
             call_timeout: Duration::from_secs(120),
             output_bytes: 1 << 20,
+            max_records: super::bounds::MAX_RECORDS,
         }
     }
 }
@@ -104,6 +108,7 @@ pub struct ConnectorInstance {
     retired: Option<String>,
     stderr: GuestOutput,
     http: Arc<OutboundHttp>,
+    max_records: usize,
 }
 
 impl ConnectorInstance {
@@ -173,11 +178,17 @@ impl ConnectorInstance {
             retired: None,
             stderr,
             http,
+            max_records: grants.max_records,
         })
     }
 
     pub fn name(&self) -> &str {
         &self.name
+    }
+
+    /// The most records one read may return (`limits.max_records`).
+    pub fn max_records(&self) -> usize {
+        self.max_records
     }
 
     pub fn http(&self) -> &OutboundHttp {
@@ -234,17 +245,31 @@ impl ConnectorInstance {
                 self.store.data().memory_cap >> 20
             );
         }
+        if let Some(exit) = error.downcast_ref::<wasmtime_wasi::I32Exit>() {
+            return format!(
+                "it called exit (status {}) instead of returning from the call",
+                exit.0
+            );
+        }
         match error.downcast_ref::<Trap>() {
             Some(Trap::Interrupt) => {
                 format!("it ran longer than its limit of {:?}", self.call_timeout)
             }
             Some(trap) => {
                 let said = self.stderr.last_stderr();
+                // The guest's own last words: its panic message, else its
+                // last line that is not Rust's "note: run with
+                // RUST_BACKTRACE" (after an allocation failure, the line
+                // before says which allocation failed).
                 let panic = said
                     .iter()
                     .rev()
                     .find(|l| l.contains("panicked"))
-                    .or(said.last());
+                    .or_else(|| {
+                        said.iter()
+                            .rev()
+                            .find(|l| !l.trim_start().starts_with("note:"))
+                    });
                 match panic {
                     Some(line) => format!("it crashed ({trap}): {line}"),
                     None => format!("it crashed ({trap})"),

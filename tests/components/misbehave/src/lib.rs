@@ -13,6 +13,7 @@
 //! - `log-flood`: logs `n` lines of 8 KiB;
 //! - `big-name`: answers an account whose display name is `n` bytes;
 //! - `same-cursor`: answers every page with the cursor `again`;
+//! - `exit`: calls `exit(3)` in the middle of a call;
 //! - `environment`: answers an account whose attributes are the
 //!   environment variables it sees;
 //! - `files`: tries file operations in and outside the granted `/data` and
@@ -144,6 +145,7 @@ impl Connector for Misbehave {
                 a.display_name = Some("n".repeat(self.n));
                 Ok(AccountPage::last(vec![a]))
             }
+            "exit" => std::process::exit(3),
             "same-cursor" => Ok(AccountPage {
                 next_cursor: Some("again".into()),
                 ..AccountPage::last(vec![account("page@example.com")])
