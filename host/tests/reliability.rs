@@ -831,3 +831,28 @@ fn a_connector_calling_exit_is_reported_in_words_not_a_backtrace() {
     );
     assert!(!r.stderr().contains("wasm backtrace"), "{}", r.stderr());
 }
+
+#[test]
+fn malformed_components_are_refused_before_compiling() {
+    let w = Work::new();
+    let csv = std::fs::read(common::plugins_dir().join("csv.wasm")).unwrap();
+    let cases: [(&str, Vec<u8>); 5] = [
+        ("empty", vec![]),
+        ("truncated", csv[..csv.len() / 2].to_vec()),
+        ("garbage", b"MZ\x90\x00this is no component".to_vec()),
+        ("core-module", b"\0asm\x01\0\0\0".to_vec()),
+        ("text", b"(component)".to_vec()),
+    ];
+    for (name, bytes) in cases {
+        let path = w.path(&format!("{name}.wasm"));
+        std::fs::write(&path, bytes).unwrap();
+        let r = w.run(&["plugins", "inspect", path.to_str().unwrap()]);
+        not_a_panic(&r);
+        assert_eq!(r.code(), 2, "{name}: {}", r.stderr());
+        assert!(
+            r.stderr().contains(&format!("{name}.wasm")),
+            "{name}: names the file: {}",
+            r.stderr()
+        );
+    }
+}
