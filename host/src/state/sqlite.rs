@@ -842,3 +842,88 @@ pub fn private(path: &Path) {
 
 #[cfg(not(unix))]
 pub fn private(_path: &Path) {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn link(email: &str, target: &str) -> StoredLink {
+        StoredLink {
+            source_key: format!("id:{email}"),
+            source_email: email.into(),
+            target_id: target.into(),
+            how: LinkHow::Primary,
+            options: BTreeMap::new(),
+            overrides: BTreeMap::new(),
+            updated_at_ms: 1,
+        }
+    }
+
+    #[test]
+    fn a_schema_5_state_is_sealed_on_open_and_keeps_its_links() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("old.sqlite");
+        {
+            let conn = Connection::open(&path).unwrap();
+            conn.execute_batch(&SCHEMA.replace(",\n    checksum TEXT", ""))
+                .unwrap();
+            conn.execute(
+                "INSERT INTO links (source_key, source_email, target_id, how, options, updated_at_ms) VALUES ('id:a', 'a@x', 't1', 'primary', '{}', 1)",
+                [],
+            )
+            .unwrap();
+            conn.pragma_update(None, "user_version", 5).unwrap();
+        }
+        let mut store = SqliteStore::open(&path).unwrap();
+        let links = store.links().unwrap();
+        assert_eq!(links.len(), 1);
+        assert_eq!(links[0].target_id, "t1");
+        assert_eq!(store.accept_link_edits().unwrap(), Vec::<String>::new());
+    }
+
+    #[test]
+    fn an_edited_link_row_is_refused_until_accepted() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.sqlite");
+        let mut store = SqliteStore::open(&path).unwrap();
+        store.upsert_link(&link("a@x", "t1")).unwrap();
+        store.upsert_link(&link("b@x", "t2")).unwrap();
+        store
+            .conn
+            .execute(
+                "UPDATE links SET options = '{\"rank\":\"9\"}' WHERE source_email = 'b@x'",
+                [],
+            )
+            .unwrap();
+        let err = store.links().unwrap_err().to_string();
+        assert!(
+            err.contains("the stored link of b@x was changed outside roster"),
+            "{err}"
+        );
+        let (links, edited) = store.links_as_stored().unwrap();
+        assert_eq!((links.len(), edited), (2, vec!["b@x".to_string()]));
+        assert_eq!(store.accept_link_edits().unwrap(), ["b@x"]);
+        let links = store.links().unwrap();
+        assert_eq!(links[1].options["rank"], "9");
+        // Written by roster again: sealed again.
+        store.upsert_link(&link("b@x", "t3")).unwrap();
+        assert_eq!(store.links().unwrap()[1].target_id, "t3");
+    }
+
+    #[test]
+    fn a_new_state_never_leaves_an_empty_file_and_an_empty_one_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("new.sqlite");
+        drop(SqliteStore::open(&path).unwrap());
+        assert!(std::fs::metadata(&path).unwrap().len() > 0);
+        let leftovers: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .filter(|n| n.contains(".new-"))
+            .collect();
+        assert!(leftovers.is_empty(), "{leftovers:?}");
+        std::fs::write(&path, b"").unwrap();
+        let err = SqliteStore::open(&path).err().unwrap().to_string();
+        assert!(err.contains("is empty (0 bytes)"), "{err}");
+    }
+}
