@@ -4,6 +4,7 @@
 //! share one state.
 
 pub mod lock;
+pub mod postgres;
 mod sqlite;
 
 use crate::links::{LinkEdit, StoredLink, Unlinked};
@@ -11,6 +12,7 @@ use crate::model::Account;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
 
+pub use postgres::{PgLocation, PgStore};
 pub use sqlite::{SqliteStore, identity_of, private};
 
 /// A state store failed: the database could not be opened, read or
@@ -231,3 +233,6 @@ pub fn now_ms() -> u64 {
         .map(|d| d.as_millis() as u64)
         .unwrap_or(0)
 }
+
+#[cfg(test)]
+pub(crate) mod tests;

@@ -660,14 +660,14 @@ fn upsert_link(conn: &Connection, link: &StoredLink) -> anyhow::Result<()> {
 }
 
 /// A link row as stored, before its text columns are parsed.
-struct LinkRow {
-    source_key: String,
-    source_email: String,
-    target_id: String,
-    how: String,
-    options: String,
-    overrides: String,
-    updated_at_ms: i64,
+pub(super) struct LinkRow {
+    pub(super) source_key: String,
+    pub(super) source_email: String,
+    pub(super) target_id: String,
+    pub(super) how: String,
+    pub(super) options: String,
+    pub(super) overrides: String,
+    pub(super) updated_at_ms: i64,
 }
 
 impl LinkRow {
@@ -687,7 +687,7 @@ impl LinkRow {
     /// id, how, options) no longer matches it. Not a defence against
     /// someone who means harm and can write the file, but it stops a stray
     /// edit or a bad restore from being acted on silently.
-    fn checksum(&self) -> String {
+    pub(super) fn checksum(&self) -> String {
         use sha2::{Digest, Sha256};
         let mut h = Sha256::new();
         for part in [
@@ -704,7 +704,7 @@ impl LinkRow {
         hex::encode(&h.finalize()[..16])
     }
 
-    fn into_link(self) -> anyhow::Result<StoredLink> {
+    pub(super) fn into_link(self) -> anyhow::Result<StoredLink> {
         let parse = |text: &str, what: &str| {
             serde_json::from_str(text).with_context(|| {
                 format!(
@@ -726,7 +726,7 @@ impl LinkRow {
 }
 
 /// Link rows whose checksum does not match what they say.
-fn edited_links(accounts: &[String]) -> anyhow::Error {
+pub(super) fn edited_links(accounts: &[String]) -> anyhow::Error {
     let shown: Vec<&str> = accounts.iter().take(5).map(String::as_str).collect();
     let more = match accounts.len() {
         n if n > 5 => format!(" and {} more", n - 5),
