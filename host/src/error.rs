@@ -113,7 +113,9 @@ impl From<crate::state::lock::LockError> for Failure {
         use crate::state::lock::LockError;
         match e {
             LockError::Held(_) => Failure::Busy(e.to_string()),
-            LockError::Io { .. } => Failure::Store(anyhow::Error::from(e).into()),
+            LockError::Io { .. } | LockError::Server { .. } => {
+                Failure::Store(anyhow::Error::from(e).into())
+            }
         }
     }
 }

@@ -87,7 +87,7 @@ fn lock(
     new_state: bool,
 ) -> Result<RunLock, Failure> {
     let p = &session.pipeline;
-    let lock = RunLock::acquire(&p.state_path)?;
+    let lock = p.lock_state()?;
     if let Some(problem) = identity::problem(p, state)?
         && !new_state
     {

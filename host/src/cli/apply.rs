@@ -7,7 +7,6 @@ use crate::apply::ApplyReport;
 use crate::error::{EXIT_INTERRUPTED, EXIT_PARTIAL, EXIT_PLAN_ERRORS, Failure};
 use crate::operation::{self, ApplyOptions, PlanOptions};
 use crate::plan::Plan;
-use crate::state::SqliteStore;
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -49,7 +48,7 @@ impl ApplyCmd {
             ));
         }
         let session = global.open(&self.pipeline).await?;
-        let mut state = SqliteStore::open(&session.pipeline.state_path)?;
+        let mut state = session.pipeline.open_state()?;
         let progress = render::Progress::new(self.json);
         let mut ready = match &self.plan {
             None => {
@@ -57,9 +56,11 @@ impl ApplyCmd {
                     full_read: self.full,
                     new_state: self.new_state,
                 };
-                operation::plan_to_apply(&session, &mut state, &options, &progress).await?
+                operation::plan_to_apply(&session, &mut *state, &options, &progress).await?
             }
-            Some(file) => operation::saved_plan(&session, &mut state, file, self.new_state).await?,
+            Some(file) => {
+                operation::saved_plan(&session, &mut *state, file, self.new_state).await?
+            }
         };
         let out = Out::new(self.json, &session.redactor);
         let plan = &ready.plan;
@@ -87,7 +88,7 @@ impl ApplyCmd {
             stop: stop_on_signal(),
         };
         let report =
-            operation::apply(&session, &mut state, &mut ready, &options, &progress).await?;
+            operation::apply(&session, &mut *state, &mut ready, &options, &progress).await?;
         render::apply(&out, &ready.plan, &report);
         if report.interrupted {
             eprintln!(

@@ -5,7 +5,6 @@ use super::Global;
 use super::render::{self, Out};
 use crate::error::Failure;
 use crate::operation::{self, PlanOptions};
-use crate::state::SqliteStore;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -29,14 +28,14 @@ pub struct Explain {
 impl Explain {
     pub async fn run(self, global: &Global) -> Result<ExitCode, Failure> {
         let session = global.open(&self.pipeline).await?;
-        let mut state = SqliteStore::open(&session.pipeline.state_path)?;
+        let mut state = session.pipeline.open_state()?;
         let progress = render::Progress::new(self.json);
         let options = PlanOptions {
             full_read: self.full,
             new_state: self.new_state,
         };
         let explained =
-            operation::explain(&session, &mut state, &options, &progress, &self.address).await?;
+            operation::explain(&session, &mut *state, &options, &progress, &self.address).await?;
         render::explanation(&Out::new(self.json, &session.redactor), &explained);
         Ok(ExitCode::SUCCESS)
     }

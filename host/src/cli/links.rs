@@ -8,7 +8,7 @@ use crate::error::Failure;
 use crate::links::{LinkEdit, StoredLink};
 use crate::model::Descriptor;
 use crate::pipeline::Pipeline;
-use crate::state::{SqliteStore, StateStore, now_ms};
+use crate::state::now_ms;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -76,7 +76,7 @@ async fn run(
     let Some(action) = action else {
         return list(&pipeline, json);
     };
-    let mut state = SqliteStore::open(&pipeline.state_path)?;
+    let mut state = pipeline.open_state()?;
     let message = match action {
         LinksAction::Balance { ranks } => {
             let target = crate::plugins::describe(&pipeline, &pipeline.target, cache_dir).await?;
@@ -165,8 +165,8 @@ async fn run(
 }
 
 fn list(pipeline: &Pipeline, json: bool) -> Result<ExitCode, Failure> {
-    let (links, edits, unlinked) = if pipeline.state_path.exists() {
-        let state = SqliteStore::open(&pipeline.state_path)?;
+    let (links, edits, unlinked) = if pipeline.state_exists() {
+        let state = pipeline.open_state()?;
         let (links, edited) = state.links_as_stored()?;
         if !edited.is_empty() {
             eprintln!(

@@ -20,7 +20,6 @@ use crate::error::Failure;
 use crate::pipeline::Pipeline;
 use crate::plugins::Session;
 use crate::runtime::cache::CompiledCache;
-use crate::state::{SqliteStore, StateStore};
 use clap::{Args, Parser, Subcommand};
 use std::collections::BTreeMap;
 use std::io::IsTerminal;
@@ -212,8 +211,8 @@ fn connector_named<'a>(pipeline: &'a Pipeline, name: &str) -> Result<&'a str, Fa
 /// What `connector` keeps in its memo, for a command that only reads: no
 /// state is made where there is none, and nothing it learns is kept.
 fn kept_memo(pipeline: &Pipeline, connector: &str) -> Result<BTreeMap<String, String>, Failure> {
-    match pipeline.state_path.exists() {
-        true => Ok(SqliteStore::open(&pipeline.state_path)?.memo(connector)?),
+    match pipeline.state_exists() {
+        true => Ok(pipeline.open_state()?.memo(connector)?),
         false => Ok(Default::default()),
     }
 }

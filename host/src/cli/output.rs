@@ -25,7 +25,7 @@ pub struct Check<'a> {
     pub pipeline: &'a str,
     pub source: &'a str,
     pub target: &'a str,
-    pub state: &'a Path,
+    pub state: String,
     pub stages: Vec<&'static str>,
     pub connectors: Vec<Grant<'a>>,
 }
@@ -112,7 +112,7 @@ impl<'a> Check<'a> {
             pipeline: &p.name,
             source: &p.source,
             target: &p.target,
-            state: &p.state_path,
+            state: p.state_shown(),
             stages: p.stages.kinds(),
             connectors,
         }

@@ -6,7 +6,6 @@ use super::{Global, write_atomic};
 use crate::error::{EXIT_CHANGES_PENDING, EXIT_PLAN_ERRORS, Failure};
 use crate::operation::{self, PlanOptions};
 use crate::plan::Plan;
-use crate::state::SqliteStore;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -61,7 +60,7 @@ impl PlanCmd {
 
     pub async fn run(self, global: &Global) -> Result<ExitCode, Failure> {
         let session = global.open(&self.pipeline).await?;
-        let mut state = SqliteStore::open(&session.pipeline.state_path)?;
+        let mut state = session.pipeline.open_state()?;
         let json = self.json();
         let progress = render::Progress::new(json || self.format == Format::Markdown);
         let options = PlanOptions {
@@ -71,11 +70,11 @@ impl PlanCmd {
         let out = Out::new(json, &session.redactor);
         if let Some(address) = &self.account {
             let explained =
-                operation::explain(&session, &mut state, &options, &progress, address).await?;
+                operation::explain(&session, &mut *state, &options, &progress, address).await?;
             render::explanation(&out, &explained);
             return Ok(ExitCode::SUCCESS);
         }
-        let plan = operation::plan(&session, &mut state, &options, &progress).await?;
+        let plan = operation::plan(&session, &mut *state, &options, &progress).await?;
         let view = PlanView {
             show_skipped: self.show_skipped,
             summary_only: self.summary,

@@ -4,8 +4,6 @@
 use super::render;
 use crate::error::Failure;
 use crate::pipeline::Pipeline;
-use crate::state::lock::RunLock;
-use crate::state::{SqliteStore, StateStore};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -21,16 +19,16 @@ pub struct Status {
 impl Status {
     pub fn run(self) -> Result<ExitCode, Failure> {
         let pipeline = Pipeline::load_unresolved(&self.pipeline)?;
-        if !pipeline.state_path.exists() {
+        if !pipeline.state_exists() {
             return Err(Failure::Input(format!(
                 "no state yet at {}: run `roster apply` first",
-                pipeline.state_path.display()
+                pipeline.state_shown()
             )));
         }
-        let mut state = SqliteStore::open(&pipeline.state_path)?;
+        let mut state = pipeline.open_state()?;
         // A run marked running whose apply holds no lock has died: shown
         // (and recorded) as interrupted, never as running.
-        if let Ok(_free) = RunLock::acquire(&pipeline.state_path) {
+        if let Ok(_free) = pipeline.lock_state() {
             state.end_abandoned_runs()?;
         }
         let runs = state.recent_runs(10)?;

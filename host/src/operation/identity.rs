@@ -22,7 +22,7 @@ pub fn of(p: &Pipeline) -> PipelineIdentity {
 /// What is wrong with using `state` for `p`, if anything.
 pub fn problem(p: &Pipeline, state: &dyn StateStore) -> Result<Option<String>, Failure> {
     let mine = of(p);
-    let at = p.state_path.display();
+    let at = p.state_shown();
     Ok(match state.identity()? {
         Some(id) if id == mine => None,
         Some(other) => Some(format!(
@@ -45,6 +45,10 @@ pub fn problem(p: &Pipeline, state: &dyn StateStore) -> Result<Option<String>, F
 /// Another state file beside the pipeline (or its state) that belongs to
 /// the same pipeline.
 fn known_elsewhere(p: &Pipeline, mine: &PipelineIdentity) -> Option<PathBuf> {
+    if p.state_url.is_some() {
+        // On a server, the schema follows the pipeline's name, not its file.
+        return None;
+    }
     let dirs = [Some(p.dir.as_path()), p.state_path.parent()];
     let mut seen: Vec<PathBuf> = Vec::new();
     for dir in dirs.into_iter().flatten() {

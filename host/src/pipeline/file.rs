@@ -15,7 +15,8 @@ pub struct RawPipeline {
     pub source: Spanned<String>,
     pub target: Spanned<String>,
     /// Where the state lives: a path to a SQLite file (relative to the
-    /// pipeline file), default `<pipeline>.state.sqlite` beside it.
+    /// pipeline file), default `<pipeline>.state.sqlite` beside it; or a
+    /// PostgreSQL URL (`postgres://…[?schema=NAME]`).
     #[serde(default)]
     pub state: Option<Spanned<String>>,
     /// Where plugin names are looked up, relative to the pipeline file.

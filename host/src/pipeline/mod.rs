@@ -62,7 +62,11 @@ pub struct Pipeline {
     pub description: Option<String>,
     pub source: String,
     pub target: String,
+    /// The SQLite file, when the state is not on a server.
     pub state_path: PathBuf,
+    /// The state on PostgreSQL (`state = "postgres://…"` or
+    /// `ROSTER_STATE_URL`); the file is not used then.
+    pub state_url: Option<crate::state::PgLocation>,
     pub plugins_dir: Option<PathBuf>,
     pub batch_size: u32,
     pub connectors: BTreeMap<String, ConnectorSpec>,
@@ -73,6 +77,38 @@ pub struct Pipeline {
 }
 
 impl Pipeline {
+    /// Where the state is, as messages show it (a server URL without its
+    /// credentials).
+    pub fn state_shown(&self) -> String {
+        match &self.state_url {
+            Some(at) => at.shown(),
+            None => self.state_path.display().to_string(),
+        }
+    }
+
+    /// Whether a state exists yet (a server's is made when first opened).
+    pub fn state_exists(&self) -> bool {
+        self.state_url.is_some() || self.state_path.exists()
+    }
+
+    /// The pipeline's state store, opened (and created or migrated).
+    pub fn open_state(
+        &self,
+    ) -> Result<Box<dyn crate::state::StateStore>, crate::state::StoreError> {
+        Ok(match &self.state_url {
+            Some(at) => Box::new(crate::state::PgStore::open(at)?),
+            None => Box::new(crate::state::SqliteStore::open(&self.state_path)?),
+        })
+    }
+
+    /// Takes the state's run lock: one apply per state, across processes
+    /// and, on a server, across machines.
+    pub fn lock_state(&self) -> Result<crate::state::lock::RunLock, crate::state::lock::LockError> {
+        match &self.state_url {
+            Some(at) => crate::state::lock::RunLock::acquire_on_server(at),
+            None => crate::state::lock::RunLock::acquire(&self.state_path),
+        }
+    }
     pub fn load(path: &Path) -> Result<Pipeline, Diagnostics> {
         parse(path, &read(path)?)
     }
@@ -118,6 +154,12 @@ impl Ctx<'_> {
     fn error(&mut self, span: Range<usize>, message: impl Into<String>) {
         self.errors
             .push(Diagnostic::at(self.path, self.text, Some(span), message));
+    }
+
+    /// An error about the pipeline that no place in the file caused.
+    fn error_outside(&mut self, message: impl Into<String>) {
+        self.errors
+            .push(Diagnostic::at(self.path, self.text, None, message));
     }
     fn toml_error(&mut self, e: toml::de::Error, what: &str) {
         let message = if what.is_empty() {
@@ -215,9 +257,43 @@ fn parse_with(path: &Path, text: &str, resolve_secrets: bool) -> Result<Pipeline
         .file_stem()
         .and_then(|s| s.to_str())
         .unwrap_or("pipeline");
-    let state_path = match &raw.state {
-        Some(s) => dir.join(s.get_ref()),
-        None => dir.join(format!("{stem}.state.sqlite")),
+    let default_file = dir.join(format!("{stem}.state.sqlite"));
+    let (state_path, state_url) = match &raw.state {
+        Some(s) if is_server_url(s.get_ref()) => {
+            match crate::state::PgLocation::parse(s.get_ref(), &raw.name) {
+                // Not located: the snippet would show the password.
+                Ok(at) if at.has_password() => {
+                    cx.error_outside(
+                        "state: the URL holds a password, which would show wherever the pipeline file does: give it in PGPASSWORD (or ~/.pgpass), or the whole URL in ROSTER_STATE_URL",
+                    );
+                    (default_file, None)
+                }
+                Ok(at) => (default_file, Some(at)),
+                Err(e) => {
+                    cx.error(s.span(), format!("state: {e:#}"));
+                    (default_file, None)
+                }
+            }
+        }
+        Some(s) => (dir.join(s.get_ref()), None),
+        // The service's shared database, for every pipeline that names
+        // no state of its own.
+        None => match std::env::var("ROSTER_STATE_URL")
+            .ok()
+            .filter(|u| !u.trim().is_empty())
+        {
+            Some(url) => match crate::state::PgLocation::parse(url.trim(), &raw.name) {
+                Ok(at) => {
+                    at.redact_password(crate::runtime::Redactor::global());
+                    (default_file, Some(at))
+                }
+                Err(e) => {
+                    cx.error_outside(format!("ROSTER_STATE_URL: {e:#}"));
+                    (default_file, None)
+                }
+            },
+            None => (default_file, None),
+        },
     };
     let batch_size = match raw.apply.batch_size {
         Some(b) if *b.get_ref() == 0 => {
@@ -239,12 +315,18 @@ fn parse_with(path: &Path, text: &str, resolve_secrets: bool) -> Result<Pipeline
         source: raw.source.into_inner(),
         target: raw.target.into_inner(),
         state_path,
+        state_url,
         plugins_dir: raw.plugins_dir.map(|p| dir.join(p.get_ref())),
         batch_size,
         connectors,
         stages,
         fingerprint: hex::encode(&Sha256::digest(text.as_bytes())[..12]),
     })
+}
+
+/// `state = "postgres://…"` names a server, anything else a file.
+fn is_server_url(state: &str) -> bool {
+    state.starts_with("postgres://") || state.starts_with("postgresql://")
 }
 
 /// More stages than any pipeline needs; the order checks are quadratic.

@@ -1,18 +1,30 @@
-//! One apply per state at a time. The lock is an OS file lock on
-//! `<state>.lock` (`flock`, via `std::fs::File::try_lock`): the kernel
-//! releases it when the process ends, however it ends, so a lock left by a
-//! crash or `kill -9` is never in the way and nothing has to guess whether
-//! a recorded pid is still alive. The file says who holds it, for the
-//! message the next apply gives.
+//! One apply per state at a time. For a state file the lock is an OS file
+//! lock on `<state>.lock` (`flock`, via `std::fs::File::try_lock`): the
+//! kernel releases it when the process ends, however it ends, so a lock
+//! left by a crash or `kill -9` is never in the way and nothing has to
+//! guess whether a recorded pid is still alive. The file says who holds it,
+//! for the message the next apply gives. For a state on PostgreSQL it is a
+//! session advisory lock, which the server releases when the holder's
+//! connection ends (`postgres::ServerLock`), across machines.
 
 use std::fs::{File, OpenOptions, TryLockError};
 use std::io::{Read, Seek, Write};
 use std::path::{Path, PathBuf};
 
 /// Held while an apply runs; released when dropped (or the process ends).
-#[derive(Debug)]
 pub struct RunLock {
-    _file: File,
+    _held: Held,
+}
+
+enum Held {
+    File(#[allow(dead_code)] File),
+    Server(#[allow(dead_code)] super::postgres::ServerLock),
+}
+
+impl std::fmt::Debug for RunLock {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("RunLock")
+    }
 }
 
 /// Who holds the lock, as its holder wrote it.
@@ -54,6 +66,8 @@ pub enum LockError {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error("cannot take the run lock of state {at}: {message}")]
+    Server { at: String, message: String },
 }
 
 pub fn lock_path(state: &Path) -> PathBuf {
@@ -95,7 +109,22 @@ impl RunLock {
         file.rewind().map_err(io)?;
         file.write_all(me.as_bytes()).map_err(io)?;
         file.sync_data().map_err(io)?;
-        Ok(RunLock { _file: file })
+        Ok(RunLock {
+            _held: Held::File(file),
+        })
+    }
+
+    /// Takes the run lock of the state on a server, or says who holds it.
+    pub fn acquire_on_server(at: &super::PgLocation) -> Result<RunLock, LockError> {
+        let me = Holder {
+            pid: std::process::id().to_string(),
+            host: hostname(),
+            since_ms: super::now_ms(),
+        };
+        let lock = super::postgres::ServerLock::acquire(at, &me)?;
+        Ok(RunLock {
+            _held: Held::Server(lock),
+        })
     }
 
     /// Whether an apply holds the lock of the state at `state` now.
@@ -127,7 +156,7 @@ fn read_holder(file: &mut File) -> Holder {
     }
 }
 
-fn hostname() -> String {
+pub(super) fn hostname() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
         .or_else(|_| std::fs::read_to_string("/etc/hostname"))
         .map(|h| h.trim().to_string())

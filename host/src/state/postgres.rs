@@ -20,9 +20,38 @@ use std::str::FromStr;
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/postgres");
 
 pub struct PgStore {
-    runtime: Option<tokio::runtime::Runtime>,
+    runtime: Worker,
     pool: PgPool,
     schema: String,
+}
+
+/// The store's own small runtime. A runtime may not be dropped (it blocks)
+/// inside another one, as any error path in the CLI would: it is shut down
+/// in the background instead.
+struct Worker(Option<tokio::runtime::Runtime>);
+
+impl Worker {
+    fn start(name: &str) -> anyhow::Result<Worker> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name(name)
+            .enable_all()
+            .build()
+            .context("starting the state store's runtime")?;
+        Ok(Worker(Some(runtime)))
+    }
+
+    fn get(&self) -> &tokio::runtime::Runtime {
+        self.0.as_ref().expect("a runtime until dropped")
+    }
+}
+
+impl Drop for Worker {
+    fn drop(&mut self) {
+        if let Some(runtime) = self.0.take() {
+            runtime.shutdown_background();
+        }
+    }
 }
 
 /// Where a pipeline's state lives on a server: the URL without its
@@ -71,6 +100,24 @@ impl PgLocation {
         })
     }
 
+    pub fn has_password(&self) -> bool {
+        reqwest::Url::parse(&self.url).is_ok_and(|u| u.password().is_some())
+    }
+
+    /// Registers the URL's password (if any) with `redactor`: it never
+    /// shows in an error or a log.
+    pub fn redact_password(&self, redactor: &crate::runtime::Redactor) {
+        if let Some(password) = reqwest::Url::parse(&self.url)
+            .ok()
+            .and_then(|u| u.password().map(str::to_string))
+        {
+            redactor.add(&password);
+            if let Ok(decoded) = urlencoding_decode(&password) {
+                redactor.add(&decoded);
+            }
+        }
+    }
+
     /// The URL as it may be shown: no user or password.
     pub fn shown(&self) -> String {
         match reqwest::Url::parse(&self.url) {
@@ -82,6 +129,32 @@ impl PgLocation {
             Err(_) => format!("postgres (schema {})", self.schema),
         }
     }
+}
+
+/// A percent-encoded URL part, decoded.
+fn urlencoding_decode(s: &str) -> Result<String, std::string::FromUtf8Error> {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match (bytes[i], bytes.get(i + 1..i + 3)) {
+            (b'%', Some(hex)) => match u8::from_str_radix(&String::from_utf8_lossy(hex), 16) {
+                Ok(b) => {
+                    out.push(b);
+                    i += 3;
+                }
+                Err(_) => {
+                    out.push(b'%');
+                    i += 1;
+                }
+            },
+            (b, _) => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8(out)
 }
 
 /// A pipeline name as a schema name: `roster_` and the name's letters and
@@ -105,29 +178,23 @@ fn store_error(e: impl Into<anyhow::Error>) -> StoreError {
 impl PgStore {
     /// Connects, creates the schema if needed and runs the migrations.
     pub fn open(location: &PgLocation) -> Result<PgStore> {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .thread_name("roster-state")
-            .enable_all()
-            .build()
-            .context("starting the state store's runtime")?;
+        let runtime = Worker::start("roster-state")?;
         let shown = location.shown();
         let options = PgConnectOptions::from_str(&location.url)
             .map_err(|e| anyhow::anyhow!("state {shown}: {e}"))?;
         let schema = location.schema.clone();
-        let opened = wait(&runtime, async move {
-            let setup = PgPoolOptions::new()
-                .max_connections(1)
-                .acquire_timeout(std::time::Duration::from_secs(10))
-                .connect_with(options.clone())
-                .await?;
+        let opened = wait(runtime.get(), async move {
+            // One connection first, not a pool: a server that refuses is
+            // said at once rather than retried until a timeout.
+            use sqlx::Connection;
+            let mut setup = sqlx::PgConnection::connect_with(&options).await?;
             // The name was checked to be [a-z0-9_]{1,63} (PgLocation::parse).
             sqlx::query(sqlx::AssertSqlSafe(format!(
                 "CREATE SCHEMA IF NOT EXISTS \"{schema}\""
             )))
-            .execute(&setup)
+            .execute(&mut setup)
             .await?;
-            setup.close().await;
+            setup.close().await?;
             let pool = PgPoolOptions::new()
                 .max_connections(4)
                 .acquire_timeout(std::time::Duration::from_secs(30))
@@ -140,7 +207,7 @@ impl PgStore {
             .and_then(|r| r)
             .with_context(|| format!("opening state {shown}"))?;
         Ok(PgStore {
-            runtime: Some(runtime),
+            runtime,
             pool,
             schema: location.schema.clone(),
         })
@@ -156,8 +223,7 @@ impl PgStore {
         T: Send + 'static,
         F: Future<Output = Result<T, sqlx::Error>> + Send + 'static,
     {
-        let runtime = self.runtime.as_ref().expect("runtime until drop");
-        wait(runtime, f(self.pool.clone()))
+        wait(self.runtime.get(), f(self.pool.clone()))
             .map_err(store_error)?
             .map_err(|e| store_error(anyhow::Error::from(e).context("the state database")))
     }
@@ -174,15 +240,6 @@ impl PgStore {
             .await?;
             Ok(())
         })
-    }
-}
-
-impl Drop for PgStore {
-    fn drop(&mut self) {
-        // A runtime may not be dropped (it blocks) inside another one.
-        if let Some(runtime) = self.runtime.take() {
-            runtime.shutdown_background();
-        }
     }
 }
 
@@ -862,5 +919,98 @@ impl StateStore for PgStore {
             .await?;
             tx.commit().await
         })
+    }
+}
+
+/// A pipeline's run lock on the server: a session advisory lock held on a
+/// connection of its own, so the server releases it when this process ends
+/// (or its node dies and the connection drops), however it ends.
+pub struct ServerLock {
+    runtime: Worker,
+    conn: Option<sqlx::PgConnection>,
+}
+
+/// The advisory lock's key: from the schema, so each pipeline has its own.
+fn lock_key(schema: &str) -> i64 {
+    use sha2::{Digest, Sha256};
+    let d = Sha256::digest(format!("roster run lock {schema}").as_bytes());
+    i64::from_be_bytes(d[..8].try_into().unwrap_or_default())
+}
+
+impl ServerLock {
+    pub fn acquire(
+        at: &PgLocation,
+        me: &super::lock::Holder,
+    ) -> Result<ServerLock, super::lock::LockError> {
+        use super::lock::{Holder, LockError};
+        use sqlx::Connection;
+        let failed = |e: anyhow::Error| LockError::Server {
+            at: at.shown(),
+            message: format!("{e:#}"),
+        };
+        // The schema and its tables (run_lock) exist once the store opened.
+        drop(PgStore::open(at).map_err(|e| failed(e.0))?);
+        let runtime = Worker::start("roster-lock").map_err(failed)?;
+        let options = PgConnectOptions::from_str(&at.url)
+            .map_err(|e| failed(e.into()))?
+            .options([("search_path", at.schema.as_str())]);
+        let key = lock_key(&at.schema);
+        let (pid, host, since) = (me.pid.clone(), me.host.clone(), me.since_ms as i64);
+        let taken = wait(runtime.get(), async move {
+            let mut conn = sqlx::PgConnection::connect_with(&options).await?;
+            let got: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
+                .bind(key)
+                .fetch_one(&mut conn)
+                .await?;
+            if !got {
+                let holder = sqlx::query("SELECT pid, host, since_ms FROM run_lock WHERE one = 1")
+                    .fetch_optional(&mut conn)
+                    .await?;
+                let holder = match holder {
+                    Some(r) => Holder {
+                        pid: r.try_get(0)?,
+                        host: r.try_get(1)?,
+                        since_ms: r.try_get::<i64, _>(2)? as u64,
+                    },
+                    None => Holder {
+                        pid: "?".into(),
+                        host: "?".into(),
+                        since_ms: 0,
+                    },
+                };
+                return Ok::<_, sqlx::Error>(Err(holder));
+            }
+            sqlx::query(
+                "INSERT INTO run_lock (one, pid, host, since_ms) VALUES (1, $1, $2, $3)
+                 ON CONFLICT (one) DO UPDATE SET pid = excluded.pid, host = excluded.host, since_ms = excluded.since_ms",
+            )
+            .bind(pid)
+            .bind(host)
+            .bind(since)
+            .execute(&mut conn)
+            .await?;
+            Ok(Ok(conn))
+        })
+        .map_err(failed)?
+        .map_err(|e| failed(e.into()))?;
+        match taken {
+            Ok(conn) => Ok(ServerLock {
+                runtime,
+                conn: Some(conn),
+            }),
+            Err(holder) => Err(LockError::Held(holder)),
+        }
+    }
+}
+
+impl Drop for ServerLock {
+    fn drop(&mut self) {
+        // Closing the session releases the advisory lock.
+        if let Some(conn) = self.conn.take() {
+            let _ = wait(self.runtime.get(), async move {
+                use sqlx::Connection;
+                conn.close().await
+            });
+        }
     }
 }
