@@ -183,3 +183,77 @@ fn one_apply_at_a_time_holds_the_servers_run_lock() {
     let lines = w.read("dst/accounts.csv").lines().count() - 1;
     assert_eq!(lines, 300, "every account once");
 }
+
+#[test]
+fn a_state_file_migrates_to_postgres_without_loss() {
+    let schema = Schema::new("migrate");
+    let w = work(6, "");
+    w.run(&["apply", "p.toml", "--yes"]).ok();
+    // Something pending, so the plan is not empty: a staged unlink and a new account.
+    w.run(&["links", "p.toml", "remove", "user0002@corp.example"])
+        .ok();
+    let mut src = w.read("src/accounts.csv");
+    src.push_str("u9,person,new@corp.example,,New,,,true,,k9,,\n");
+    w.write("src/accounts.csv", &src);
+    let before = w.run(&["plan", "p.toml", "--json"]).ok().json();
+    let status_before = w.run(&["status", "p.toml", "--json"]).ok().json();
+
+    let migrated = w
+        .run(&[
+            "state",
+            "migrate",
+            "--from",
+            "p.state.sqlite",
+            "--to",
+            &schema.url(),
+            "--json",
+        ])
+        .ok()
+        .json();
+    assert_eq!(migrated["rows"]["links"], 6, "{migrated:#}");
+    assert_eq!(migrated["rows"]["link_edits"], 1, "{migrated:#}");
+    assert_eq!(migrated["rows"]["runs"], 1, "{migrated:#}");
+    assert_eq!(migrated["rows"]["journal"], 6, "{migrated:#}");
+    assert_eq!(migrated["rows"]["pipeline"], 1, "{migrated:#}");
+
+    let on_server = |args: &[&str]| {
+        let out = w
+            .roster()
+            .args(args)
+            .env("ROSTER_STATE_URL", schema.url())
+            .output()
+            .unwrap();
+        let run = common::Run::from(out).ok();
+        run.json()
+    };
+    // The file is moved aside: the server's state is what is read.
+    std::fs::rename(w.path("p.state.sqlite"), w.path("old.sqlite")).unwrap();
+    let after = on_server(&["plan", "p.toml", "--json"]);
+    assert_eq!(after["changes"], before["changes"]);
+    assert_eq!(after["summary"], before["summary"]);
+    assert_eq!(after["unlinks"], before["unlinks"]);
+    let status_after = on_server(&["status", "p.toml", "--json"]);
+    assert_eq!(status_after["links"], status_before["links"]);
+    assert_eq!(status_after["runs"], status_before["runs"]);
+    // An apply on the server numbers its run after the copied one.
+    let applied = on_server(&["apply", "p.toml", "--yes", "--json"]);
+    assert_eq!(applied["report"]["failed"], 0, "{applied:#}");
+    let runs = on_server(&["status", "p.toml", "--json"])["runs"].clone();
+    assert_eq!(runs.as_array().unwrap().len(), 2, "{runs:#}");
+
+    // Into a schema that already holds a state: refused.
+    let again = w.run(&[
+        "state",
+        "migrate",
+        "--from",
+        "old.sqlite",
+        "--to",
+        &schema.url(),
+    ]);
+    assert_eq!(again.code(), 4, "{}", again.stderr());
+    assert!(
+        again.stderr().contains("already holds a state"),
+        "{}",
+        again.stderr()
+    );
+}

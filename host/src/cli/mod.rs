@@ -13,6 +13,7 @@ mod plan;
 mod plugins;
 mod read;
 mod render;
+mod state;
 mod status;
 mod test_connection;
 
@@ -131,6 +132,9 @@ enum Command {
     Links(links::Links),
     /// Recent runs, linked accounts and the last error per account.
     Status(status::Status),
+    /// Move a pipeline's state: `state migrate --from FILE --to postgres://…`.
+    #[command(subcommand)]
+    State(state::StateAction),
     /// Shell completions on stdout: `roster completions bash > /etc/bash_completion.d/roster`.
     Completions(completions::Completions),
     /// The man page (roff) on stdout: `roster man > roster.1`.
@@ -150,6 +154,7 @@ impl Command {
             Command::Explain(c) => c.run(global).await,
             Command::Links(c) => c.run(global).await,
             Command::Status(c) => c.run(),
+            Command::State(c) => c.run(),
             Command::Completions(c) => c.run(),
             Command::Man => completions::man(),
         }
@@ -170,6 +175,7 @@ impl Command {
             Command::Explain(c) => c.json,
             Command::Links(c) => c.json,
             Command::Status(c) => c.json,
+            Command::State(c) => c.json(),
             Command::Init(_) | Command::Completions(_) | Command::Man => false,
         }
     }

@@ -3,6 +3,7 @@
 //! database can stand in for the embedded SQLite file when several hosts
 //! share one state.
 
+pub mod copy;
 pub mod lock;
 pub mod postgres;
 mod sqlite;

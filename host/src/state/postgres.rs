@@ -218,6 +218,15 @@ impl PgStore {
     }
 
     /// Runs `f` with the pool on the store's runtime and waits for it.
+    pub(super) fn run_with<T, F>(&self, f: impl FnOnce(PgPool) -> F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: Future<Output = Result<T, sqlx::Error>> + Send + 'static,
+    {
+        self.run(f)
+    }
+
+    /// Runs `f` with the pool on the store's runtime and waits for it.
     fn run<T, F>(&self, f: impl FnOnce(PgPool) -> F) -> Result<T>
     where
         T: Send + 'static,
