@@ -130,6 +130,13 @@ enum Cell {
 /// Rows copied per table.
 pub type Counts = Vec<(&'static str, u64)>;
 
+/// One table's name, columns and rows, as read from the file.
+type TableRows = (
+    &'static str,
+    &'static [(&'static str, Kind)],
+    Vec<Vec<Cell>>,
+);
+
 /// Copies the state in `file` into `to`, which must hold no state yet.
 /// Returns the rows copied per table, as counted again on the server.
 pub fn sqlite_to_postgres(file: &Path, to: &PgLocation) -> anyhow::Result<Counts> {
@@ -185,14 +192,7 @@ fn read(
 impl PgStore {
     /// Inserts the rows of each table in one transaction; counts each
     /// table again before committing.
-    fn copy_in(
-        &self,
-        tables: Vec<(
-            &'static str,
-            &'static [(&'static str, Kind)],
-            Vec<Vec<Cell>>,
-        )>,
-    ) -> super::Result<Counts> {
+    fn copy_in(&self, tables: Vec<TableRows>) -> super::Result<Counts> {
         self.run_with(|pool| async move {
             let mut tx = pool.begin().await?;
             let mut counts = Vec::new();
