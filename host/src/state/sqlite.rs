@@ -8,91 +8,108 @@ use anyhow::Context;
 use rusqlite::{Connection, OptionalExtension, params};
 use std::path::Path;
 
-const SCHEMA: &str = "
-CREATE TABLE IF NOT EXISTS links (
-    source_key TEXT PRIMARY KEY,
-    source_email TEXT NOT NULL,
-    target_id TEXT NOT NULL,
-    how TEXT NOT NULL,
-    options TEXT NOT NULL,
-    updated_at_ms INTEGER NOT NULL,
-    overrides TEXT NOT NULL DEFAULT '{}',
-    checksum TEXT
-);
-CREATE TABLE IF NOT EXISTS link_edits (
-    source TEXT PRIMARY KEY,
-    target_id TEXT,
-    options TEXT NOT NULL,
-    staged_at_ms INTEGER NOT NULL,
-    options_only INTEGER NOT NULL DEFAULT 0
-);
-CREATE TABLE IF NOT EXISTS unlinked (
-    source_key TEXT PRIMARY KEY,
-    source_email TEXT NOT NULL,
-    target_id TEXT,
-    at_ms INTEGER NOT NULL
-);
-CREATE TABLE IF NOT EXISTS runs (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    command TEXT NOT NULL,
-    plan_id TEXT NOT NULL,
-    started_at_ms INTEGER NOT NULL,
-    finished_at_ms INTEGER,
-    applied INTEGER NOT NULL DEFAULT 0,
-    failed INTEGER NOT NULL DEFAULT 0,
-    outcome TEXT NOT NULL DEFAULT 'running'
-);
-CREATE TABLE IF NOT EXISTS journal (
-    plan_id TEXT NOT NULL,
-    key TEXT NOT NULL,
-    account TEXT NOT NULL,
-    status TEXT NOT NULL,
-    target_id TEXT,
-    error TEXT,
-    updated_at_ms INTEGER NOT NULL,
-    PRIMARY KEY (plan_id, key)
-);
-CREATE TABLE IF NOT EXISTS account_errors (
-    account TEXT PRIMARY KEY,
-    change_key TEXT NOT NULL,
-    message TEXT NOT NULL,
-    at_ms INTEGER NOT NULL
-);
-CREATE TABLE IF NOT EXISTS source_reads (
-    connector TEXT PRIMARY KEY,
-    fingerprint TEXT NOT NULL,
-    watermark TEXT NOT NULL,
-    updated_at_ms INTEGER NOT NULL
-);
-CREATE TABLE IF NOT EXISTS source_accounts (
-    connector TEXT NOT NULL,
-    id TEXT NOT NULL,
-    account TEXT NOT NULL,
-    PRIMARY KEY (connector, id)
-);
-CREATE TABLE IF NOT EXISTS memo (
-    connector TEXT NOT NULL,
-    key TEXT NOT NULL,
-    value TEXT NOT NULL,
-    updated_at_ms INTEGER NOT NULL,
-    PRIMARY KEY (connector, key)
-);
-CREATE TABLE IF NOT EXISTS pipeline (
-    one INTEGER PRIMARY KEY CHECK (one = 1),
-    name TEXT NOT NULL,
-    source TEXT NOT NULL,
-    target TEXT NOT NULL
-);
-";
+/// The schema, step by step: each version's changes to the one before, run
+/// in order on open (in one transaction) from the version the file records
+/// (`PRAGMA user_version`), as the PostgreSQL store runs
+/// `host/migrations/postgres/`.
+const MIGRATIONS: &[(i64, &str)] = &[
+    (
+        1,
+        "CREATE TABLE links (
+            source_key TEXT PRIMARY KEY,
+            source_email TEXT NOT NULL,
+            target_id TEXT NOT NULL,
+            how TEXT NOT NULL,
+            options TEXT NOT NULL,
+            updated_at_ms INTEGER NOT NULL
+        );
+        CREATE TABLE runs (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            command TEXT NOT NULL,
+            plan_id TEXT NOT NULL,
+            started_at_ms INTEGER NOT NULL,
+            finished_at_ms INTEGER,
+            applied INTEGER NOT NULL DEFAULT 0,
+            failed INTEGER NOT NULL DEFAULT 0,
+            outcome TEXT NOT NULL DEFAULT 'running'
+        );
+        CREATE TABLE journal (
+            plan_id TEXT NOT NULL,
+            key TEXT NOT NULL,
+            account TEXT NOT NULL,
+            status TEXT NOT NULL,
+            target_id TEXT,
+            error TEXT,
+            updated_at_ms INTEGER NOT NULL,
+            PRIMARY KEY (plan_id, key)
+        );
+        CREATE TABLE account_errors (
+            account TEXT PRIMARY KEY,
+            change_key TEXT NOT NULL,
+            message TEXT NOT NULL,
+            at_ms INTEGER NOT NULL
+        );",
+    ),
+    // Source snapshots for incremental reads.
+    (
+        2,
+        "CREATE TABLE source_reads (
+            connector TEXT PRIMARY KEY,
+            fingerprint TEXT NOT NULL,
+            watermark TEXT NOT NULL,
+            updated_at_ms INTEGER NOT NULL
+        );
+        CREATE TABLE source_accounts (
+            connector TEXT NOT NULL,
+            id TEXT NOT NULL,
+            account TEXT NOT NULL,
+            PRIMARY KEY (connector, id)
+        );",
+    ),
+    // Per-link option overrides, staged link edits, accounts unlinked on purpose.
+    (
+        3,
+        "ALTER TABLE links ADD COLUMN overrides TEXT NOT NULL DEFAULT '{}';
+        CREATE TABLE link_edits (
+            source TEXT PRIMARY KEY,
+            target_id TEXT,
+            options TEXT NOT NULL,
+            staged_at_ms INTEGER NOT NULL
+        );
+        CREATE TABLE unlinked (
+            source_key TEXT PRIMARY KEY,
+            source_email TEXT NOT NULL,
+            target_id TEXT,
+            at_ms INTEGER NOT NULL
+        );",
+    ),
+    // Connectors' memos; staged edits that change a link's options only.
+    (
+        4,
+        "CREATE TABLE memo (
+            connector TEXT NOT NULL,
+            key TEXT NOT NULL,
+            value TEXT NOT NULL,
+            updated_at_ms INTEGER NOT NULL,
+            PRIMARY KEY (connector, key)
+        );
+        ALTER TABLE link_edits ADD COLUMN options_only INTEGER NOT NULL DEFAULT 0;",
+    ),
+    // The pipeline the state belongs to.
+    (
+        5,
+        "CREATE TABLE pipeline (
+            one INTEGER PRIMARY KEY CHECK (one = 1),
+            name TEXT NOT NULL,
+            source TEXT NOT NULL,
+            target TEXT NOT NULL
+        );",
+    ),
+    // Each link row's checksum (rows are sealed after this step).
+    (6, "ALTER TABLE links ADD COLUMN checksum TEXT;"),
+];
 
-/// 2: source snapshots for incremental reads (`source_reads`, `source_accounts`).
-/// 3: per-link option overrides, staged link edits (`link_edits`) and
-///    accounts unlinked on purpose (`unlinked`).
-/// 4: connectors' memos (`memo`); staged edits that change a link's
-///    options only (`link_edits.options_only`).
-/// 5: the pipeline the state belongs to (`pipeline`: name, source, target).
-/// 6: each link row carries a checksum of what it says (`links.checksum`),
-///    so a row edited outside roster is noticed, not acted on.
+/// The newest schema version ([`MIGRATIONS`]).
 const VERSION: i64 = 6;
 
 /// The tables a state of each schema version has; one missing means the
@@ -145,27 +162,8 @@ impl SqliteStore {
             )
             .into());
         }
-        if (1..3).contains(&version) {
-            conn.execute_batch("ALTER TABLE links ADD COLUMN overrides TEXT NOT NULL DEFAULT '{}'")
-                .with_context(|| format!("upgrading the schema in {}", path.display()))?;
-        }
-        if version == 3 {
-            conn.execute_batch(
-                "ALTER TABLE link_edits ADD COLUMN options_only INTEGER NOT NULL DEFAULT 0",
-            )
+        migrate(&conn, version)
             .with_context(|| format!("upgrading the schema in {}", path.display()))?;
-        }
-        if (1..6).contains(&version) {
-            conn.execute_batch("ALTER TABLE links ADD COLUMN checksum TEXT")
-                .with_context(|| format!("upgrading the schema in {}", path.display()))?;
-        }
-        conn.execute_batch(SCHEMA)
-            .with_context(|| format!("creating the schema in {}", path.display()))?;
-        if (1..6).contains(&version) {
-            seal_links(&conn, false)
-                .with_context(|| format!("upgrading the schema in {}", path.display()))?;
-        }
-        conn.pragma_update(None, "user_version", VERSION)?;
         Ok(SqliteStore { conn })
     }
 }
@@ -765,6 +763,25 @@ fn seal_links(conn: &Connection, only_changed: bool) -> anyhow::Result<Vec<Strin
     Ok(changed)
 }
 
+/// Runs the steps after `from`, and seals link rows when checksums are
+/// new, in one transaction: a failed upgrade leaves the file as it was.
+fn migrate(conn: &Connection, from: i64) -> anyhow::Result<()> {
+    if from >= VERSION {
+        return Ok(());
+    }
+    let tx = conn.unchecked_transaction()?;
+    for (version, sql) in MIGRATIONS.iter().filter(|(v, _)| *v > from) {
+        tx.execute_batch(sql)
+            .with_context(|| format!("step {version}"))?;
+    }
+    tx.pragma_update(None, "user_version", VERSION)?;
+    tx.commit()?;
+    if from >= 1 {
+        seal_links(conn, false)?;
+    }
+    Ok(())
+}
+
 /// A new state is made whole under another name and renamed into place, so
 /// no crash leaves an empty file behind (which would be refused as a
 /// truncated state).
@@ -776,8 +793,7 @@ fn create(path: &Path) -> anyhow::Result<()> {
         let conn = Connection::open(&tmp)?;
         private(&tmp);
         prepare(&conn)?;
-        conn.execute_batch(SCHEMA)?;
-        conn.pragma_update(None, "user_version", VERSION)?;
+        migrate(&conn, 0)?;
     }
     std::fs::rename(&tmp, path)?;
     Ok(())
@@ -865,8 +881,9 @@ mod tests {
         let path = dir.path().join("old.sqlite");
         {
             let conn = Connection::open(&path).unwrap();
-            conn.execute_batch(&SCHEMA.replace(",\n    checksum TEXT", ""))
-                .unwrap();
+            for (_, step) in MIGRATIONS.iter().filter(|(v, _)| *v <= 5) {
+                conn.execute_batch(step).unwrap();
+            }
             conn.execute(
                 "INSERT INTO links (source_key, source_email, target_id, how, options, updated_at_ms) VALUES ('id:a', 'a@x', 't1', 'primary', '{}', 1)",
                 [],
@@ -925,5 +942,43 @@ mod tests {
         std::fs::write(&path, b"").unwrap();
         let err = SqliteStore::open(&path).err().unwrap().to_string();
         assert!(err.contains("is empty (0 bytes)"), "{err}");
+    }
+}
+
+#[cfg(test)]
+mod upgrades {
+    use super::*;
+
+    /// A state at each older schema version opens, is brought to the
+    /// newest in order, and keeps its link.
+    #[test]
+    fn every_older_schema_is_upgraded_step_by_step() {
+        for from in 1..VERSION {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("old.sqlite");
+            {
+                let conn = Connection::open(&path).unwrap();
+                for (_, step) in MIGRATIONS.iter().filter(|(v, _)| *v <= from) {
+                    conn.execute_batch(step).unwrap();
+                }
+                conn.execute(
+                    "INSERT INTO links (source_key, source_email, target_id, how, options, updated_at_ms) VALUES ('id:a', 'a@x', 't1', 'primary', '{}', 1)",
+                    [],
+                )
+                .unwrap();
+                conn.pragma_update(None, "user_version", from).unwrap();
+            }
+            let store = SqliteStore::open(&path).unwrap_or_else(|e| panic!("from {from}: {e}"));
+            let links = store.links().unwrap();
+            assert_eq!(links[0].target_id, "t1", "from {from}");
+            assert!(store.link_edits().unwrap().is_empty());
+            assert!(store.memo("x").unwrap().is_empty());
+            assert_eq!(store.identity().unwrap(), None);
+            let version: i64 = store
+                .conn
+                .pragma_query_value(None, "user_version", |r| r.get(0))
+                .unwrap();
+            assert_eq!(version, VERSION);
+        }
     }
 }
