@@ -316,10 +316,21 @@ pub struct Measured {
 
 /// Runs `roster ARGS` and measures it alone: wall time and its own peak RSS.
 pub fn measure(b: &Binaries, work: &Path, args: &[&str]) -> Result<Measured> {
+    measure_with(b, work, args, &[])
+}
+
+/// [`measure`] with more environment variables.
+pub fn measure_with(
+    b: &Binaries,
+    work: &Path,
+    args: &[&str],
+    env: &[(&str, &str)],
+) -> Result<Measured> {
     let log = std::fs::File::create(work.join(format!("{}.log", args[0])))?;
     let start = Instant::now();
     let child = Command::new(&b.roster)
         .args(args)
+        .envs(env.iter().copied())
         .current_dir(work)
         .env("ROSTER_PLUGINS_DIR", &b.plugins)
         .env("ROSTER_CACHE_DIR", work.join("cache"))

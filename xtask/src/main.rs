@@ -14,6 +14,7 @@
 //! (whole-run benchmarks, release) and `cargo xtask bench host` (criterion).
 
 mod bench;
+mod bench_state;
 mod dist;
 mod soak;
 
@@ -43,7 +44,7 @@ fn main() -> Result<()> {
         "dist" => dist::dist(&root),
         "soak" => soak_task(&root, std::env::args().skip(2).collect()),
         _ => bail!(
-            "usage: cargo xtask <demo | test | soak [--rounds N] [--mailboxes N] [--fuzz-tries N] | plugins | dist | bench (plan [SIZES] | apply [300|5000] | incremental | host)>"
+            "usage: cargo xtask <demo | test | soak [--rounds N] [--mailboxes N] [--fuzz-tries N] | plugins | dist | bench (plan [SIZES] | apply [300|5000] | incremental | state [N] | host)>"
         ),
     }
 }
@@ -382,7 +383,16 @@ fn bench_task(root: &Path, args: Vec<String>) -> Result<()> {
             bench::apply(root, &b, only)
         }
         Some("incremental") => bench::incremental(root, &b, 100_000),
-        _ => bail!("usage: cargo xtask bench plan [SIZES] | apply [300|5000] | incremental | host"),
+        Some("state") => {
+            let n = match args.get(1) {
+                Some(n) => n.parse().context("state: a number of accounts")?,
+                None => 100_000,
+            };
+            bench_state::state(root, &b, n)
+        }
+        _ => bail!(
+            "usage: cargo xtask bench plan [SIZES] | apply [300|5000] | incremental | state [N] | host"
+        ),
     }
 }
 

@@ -315,6 +315,55 @@ async fn upsert_link(
     Ok(())
 }
 
+/// Many links in two statements (for a batch of creates).
+async fn upsert_links(
+    tx: &mut Transaction<'static, sqlx::Postgres>,
+    links: &[StoredLink],
+) -> Result<(), sqlx::Error> {
+    if links.is_empty() {
+        return Ok(());
+    }
+    let rows: Vec<LinkRow> = links
+        .iter()
+        .map(|link| LinkRow {
+            source_key: link.source_key.clone(),
+            source_email: link.source_email.clone(),
+            target_id: link.target_id.clone(),
+            how: link.how.as_str().to_string(),
+            options: serde_json::to_string(&link.options).unwrap_or_else(|_| "{}".into()),
+            overrides: serde_json::to_string(&link.overrides).unwrap_or_else(|_| "{}".into()),
+            updated_at_ms: link.updated_at_ms as i64,
+        })
+        .collect();
+    let text = |f: fn(&LinkRow) -> String| -> Vec<String> { rows.iter().map(f).collect() };
+    // The last edit of a source in the batch wins, as one by one would.
+    sqlx::query(
+        "INSERT INTO links (source_key, source_email, target_id, how, options, updated_at_ms, overrides, checksum)
+         SELECT DISTINCT ON (k) k, e, t, h, o, u, v, c
+         FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::bigint[], $7::text[], $8::text[])
+              WITH ORDINALITY AS r(k, e, t, h, o, u, v, c, n)
+         ORDER BY k, n DESC
+         ON CONFLICT (source_key) DO UPDATE SET source_email = excluded.source_email, target_id = excluded.target_id,
+         how = excluded.how, options = excluded.options, updated_at_ms = excluded.updated_at_ms,
+         overrides = excluded.overrides, checksum = excluded.checksum",
+    )
+    .bind(text(|r| r.source_key.clone()))
+    .bind(text(|r| r.source_email.clone()))
+    .bind(text(|r| r.target_id.clone()))
+    .bind(text(|r| r.how.clone()))
+    .bind(text(|r| r.options.clone()))
+    .bind(rows.iter().map(|r| r.updated_at_ms).collect::<Vec<i64>>())
+    .bind(text(|r| r.overrides.clone()))
+    .bind(text(|r| r.checksum()))
+    .execute(&mut **tx)
+    .await?;
+    sqlx::query("DELETE FROM unlinked WHERE source_key = ANY($1)")
+        .bind(text(|r| r.source_key.clone()))
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
 async fn write_memo(
     tx: &mut Transaction<'static, sqlx::Postgres>,
     connector: &str,
@@ -608,46 +657,62 @@ impl StateStore for PgStore {
         self.run(|pool| async move {
             let mut tx = pool.begin().await?;
             let now = now_ms() as i64;
+            // One statement per kind of write, not per outcome: a batch is
+            // a few round trips to the server whatever its size.
+            let column = |f: fn(&OwnedOutcome) -> Option<String>| -> Vec<Option<String>> {
+                outcomes.iter().map(f).collect()
+            };
+            sqlx::query(
+                "INSERT INTO journal (plan_id, key, account, status, target_id, error, updated_at_ms)
+                 SELECT p, k, a, s, t, e, $7
+                 FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[]) AS u(p, k, a, s, t, e)
+                 ON CONFLICT (plan_id, key) DO UPDATE SET status = excluded.status, target_id = excluded.target_id,
+                 error = excluded.error, updated_at_ms = excluded.updated_at_ms",
+            )
+            .bind(column(|o| Some(o.plan_id.clone())))
+            .bind(column(|o| Some(o.key.clone())))
+            .bind(column(|o| Some(o.account.clone())))
+            .bind(column(|o| Some(o.status.as_str().to_string())))
+            .bind(column(|o| o.target_id.clone()))
+            .bind(column(|o| o.error.clone()))
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+            // Each account's last error: set by a failure, cleared by success
+            // (the last outcome of an account in the batch decides).
+            let mut last: HashMap<&str, &OwnedOutcome> = HashMap::new();
             for o in &outcomes {
-                sqlx::query(
-                    "INSERT INTO journal (plan_id, key, account, status, target_id, error, updated_at_ms) VALUES ($1, $2, $3, $4, $5, $6, $7)
-                     ON CONFLICT (plan_id, key) DO UPDATE SET status = excluded.status, target_id = excluded.target_id,
-                     error = excluded.error, updated_at_ms = excluded.updated_at_ms",
-                )
-                .bind(&o.plan_id)
-                .bind(&o.key)
-                .bind(&o.account)
-                .bind(o.status.as_str())
-                .bind(&o.target_id)
-                .bind(&o.error)
-                .bind(now)
-                .execute(&mut *tx)
-                .await?;
+                last.insert(o.account.as_str(), o);
+            }
+            let (mut failed, mut keys, mut messages, mut cleared) =
+                (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+            for o in last.values() {
                 match (o.status, &o.error) {
                     (JournalStatus::Failed | JournalStatus::Skipped, Some(e)) => {
-                        sqlx::query(
-                            "INSERT INTO account_errors (account, change_key, message, at_ms) VALUES ($1, $2, $3, $4)
-                             ON CONFLICT (account) DO UPDATE SET change_key = excluded.change_key, message = excluded.message, at_ms = excluded.at_ms",
-                        )
-                        .bind(&o.account)
-                        .bind(&o.key)
-                        .bind(e)
-                        .bind(now)
-                        .execute(&mut *tx)
-                        .await?;
+                        failed.push(o.account.clone());
+                        keys.push(o.key.clone());
+                        messages.push(e.clone());
                     }
-                    (JournalStatus::Applied, _) => {
-                        sqlx::query("DELETE FROM account_errors WHERE account = $1")
-                            .bind(&o.account)
-                            .execute(&mut *tx)
-                            .await?;
-                    }
+                    (JournalStatus::Applied, _) => cleared.push(o.account.clone()),
                     _ => {}
                 }
             }
-            for link in &links {
-                upsert_link(&mut tx, link).await?;
-            }
+            sqlx::query(
+                "INSERT INTO account_errors (account, change_key, message, at_ms)
+                 SELECT a, k, m, $4 FROM UNNEST($1::text[], $2::text[], $3::text[]) AS u(a, k, m)
+                 ON CONFLICT (account) DO UPDATE SET change_key = excluded.change_key, message = excluded.message, at_ms = excluded.at_ms",
+            )
+            .bind(failed)
+            .bind(keys)
+            .bind(messages)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+            sqlx::query("DELETE FROM account_errors WHERE account = ANY($1)")
+                .bind(cleared)
+                .execute(&mut *tx)
+                .await?;
+            upsert_links(&mut tx, &links).await?;
             if let Some((connector, writes)) = &memo {
                 write_memo(&mut tx, connector, writes).await?;
             }
