@@ -204,9 +204,16 @@ pub async fn apply(
     let run = state.begin_run("apply", &plan.id)?;
     let total = plan.changes.len();
     let batch = session.pipeline.batch_size as usize;
-    let report = crate::apply::apply(plan, target, state, batch, &options.stop, |n| {
-        progress.applying(n, total)
-    })
+    // Every log line of the run says which pipeline and run it belongs to
+    // (fields of each JSON line with --log-format json), for a collector
+    // that gathers many pipelines' logs.
+    let span = tracing::info_span!("run", pipeline = %session.pipeline.name, run, plan = %plan.id);
+    let report = tracing::Instrument::instrument(
+        crate::apply::apply(plan, target, state, batch, &options.stop, |n| {
+            progress.applying(n, total)
+        }),
+        span,
+    )
     .await?;
     state.finish_run(run, report.applied, report.failed, report.outcome())?;
     Ok(report)

@@ -654,11 +654,36 @@ fn a_create_answered_503_after_it_took_effect_is_not_sent_twice() {
         fail_after_effect: true,
         ..Faults::default()
     });
-    let report = s
-        .run(&["apply", "pipeline.toml", "--yes", "--json"])
-        .ok()
-        .json();
+    let applied = s
+        .run(&[
+            "apply",
+            "pipeline.toml",
+            "--yes",
+            "--json",
+            "--log-format",
+            "json",
+            "-v",
+        ])
+        .ok();
+    let report = applied.json();
     assert_eq!(report["report"]["failed"], 0, "{report:#}");
+    // Each of the run's log lines says its pipeline and run (a collector's fields).
+    let told: Vec<Value> = applied
+        .stderr()
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|l| {
+            l["fields"]["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("left open whether it took effect; it did"))
+        })
+        .collect();
+    assert!(!told.is_empty(), "{}", applied.stderr());
+    for line in &told {
+        assert_eq!(line["span"]["name"], "run", "{line}");
+        assert_eq!(line["span"]["pipeline"], "exchange-to-zivver", "{line}");
+        assert_eq!(line["span"]["run"], 1, "{line}");
+    }
     let stats = s.zivver.faults.stats();
     assert!(stats.failed >= 10, "{stats:?}");
     assert_eq!(
