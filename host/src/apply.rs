@@ -244,17 +244,25 @@ impl Run<'_> {
         );
         for c in held {
             self.in_doubt.insert(c.key.clone());
-            self.status.insert(c.key.clone(), JournalStatus::Failed);
-            self.report.failed += 1;
-            self.report.outcomes.push(ChangeOutcome {
-                key: c.key.clone(),
-                action: c.action,
-                email: c.email.clone(),
-                status: JournalStatus::Failed,
-                target_id: None,
-                error: Some(IN_DOUBT.to_string()),
-            });
+            self.not_sent(c, JournalStatus::Failed, IN_DOUBT.to_string());
         }
+    }
+
+    /// Reports a change this apply does not send (failed or skipped, and why).
+    fn not_sent(&mut self, c: &PlannedChange, status: JournalStatus, why: String) {
+        self.status.insert(c.key.clone(), status);
+        match status {
+            JournalStatus::Skipped => self.report.skipped += 1,
+            _ => self.report.failed += 1,
+        }
+        self.report.outcomes.push(ChangeOutcome {
+            key: c.key.clone(),
+            action: c.action,
+            email: c.email.clone(),
+            status,
+            target_id: None,
+            error: Some(why),
+        });
     }
 
     /// Splits off changes whose prerequisites did not succeed, recording them as skipped.
@@ -287,16 +295,7 @@ impl Run<'_> {
             .collect();
         self.state.record(&outcomes, &[], None)?;
         for (c, why) in skipped {
-            self.status.insert(c.key.clone(), JournalStatus::Skipped);
-            self.report.skipped += 1;
-            self.report.outcomes.push(ChangeOutcome {
-                key: c.key.clone(),
-                action: c.action,
-                email: c.email.clone(),
-                status: JournalStatus::Skipped,
-                target_id: None,
-                error: Some(why),
-            });
+            self.not_sent(c, JournalStatus::Skipped, why);
         }
         Ok(ready)
     }

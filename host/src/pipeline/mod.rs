@@ -102,7 +102,8 @@ impl Pipeline {
     }
 
     /// Takes the state's run lock: one apply per state, across processes
-    /// and, on a server, across machines.
+    /// and, on a server, across machines. Taken after [`Self::open_state`],
+    /// which makes (or migrates) what the lock is kept in.
     pub fn lock_state(&self) -> Result<crate::state::lock::RunLock, crate::state::lock::LockError> {
         match &self.state_url {
             Some(at) => crate::state::lock::RunLock::acquire_on_server(at),

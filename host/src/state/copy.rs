@@ -193,7 +193,7 @@ impl PgStore {
     /// Inserts the rows of each table in one transaction; counts each
     /// table again before committing.
     fn copy_in(&self, tables: Vec<TableRows>) -> super::Result<Counts> {
-        self.run_with(|pool| async move {
+        self.run(|pool| async move {
             let mut tx = pool.begin().await?;
             let mut counts = Vec::new();
             for (table, columns, rows) in tables {

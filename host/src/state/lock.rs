@@ -156,7 +156,7 @@ fn read_holder(file: &mut File) -> Holder {
     }
 }
 
-pub(super) fn hostname() -> String {
+fn hostname() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
         .or_else(|_| std::fs::read_to_string("/etc/hostname"))
         .map(|h| h.trim().to_string())

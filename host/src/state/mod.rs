@@ -4,6 +4,7 @@
 //! share one state.
 
 pub mod copy;
+mod link_row;
 pub mod lock;
 pub mod postgres;
 mod sqlite;
@@ -139,6 +140,23 @@ pub struct SourceSnapshot {
     pub accounts: Vec<Account>,
 }
 
+impl SourceSnapshot {
+    /// A snapshot from its stored rows (one JSON account each).
+    fn parse(watermark: String, rows: impl IntoIterator<Item = String>) -> Result<Self> {
+        let accounts = rows
+            .into_iter()
+            .map(|a| serde_json::from_str(&a))
+            .collect::<Result<Vec<Account>, _>>()
+            .map_err(|e| {
+                StoreError(anyhow::Error::from(e).context("a stored source account is unreadable"))
+            })?;
+        Ok(SourceSnapshot {
+            watermark,
+            accounts,
+        })
+    }
+}
+
 /// What a read did to the source's snapshot.
 pub enum SnapshotChange<'a> {
     /// A full read: these are all the accounts.
@@ -152,7 +170,13 @@ pub enum SnapshotChange<'a> {
 
 pub trait StateStore {
     /// Every stored link; an error when a row was changed outside roster.
-    fn links(&self) -> Result<Vec<StoredLink>>;
+    fn links(&self) -> Result<Vec<StoredLink>> {
+        let (links, edited) = self.links_as_stored()?;
+        match edited.is_empty() {
+            true => Ok(links),
+            false => Err(link_row::edited_links(&edited).into()),
+        }
+    }
     /// Takes link rows changed outside roster as they now are; returns
     /// the accounts whose rows were accepted.
     fn accept_link_edits(&mut self) -> Result<Vec<String>>;

@@ -9,7 +9,7 @@
 //! and the caller waits for it, so the store works from inside the CLI's
 //! runtime and from plain threads alike.
 
-use super::sqlite::{LinkRow, edited_links};
+use super::link_row::{self, LinkRow};
 use super::*;
 use anyhow::Context;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
@@ -218,16 +218,7 @@ impl PgStore {
     }
 
     /// Runs `f` with the pool on the store's runtime and waits for it.
-    pub(super) fn run_with<T, F>(&self, f: impl FnOnce(PgPool) -> F) -> Result<T>
-    where
-        T: Send + 'static,
-        F: Future<Output = Result<T, sqlx::Error>> + Send + 'static,
-    {
-        self.run(f)
-    }
-
-    /// Runs `f` with the pool on the store's runtime and waits for it.
-    fn run<T, F>(&self, f: impl FnOnce(PgPool) -> F) -> Result<T>
+    pub(super) fn run<T, F>(&self, f: impl FnOnce(PgPool) -> F) -> Result<T>
     where
         T: Send + 'static,
         F: Future<Output = Result<T, sqlx::Error>> + Send + 'static,
@@ -278,44 +269,7 @@ fn link_row(r: &PgRow) -> Result<(LinkRow, Option<String>), sqlx::Error> {
     ))
 }
 
-async fn upsert_link(
-    tx: &mut Transaction<'static, sqlx::Postgres>,
-    link: &StoredLink,
-) -> Result<(), sqlx::Error> {
-    let row = LinkRow {
-        source_key: link.source_key.clone(),
-        source_email: link.source_email.clone(),
-        target_id: link.target_id.clone(),
-        how: link.how.as_str().to_string(),
-        options: serde_json::to_string(&link.options).unwrap_or_else(|_| "{}".into()),
-        overrides: serde_json::to_string(&link.overrides).unwrap_or_else(|_| "{}".into()),
-        updated_at_ms: link.updated_at_ms as i64,
-    };
-    let checksum = row.checksum();
-    sqlx::query(
-        "INSERT INTO links (source_key, source_email, target_id, how, options, updated_at_ms, overrides, checksum) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
-         ON CONFLICT (source_key) DO UPDATE SET source_email = excluded.source_email, target_id = excluded.target_id,
-         how = excluded.how, options = excluded.options, updated_at_ms = excluded.updated_at_ms,
-         overrides = excluded.overrides, checksum = excluded.checksum",
-    )
-    .bind(row.source_key)
-    .bind(row.source_email)
-    .bind(row.target_id)
-    .bind(row.how)
-    .bind(row.options)
-    .bind(row.updated_at_ms)
-    .bind(row.overrides)
-    .bind(checksum)
-    .execute(&mut **tx)
-    .await?;
-    sqlx::query("DELETE FROM unlinked WHERE source_key = $1")
-        .bind(&link.source_key)
-        .execute(&mut **tx)
-        .await?;
-    Ok(())
-}
-
-/// Many links in two statements (for a batch of creates).
+/// Links in two statements, however many (a batch of creates, or one).
 async fn upsert_links(
     tx: &mut Transaction<'static, sqlx::Postgres>,
     links: &[StoredLink],
@@ -323,18 +277,7 @@ async fn upsert_links(
     if links.is_empty() {
         return Ok(());
     }
-    let rows: Vec<LinkRow> = links
-        .iter()
-        .map(|link| LinkRow {
-            source_key: link.source_key.clone(),
-            source_email: link.source_email.clone(),
-            target_id: link.target_id.clone(),
-            how: link.how.as_str().to_string(),
-            options: serde_json::to_string(&link.options).unwrap_or_else(|_| "{}".into()),
-            overrides: serde_json::to_string(&link.overrides).unwrap_or_else(|_| "{}".into()),
-            updated_at_ms: link.updated_at_ms as i64,
-        })
-        .collect();
+    let rows: Vec<LinkRow> = links.iter().map(LinkRow::of).collect();
     let text = |f: fn(&LinkRow) -> String| -> Vec<String> { rows.iter().map(f).collect() };
     // The last edit of a source in the batch wins, as one by one would.
     sqlx::query(
@@ -407,14 +350,6 @@ struct OwnedOutcome {
 }
 
 impl StateStore for PgStore {
-    fn links(&self) -> Result<Vec<StoredLink>> {
-        let (links, edited) = self.links_as_stored()?;
-        match edited.is_empty() {
-            true => Ok(links),
-            false => Err(edited_links(&edited).into()),
-        }
-    }
-
     fn links_as_stored(&self) -> Result<(Vec<StoredLink>, Vec<String>)> {
         let rows = self.run(|pool| async move {
             let rows = sqlx::query("SELECT source_key, source_email, target_id, how, options, updated_at_ms, overrides, checksum FROM links ORDER BY source_email")
@@ -422,14 +357,7 @@ impl StateStore for PgStore {
             .await?;
             rows.iter().map(link_row).collect::<Result<Vec<_>, _>>()
         })?;
-        let (mut links, mut edited) = (Vec::new(), Vec::new());
-        for (row, checksum) in rows {
-            if checksum.as_deref() != Some(row.checksum().as_str()) {
-                edited.push(row.source_email.clone());
-            }
-            links.push(row.into_link()?);
-        }
-        Ok((links, edited))
+        Ok(link_row::checked(rows)?)
     }
 
     fn accept_link_edits(&mut self) -> Result<Vec<String>> {
@@ -441,8 +369,7 @@ impl StateStore for PgStore {
             let mut accepted = Vec::new();
             for r in &rows {
                 let (row, stored) = link_row(r)?;
-                let sum = row.checksum();
-                if stored.as_deref() != Some(sum.as_str()) {
+                if let Some(sum) = row.reseal(stored.as_deref()) {
                     sqlx::query("UPDATE links SET checksum = $1 WHERE source_key = $2")
                         .bind(&sum)
                         .bind(&row.source_key)
@@ -460,7 +387,7 @@ impl StateStore for PgStore {
         let link = link.clone();
         self.run(|pool| async move {
             let mut tx = pool.begin().await?;
-            upsert_link(&mut tx, &link).await?;
+            upsert_links(&mut tx, std::slice::from_ref(&link)).await?;
             tx.commit().await
         })
     }
@@ -818,9 +745,7 @@ impl StateStore for PgStore {
         let (links, unlinks, edits_done) = (links.to_vec(), unlinks.to_vec(), edits_done.to_vec());
         self.run(|pool| async move {
             let mut tx = pool.begin().await?;
-            for link in &links {
-                upsert_link(&mut tx, link).await?;
-            }
+            upsert_links(&mut tx, &links).await?;
             for u in &unlinks {
                 sqlx::query("DELETE FROM links WHERE source_key = $1")
                     .bind(&u.source_key)
@@ -918,14 +843,7 @@ impl StateStore for PgStore {
         let Some((watermark, rows)) = found else {
             return Ok(None);
         };
-        let accounts = rows
-            .iter()
-            .map(|a| serde_json::from_str(a).context("a stored source account is unreadable"))
-            .collect::<anyhow::Result<Vec<Account>>>()?;
-        Ok(Some(SourceSnapshot {
-            watermark,
-            accounts,
-        }))
+        Ok(Some(SourceSnapshot::parse(watermark, rows)?))
     }
 
     fn save_source_snapshot(
@@ -1012,6 +930,8 @@ fn lock_key(schema: &str) -> i64 {
 }
 
 impl ServerLock {
+    /// Takes the lock of the state at `at`, opened before (every caller
+    /// holds the store it is about to write).
     pub fn acquire(
         at: &PgLocation,
         me: &super::lock::Holder,
@@ -1022,8 +942,8 @@ impl ServerLock {
             at: at.shown(),
             message: format!("{e:#}"),
         };
-        // The schema and its tables (run_lock) exist once the store opened.
-        drop(PgStore::open(at).map_err(|e| failed(e.0))?);
+        // The schema and its run_lock table exist: the caller opened the
+        // store (which migrates) before asking for its lock.
         let runtime = Worker::start("roster-lock").map_err(failed)?;
         let options = PgConnectOptions::from_str(&at.url)
             .map_err(|e| failed(e.into()))?

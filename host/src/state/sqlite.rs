@@ -2,8 +2,8 @@
 //! outcomes, links and errors are written in one transaction, so a killed
 //! apply leaves the journal consistent with what was recorded.
 
+use super::link_row::{self, LinkRow};
 use super::*;
-use crate::links::LinkHow;
 use anyhow::Context;
 use rusqlite::{Connection, OptionalExtension, params};
 use std::path::Path;
@@ -168,36 +168,15 @@ impl SqliteStore {
     }
 }
 
-/// A link's `how` column; anything unknown reads as an earlier run's link.
-fn how_from(s: &str) -> LinkHow {
-    s.parse().unwrap_or(LinkHow::Stored)
-}
-
 impl StateStore for SqliteStore {
-    fn links(&self) -> Result<Vec<StoredLink>> {
-        let (links, edited) = self.links_as_stored()?;
-        match edited.is_empty() {
-            true => Ok(links),
-            false => Err(edited_links(&edited).into()),
-        }
-    }
-
     fn links_as_stored(&self) -> Result<(Vec<StoredLink>, Vec<String>)> {
         let mut stmt = self
             .conn
             .prepare("SELECT source_key, source_email, target_id, how, options, updated_at_ms, overrides, checksum FROM links ORDER BY source_email")?;
-        let rows = stmt.query_map([], |r| {
-            Ok((LinkRow::read(r)?, r.get::<_, Option<String>>(7)?))
-        })?;
-        let (mut links, mut edited) = (Vec::new(), Vec::new());
-        for row in rows {
-            let (row, checksum) = row?;
-            if checksum.as_deref() != Some(row.checksum().as_str()) {
-                edited.push(row.source_email.clone());
-            }
-            links.push(row.into_link()?);
-        }
-        Ok((links, edited))
+        let rows = stmt
+            .query_map([], |r| Ok((read_link_row(r)?, r.get(7)?)))?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        Ok(link_row::checked(rows)?)
     }
 
     fn accept_link_edits(&mut self) -> Result<Vec<String>> {
@@ -512,17 +491,10 @@ impl StateStore for SqliteStore {
         let mut stmt = self
             .conn
             .prepare("SELECT account FROM source_accounts WHERE connector = ?1")?;
-        let rows = stmt.query_map([connector], |r| r.get::<_, String>(0))?;
-        let mut accounts = Vec::new();
-        for row in rows {
-            accounts.push(
-                serde_json::from_str(&row?).context("a stored source account is unreadable")?,
-            );
-        }
-        Ok(Some(SourceSnapshot {
-            watermark,
-            accounts,
-        }))
+        let rows = stmt
+            .query_map([connector], |r| r.get::<_, String>(0))?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        Ok(Some(SourceSnapshot::parse(watermark, rows)?))
     }
 
     fn save_source_snapshot(
@@ -624,15 +596,7 @@ fn write_memo(conn: &Connection, memo: MemoUpdate) -> anyhow::Result<()> {
 }
 
 fn upsert_link(conn: &Connection, link: &StoredLink) -> anyhow::Result<()> {
-    let row = LinkRow {
-        source_key: link.source_key.clone(),
-        source_email: link.source_email.clone(),
-        target_id: link.target_id.clone(),
-        how: link.how.as_str().to_string(),
-        options: serde_json::to_string(&link.options)?,
-        overrides: serde_json::to_string(&link.overrides)?,
-        updated_at_ms: link.updated_at_ms as i64,
-    };
+    let row = LinkRow::of(link);
     conn.execute(
         "INSERT INTO links (source_key, source_email, target_id, how, options, updated_at_ms, overrides, checksum) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
          ON CONFLICT (source_key) DO UPDATE SET source_email = excluded.source_email, target_id = excluded.target_id,
@@ -657,83 +621,17 @@ fn upsert_link(conn: &Connection, link: &StoredLink) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// A link row as stored, before its text columns are parsed.
-pub(super) struct LinkRow {
-    pub(super) source_key: String,
-    pub(super) source_email: String,
-    pub(super) target_id: String,
-    pub(super) how: String,
-    pub(super) options: String,
-    pub(super) overrides: String,
-    pub(super) updated_at_ms: i64,
-}
-
-impl LinkRow {
-    fn read(r: &rusqlite::Row) -> rusqlite::Result<Self> {
-        Ok(LinkRow {
-            source_key: r.get(0)?,
-            source_email: r.get(1)?,
-            target_id: r.get(2)?,
-            how: r.get(3)?,
-            options: r.get(4)?,
-            updated_at_ms: r.get(5)?,
-            overrides: r.get(6)?,
-        })
-    }
-
-    /// What the row says, hashed: a row edited by hand (another target
-    /// id, how, options) no longer matches it. Not a defence against
-    /// someone who means harm and can write the file, but it stops a stray
-    /// edit or a bad restore from being acted on silently.
-    pub(super) fn checksum(&self) -> String {
-        use sha2::{Digest, Sha256};
-        let mut h = Sha256::new();
-        for part in [
-            &self.source_key,
-            &self.source_email,
-            &self.target_id,
-            &self.how,
-            &self.options,
-            &self.overrides,
-        ] {
-            h.update((part.len() as u64).to_le_bytes());
-            h.update(part.as_bytes());
-        }
-        hex::encode(&h.finalize()[..16])
-    }
-
-    pub(super) fn into_link(self) -> anyhow::Result<StoredLink> {
-        let parse = |text: &str, what: &str| {
-            serde_json::from_str(text).with_context(|| {
-                format!(
-                    "the {what} of the link of {} are not readable",
-                    self.source_email
-                )
-            })
-        };
-        Ok(StoredLink {
-            options: parse(&self.options, "options")?,
-            overrides: parse(&self.overrides, "overrides")?,
-            how: how_from(&self.how),
-            source_key: self.source_key,
-            source_email: self.source_email,
-            target_id: self.target_id,
-            updated_at_ms: self.updated_at_ms as u64,
-        })
-    }
-}
-
-/// Link rows whose checksum does not match what they say.
-pub(super) fn edited_links(accounts: &[String]) -> anyhow::Error {
-    let shown: Vec<&str> = accounts.iter().take(5).map(String::as_str).collect();
-    let more = match accounts.len() {
-        n if n > 5 => format!(" and {} more", n - 5),
-        _ => String::new(),
-    };
-    anyhow::anyhow!(
-        "the stored link of {}{more} was changed outside roster (target id, how or options no longer match the row's checksum), so no plan is made from it. Links are changed with `roster links`; if the edit was deliberate and checked, accept it with `roster links PIPELINE accept-edits`, otherwise restore the state from a backup",
-        shown.join(", ")
-    )
+/// A link row as the SQLite store selects it (columns in `links` order).
+fn read_link_row(r: &rusqlite::Row) -> rusqlite::Result<LinkRow> {
+    Ok(LinkRow {
+        source_key: r.get(0)?,
+        source_email: r.get(1)?,
+        target_id: r.get(2)?,
+        how: r.get(3)?,
+        options: r.get(4)?,
+        updated_at_ms: r.get(5)?,
+        overrides: r.get(6)?,
+    })
 }
 
 /// Writes every link row's checksum; with `only_changed`, returns the
@@ -746,12 +644,11 @@ fn seal_links(conn: &Connection, only_changed: bool) -> anyhow::Result<Vec<Strin
             "SELECT source_key, source_email, target_id, how, options, updated_at_ms, overrides, checksum FROM links",
         )?;
         let rows: Vec<(LinkRow, Option<String>)> = stmt
-            .query_map([], |r| Ok((LinkRow::read(r)?, r.get(7)?)))?
+            .query_map([], |r| Ok((read_link_row(r)?, r.get(7)?)))?
             .collect::<rusqlite::Result<_>>()?;
         let mut put = tx.prepare("UPDATE links SET checksum = ?1 WHERE source_key = ?2")?;
         for (row, stored) in rows {
-            let sum = row.checksum();
-            if stored.as_deref() != Some(sum.as_str()) {
+            if let Some(sum) = row.reseal(stored.as_deref()) {
                 put.execute(params![sum, row.source_key])?;
                 if only_changed {
                     changed.push(row.source_email);
@@ -862,6 +759,7 @@ pub fn private(_path: &Path) {}
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::links::LinkHow;
 
     fn link(email: &str, target: &str) -> StoredLink {
         StoredLink {
