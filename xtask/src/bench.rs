@@ -314,6 +314,19 @@ pub struct Measured {
     pub ok: bool,
 }
 
+/// `roster ARGS` in `work` with the built plugins, a cache of its own and
+/// the simulators' credentials.
+pub(crate) fn roster(b: &Binaries, work: &Path, args: &[&str]) -> Command {
+    let mut c = Command::new(&b.roster);
+    c.args(args)
+        .current_dir(work)
+        .env("ROSTER_PLUGINS_DIR", &b.plugins)
+        .env("ROSTER_CACHE_DIR", work.join("cache"))
+        .env("EXCHANGE_CLIENT_SECRET", "sim-client-secret")
+        .env("ZIVVER_API_KEY", "bench-api-key");
+    c
+}
+
 /// Runs `roster ARGS` and measures it alone: wall time and its own peak RSS.
 pub fn measure(b: &Binaries, work: &Path, args: &[&str]) -> Result<Measured> {
     measure_with(b, work, args, &[])
@@ -328,14 +341,8 @@ pub fn measure_with(
 ) -> Result<Measured> {
     let log = std::fs::File::create(work.join(format!("{}.log", args[0])))?;
     let start = Instant::now();
-    let child = Command::new(&b.roster)
-        .args(args)
+    let child = roster(b, work, args)
         .envs(env.iter().copied())
-        .current_dir(work)
-        .env("ROSTER_PLUGINS_DIR", &b.plugins)
-        .env("ROSTER_CACHE_DIR", work.join("cache"))
-        .env("EXCHANGE_CLIENT_SECRET", "sim-client-secret")
-        .env("ZIVVER_API_KEY", "bench-api-key")
         .stdout(Stdio::null())
         .stderr(log)
         .spawn()?;

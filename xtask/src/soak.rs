@@ -62,15 +62,10 @@ struct Row {
     held: bool,
 }
 
+/// The bench's `roster` command, without the caller's RUST_LOG.
 fn roster(b: &Binaries, work: &Path, args: &[&str]) -> Command {
-    let mut c = Command::new(&b.roster);
-    c.args(args)
-        .current_dir(work)
-        .env("ROSTER_PLUGINS_DIR", &b.plugins)
-        .env("ROSTER_CACHE_DIR", work.join("cache"))
-        .env("EXCHANGE_CLIENT_SECRET", "sim-client-secret")
-        .env("ZIVVER_API_KEY", "bench-api-key")
-        .env_remove("RUST_LOG");
+    let mut c = crate::bench::roster(b, work, args);
+    c.env_remove("RUST_LOG");
     c
 }
 
