@@ -12,4 +12,5 @@ pub mod pipeline;
 pub mod plan;
 pub mod plugins;
 pub mod runtime;
+pub mod serve;
 pub mod state;

@@ -13,6 +13,7 @@ mod plan;
 mod plugins;
 mod read;
 mod render;
+mod serve;
 mod state;
 mod status;
 mod test_connection;
@@ -135,6 +136,14 @@ enum Command {
     /// Move a pipeline's state: `state migrate --from FILE --to postgres://…`.
     #[command(subcommand)]
     State(state::StateAction),
+    /// Run pipelines on schedules as a service node (docs/service.md);
+    /// `serve token create` makes an API token.
+    Serve(serve::Serve),
+    /// Approve a plan that waits in the service: a node applies it if the
+    /// pipeline still plans exactly it.
+    Approve(serve::Decide),
+    /// Reject a plan that waits in the service.
+    Reject(serve::Decide),
     /// Shell completions on stdout: `roster completions bash > /etc/bash_completion.d/roster`.
     Completions(completions::Completions),
     /// The man page (roff) on stdout: `roster man > roster.1`.
@@ -155,6 +164,9 @@ impl Command {
             Command::Links(c) => c.run(global).await,
             Command::Status(c) => c.run(),
             Command::State(c) => c.run(),
+            Command::Serve(c) => c.run(global).await,
+            Command::Approve(c) => c.run(true).await,
+            Command::Reject(c) => c.run(false).await,
             Command::Completions(c) => c.run(),
             Command::Man => completions::man(),
         }
@@ -176,7 +188,8 @@ impl Command {
             Command::Links(c) => c.json,
             Command::Status(c) => c.json,
             Command::State(c) => c.json(),
-            Command::Init(_) | Command::Completions(_) | Command::Man => false,
+            Command::Approve(c) | Command::Reject(c) => c.json,
+            Command::Init(_) | Command::Serve(_) | Command::Completions(_) | Command::Man => false,
         }
     }
 }

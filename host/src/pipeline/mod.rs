@@ -67,6 +67,9 @@ pub struct Pipeline {
     /// The state on PostgreSQL (`state = "postgres://…"` or
     /// `ROSTER_STATE_URL`); the file is not used then.
     pub state_url: Option<crate::state::PgLocation>,
+    /// Whether the file (or `ROSTER_STATE_URL`) said where the state is;
+    /// `roster serve` puts the others on its own database.
+    pub state_named: bool,
     pub plugins_dir: Option<PathBuf>,
     pub batch_size: u32,
     pub connectors: BTreeMap<String, ConnectorSpec>,
@@ -316,6 +319,7 @@ fn parse_with(path: &Path, text: &str, resolve_secrets: bool) -> Result<Pipeline
         source: raw.source.into_inner(),
         target: raw.target.into_inner(),
         state_path,
+        state_named: state_url.is_some() || raw.state.is_some(),
         state_url,
         plugins_dir: raw.plugins_dir.map(|p| dir.join(p.get_ref())),
         batch_size,

@@ -1,0 +1,151 @@
+//! `roster serve CONFIG` runs a node; `roster serve token create` makes an
+//! API token; `roster approve RUN` / `roster reject RUN` decide on a plan
+//! that waits, as the API's routes do (docs/service.md).
+
+use super::Global;
+use crate::error::Failure;
+use crate::serve::config::ServeConfig;
+use crate::serve::db::{Role, ServiceDb, cli_actor};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(clap::Args, Debug)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct Serve {
+    /// The service configuration (TOML): the database, and each pipeline's
+    /// schedule, approval mode and notifications.
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    action: Option<ServeAction>,
+}
+
+#[derive(clap::Subcommand, Debug)]
+enum ServeAction {
+    /// API tokens.
+    #[command(subcommand)]
+    Token(TokenAction),
+}
+
+#[derive(clap::Subcommand, Debug)]
+enum TokenAction {
+    /// Make a token and print it (once: only its hash is kept).
+    Create {
+        /// The service configuration (for its database).
+        config: PathBuf,
+        /// What the token may do: viewer reads; operator also runs, pauses
+        /// and approves; admin also reads the audit log.
+        #[arg(long, value_parser = ["viewer", "operator", "admin"])]
+        role: String,
+        /// A name for the token, shown in the audit log.
+        #[arg(long)]
+        name: String,
+    },
+}
+
+#[derive(clap::Args, Debug)]
+pub struct Decide {
+    /// The service configuration (for its database).
+    config: PathBuf,
+    /// The run whose plan waits (`GET /api/v1/approvals`).
+    run: i64,
+    /// Why, for the audit log.
+    #[arg(long)]
+    comment: Option<String>,
+    /// Print one JSON document on stdout.
+    #[arg(long)]
+    pub(super) json: bool,
+}
+
+impl Serve {
+    pub async fn run(self, global: &Global) -> Result<ExitCode, Failure> {
+        match (self.action, self.config) {
+            (Some(ServeAction::Token(TokenAction::Create { config, role, name })), _) => {
+                create_token(&config, &role, &name).await
+            }
+            (None, Some(config)) => {
+                let config = ServeConfig::load(&config)?;
+                crate::serve::node::serve(config, global.cache_dir()).await?;
+                Ok(ExitCode::SUCCESS)
+            }
+            (None, None) => Err(Failure::Input(
+                "roster serve CONFIG: name the service configuration (docs/service.md)".into(),
+            )),
+        }
+    }
+}
+
+async fn database(config: &std::path::Path) -> Result<(ServiceDb, String), Failure> {
+    let url = ServeConfig::database_only(config)?;
+    let db = ServiceDb::open(&url)
+        .await
+        .map_err(|e| Failure::Input(format!("{e:#}")))?;
+    Ok((db, queue(config)))
+}
+
+/// The queue name, as the node reads it (default `roster`).
+fn queue(config: &std::path::Path) -> String {
+    std::fs::read_to_string(config)
+        .ok()
+        .and_then(|t| t.parse::<toml::Table>().ok())
+        .and_then(|t| t.get("server")?.get("queue")?.as_str().map(String::from))
+        .unwrap_or_else(|| "roster".into())
+}
+
+async fn create_token(
+    config: &std::path::Path,
+    role: &str,
+    name: &str,
+) -> Result<ExitCode, Failure> {
+    let role = Role::parse(role).ok_or_else(|| Failure::Input(format!("--role {role}")))?;
+    let (db, _) = database(config).await?;
+    let token = crate::serve::token::generate()
+        .map_err(|e| Failure::Input(format!("no randomness from the system: {e}")))?;
+    db.create_token(name, role, &crate::serve::token::hash(&token))
+        .await
+        .map_err(|e| match &e {
+            sqlx::Error::Database(d) if d.code().as_deref() == Some("23505") => {
+                Failure::Input(format!("a token named `{name}` exists already"))
+            }
+            _ => Failure::Input(format!("cannot store the token: {e}")),
+        })?;
+    // The one place the token is shown: on stdout, for a script to keep.
+    println!("{token}");
+    eprintln!(
+        "token `{name}` ({}) made; it is not shown again",
+        role.as_str()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+impl Decide {
+    pub async fn run(self, approve: bool) -> Result<ExitCode, Failure> {
+        let (db, queue) = database(&self.config).await?;
+        let decided = crate::serve::approve::decide(
+            &db,
+            &queue,
+            self.run,
+            approve,
+            &cli_actor(),
+            self.comment.as_deref(),
+        )
+        .await
+        .map_err(|e| Failure::Input(e.to_string()))?;
+        if self.json {
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&decided).unwrap_or_default()
+            );
+        } else if approve {
+            eprintln!(
+                "approved plan {} of {} (run {}): a node applies it if the pipeline still plans exactly it",
+                decided.plan_id, decided.pipeline, decided.run
+            );
+        } else {
+            eprintln!(
+                "rejected plan {} of {} (run {})",
+                decided.plan_id, decided.pipeline, decided.run
+            );
+        }
+        Ok(ExitCode::SUCCESS)
+    }
+}
