@@ -311,3 +311,424 @@ fn three_nodes_run_ten_scheduled_pipelines_once_per_tick() {
         db.query("SELECT status, last_result FROM apalis.jobs")
     );
 }
+
+/// An Exchange tenant of `mailboxes` and an empty Zivver organisation,
+/// both answering after `latency_ms`, and the pipeline between them.
+struct Pair {
+    zivver: zivver::Shared,
+    m365_url: String,
+    zivver_url: String,
+    _running: (Running, Running),
+}
+
+const ZIVVER_KEY: &str = "serve-test-api-key";
+
+impl Pair {
+    fn start(mailboxes: usize, latency_ms: u64) -> Pair {
+        let tenant = m365::generate::tenant(&m365::generate::Spec::new(mailboxes, 7));
+        let org = zivver::generate::from_tenant(&tenant, 0.0, 7, ZIVVER_KEY);
+        let slow = Faults {
+            latency_ms,
+            ..Faults::default()
+        };
+        let (z, zivver) = zivver::start(org, slow, 0).unwrap();
+        let (m, _) = m365::start(tenant, Faults::default(), 0).unwrap();
+        Pair {
+            zivver,
+            m365_url: m.url(),
+            zivver_url: z.url(),
+            _running: (m, z),
+        }
+    }
+
+    fn pipeline(&self, name: &str, batch: u32) -> String {
+        format!(
+            r#"name = "{name}"
+source = "exchange"
+target = "zivver"
+
+[apply]
+batch_size = {batch}
+
+[connectors.exchange]
+plugin = "exchange-online"
+allowed_hosts = ["{m}"]
+[connectors.exchange.config]
+tenant_id = "bench.example"
+client_id = "roster-sim-client"
+client_secret = "${{env:EXCHANGE_CLIENT_SECRET}}"
+login_url = "{m}"
+graph_url = "{m}"
+admin_url = "{m}"
+
+[connectors.zivver]
+plugin = "zivver"
+allowed_hosts = ["{z}"]
+[connectors.zivver.config]
+base_url = "{z}/api/scim/v2/"
+api_key = "${{env:ZIVVER_API_KEY}}"
+
+[[stages]]
+type = "filter"
+claimed_domains = ["bench.example"]
+
+[[stages]]
+type = "link"
+
+[[stages]]
+type = "merge"
+mode = "alias-only"
+
+[[stages]]
+type = "sync"
+"#,
+            m = self.m365_url,
+            z = self.zivver_url
+        )
+    }
+
+    /// Zivver's users by userName (lower case), how many of each.
+    fn users(&self) -> BTreeMap<String, usize> {
+        let state = self.zivver.org.read().unwrap().dump();
+        let mut count = BTreeMap::new();
+        for u in state["users"].as_array().unwrap() {
+            let name = u["userName"].as_str().unwrap().to_lowercase();
+            *count.entry(name).or_insert(0) += 1;
+        }
+        count
+    }
+}
+
+const SECRETS: [(&str, &str); 2] = [
+    ("EXCHANGE_CLIENT_SECRET", "sim-client-secret"),
+    ("ZIVVER_API_KEY", ZIVVER_KEY),
+];
+
+#[test]
+fn a_run_whose_node_is_killed_is_finished_by_another_without_duplicates() {
+    let db = Database::new("failover");
+    let pair = Pair::start(400, 10);
+    let w = Work::new();
+    w.write("big.toml", &pair.pipeline("big", 10));
+    let config = "[[pipelines]]\nfile = \"big.toml\"\nevery = \"1h\"\n";
+    let mut nodes = vec![Node::start(&w, &db, "a", config, &SECRETS)];
+    nodes.push(Node::start(&w, &db, "b", config, &SECRETS));
+    // The hour's tick runs at once; wait until part of it is applied.
+    wait_until(120, "the run applied some users", || {
+        pair.users().len() >= 40
+    });
+    let holder = db.query("SELECT node FROM roster_serve.runs WHERE status = 'running'");
+    let before = pair.users().len();
+    let victim = nodes
+        .iter()
+        .position(|n| n.name == holder)
+        .unwrap_or_else(|| panic!("running on `{holder}`"));
+    nodes[victim].kill9();
+    let survivor = &nodes[1 - victim];
+    wait_until(180, "another node finished the run", || {
+        db.query("SELECT count(*) FROM roster_serve.runs WHERE status = 'applied'") == "1"
+    });
+    let runs = db.query("SELECT node || ' ' || status || ' ' || attempt || ' ' || coalesce(job_id, '') FROM roster_serve.runs ORDER BY id");
+    eprintln!("runs:\n{runs}\nusers before the kill: {before}");
+    let lines: Vec<&str> = runs.lines().collect();
+    assert_eq!(lines.len(), 2, "{runs}");
+    let (first, second): (Vec<&str>, Vec<&str>) =
+        (lines[0].split(' ').collect(), lines[1].split(' ').collect());
+    assert_eq!(
+        (first[0], first[1]),
+        (holder.as_str(), "interrupted"),
+        "{runs}"
+    );
+    assert_eq!(
+        (second[0], second[1]),
+        (survivor.name.as_str(), "applied"),
+        "{runs}"
+    );
+    assert_eq!(first[3], second[3], "the same job, resumed: {runs}");
+    assert_eq!((first[2], second[2]), ("1", "2"), "attempts: {runs}");
+    // At the simulator: every user once, none lost.
+    let users = pair.users();
+    let twice: Vec<_> = users.iter().filter(|(_, n)| **n > 1).collect();
+    assert!(twice.is_empty(), "duplicates: {twice:?}");
+    assert!(
+        users.len() > before,
+        "the survivor went on: {before} then {}",
+        users.len()
+    );
+    let plan = w
+        .roster()
+        .args(["plan", "big.toml", "--json"])
+        .env("ROSTER_STATE_URL", db.url())
+        .envs(SECRETS)
+        .output()
+        .unwrap();
+    let plan = json(&String::from_utf8_lossy(&plan.stdout));
+    assert_eq!(
+        plan["changes"],
+        serde_json::json!([]),
+        "nothing lost: {plan:#}"
+    );
+}
+
+/// Every route but health wants a token, and the least role it names.
+const ROUTES: [(&str, &str, &str); 13] = [
+    ("GET", "/metrics", "viewer"),
+    ("GET", "/api/v1/pipelines", "viewer"),
+    ("GET", "/api/v1/runs", "viewer"),
+    ("GET", "/api/v1/runs/1", "viewer"),
+    ("GET", "/api/v1/runs/1/plan", "viewer"),
+    ("GET", "/api/v1/approvals", "viewer"),
+    ("POST", "/api/v1/pipelines/tenant-0/runs", "operator"),
+    ("POST", "/api/v1/pipelines/tenant-0/pause", "operator"),
+    ("POST", "/api/v1/pipelines/tenant-0/resume", "operator"),
+    ("POST", "/api/v1/runs/1/approve", "operator"),
+    ("POST", "/api/v1/runs/1/reject", "operator"),
+    ("GET", "/api/v1/audit", "admin"),
+    ("GET", "/api/v1/runs?limit=5", "viewer"),
+];
+
+fn call(method: &str, url: &str, token: Option<&str>) -> (u16, String) {
+    match method {
+        "GET" => get(url, token),
+        _ => post(url, token, "{}"),
+    }
+}
+
+#[test]
+fn every_route_wants_a_token_of_its_role() {
+    let db = Database::new("auth");
+    let w = Work::new();
+    // Paused at once below, so no run changes what the routes see.
+    let config = csv_pipelines(&w, 1, 2, "1h", "manual");
+    w.write("serve.toml", &config);
+    let node = Node::start(&w, &db, "a", &config, &[]);
+    let viewer = token(&w, &db, "serve.toml", "viewer");
+    let operator = token(&w, &db, "serve.toml", "operator");
+    let admin = token(&w, &db, "serve.toml", "admin");
+    for (path, code) in [("/healthz", 200), ("/readyz", 200)] {
+        assert_eq!(get(&node.url(path), None).0, code, "{path}");
+    }
+    let rank = |r: &str| {
+        ["viewer", "operator", "admin"]
+            .iter()
+            .position(|x| *x == r)
+            .unwrap()
+    };
+    for (method, path, least) in ROUTES {
+        let url = node.url(path);
+        let (code, body) = call(method, &url, None);
+        assert_eq!(code, 401, "{method} {path} without a token: {body}");
+        let (code, _) = call(method, &url, Some("roster_0000"));
+        assert_eq!(code, 401, "{method} {path} with an unknown token");
+        for (role, t) in [
+            ("viewer", &viewer),
+            ("operator", &operator),
+            ("admin", &admin),
+        ] {
+            let (code, body) = call(method, &url, Some(t));
+            if rank(role) < rank(least) {
+                assert_eq!(code, 403, "{method} {path} as {role}: {body}");
+            } else {
+                assert!(
+                    ![401, 403].contains(&code),
+                    "{method} {path} as {role}: {code} {body}"
+                );
+            }
+        }
+    }
+    // Only hashes are kept; the tokens themselves are nowhere in the database.
+    let kept = db.query("SELECT string_agg(hash, ',') FROM roster_serve.tokens");
+    for t in [&viewer, &operator, &admin] {
+        assert!(!kept.contains(t.as_str()));
+        assert!(kept.contains(&common_hash(t)));
+    }
+    // Each write is in the audit log, under the token's name.
+    let (_, audit) = get(&node.url("/api/v1/audit"), Some(&admin));
+    let audit = json(&audit);
+    let actions: Vec<String> = audit
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| {
+            format!(
+                "{} {}",
+                a["action"].as_str().unwrap(),
+                a["actor"].as_str().unwrap()
+            )
+        })
+        .collect();
+    for expected in [
+        "run token:operator",
+        "pause token:operator",
+        "resume token:operator",
+        "run token:admin",
+    ] {
+        assert!(
+            actions.iter().any(|a| a.starts_with(expected)),
+            "{expected} in {actions:?}"
+        );
+    }
+    assert!(
+        !audit.to_string().contains(&operator),
+        "no token in the audit log"
+    );
+}
+
+fn common_hash(token: &str) -> String {
+    roster::serve::token::hash(token)
+}
+
+fn pending(node: &Node, token: &str) -> Vec<Value> {
+    let (code, body) = get(&node.url("/api/v1/approvals?pending=true"), Some(token));
+    assert_eq!(code, 200, "{body}");
+    json(&body).as_array().unwrap().clone()
+}
+
+fn run_status(node: &Node, token: &str, id: i64) -> String {
+    let (_, body) = get(&node.url(&format!("/api/v1/runs/{id}")), Some(token));
+    json(&body)["status"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
+}
+
+#[test]
+fn an_approval_applies_the_approved_plan_and_a_stale_one_is_refused() {
+    let db = Database::new("approve");
+    let w = Work::new();
+    let config = csv_pipelines(&w, 1, 3, "1h", "manual");
+    w.write("serve.toml", &config);
+    let node = Node::start(&w, &db, "a", &config, &[]);
+    let viewer = token(&w, &db, "serve.toml", "viewer");
+    let operator = token(&w, &db, "serve.toml", "operator");
+    // The hour's tick plans, and the plan waits.
+    wait_until(60, "a plan waits for approval", || {
+        pending(&node, &viewer).len() == 1
+    });
+    let first = pending(&node, &viewer)[0]["run_id"].as_i64().unwrap();
+    assert_eq!(run_status(&node, &viewer, first), "awaiting-approval");
+    let (_, plan) = get(
+        &node.url(&format!("/api/v1/runs/{first}/plan")),
+        Some(&viewer),
+    );
+    assert_eq!(
+        json(&plan)["changes"].as_array().unwrap().len(),
+        3,
+        "{plan}"
+    );
+    assert_eq!(
+        w.read("p0/dst/accounts.csv"),
+        HEADER,
+        "nothing applied before approval"
+    );
+    // A viewer may read the plan but not approve it.
+    let (code, _) = post(
+        &node.url(&format!("/api/v1/runs/{first}/approve")),
+        Some(&viewer),
+        "{}",
+    );
+    assert_eq!(code, 403);
+
+    // The source changes before the approval: the approved plan is stale.
+    let src = w.read("p0/src/accounts.csv");
+    w.write(
+        "p0/src/accounts.csv",
+        &format!("{src}u9,person,late@corp.example,,Late,,,true,,k9,,\n"),
+    );
+    let approved = w
+        .roster()
+        .args([
+            "approve",
+            "serve.toml",
+            &first.to_string(),
+            "--comment",
+            "looks right",
+            "--json",
+        ])
+        .env("ROSTER_DATABASE_URL", db.url())
+        .output()
+        .unwrap();
+    assert!(
+        approved.status.success(),
+        "{}",
+        String::from_utf8_lossy(&approved.stderr)
+    );
+    assert_eq!(
+        json(&String::from_utf8_lossy(&approved.stdout))["status"],
+        "approved"
+    );
+    wait_until(60, "the approval run ended", || {
+        db.query("SELECT status FROM roster_serve.runs WHERE trigger = 'approval'") == "stale"
+    });
+    assert_eq!(
+        w.read("p0/dst/accounts.csv"),
+        HEADER,
+        "a stale plan is not applied"
+    );
+    assert_eq!(
+        db.query(&format!(
+            "SELECT status FROM roster_serve.approvals WHERE run_id = {first}"
+        )),
+        "stale"
+    );
+    // Approving it again is refused: it is no longer pending.
+    let (code, body) = post(
+        &node.url(&format!("/api/v1/runs/{first}/approve")),
+        Some(&operator),
+        "{}",
+    );
+    assert_eq!(code, 409, "{body}");
+
+    // A new run plans the four accounts; approved as is, it is applied.
+    let (code, body) = post(
+        &node.url("/api/v1/pipelines/tenant-0/runs"),
+        Some(&operator),
+        "{}",
+    );
+    assert_eq!(code, 200, "{body}");
+    wait_until(60, "the new plan waits", || {
+        pending(&node, &viewer)
+            .first()
+            .is_some_and(|a| a["run_id"].as_i64() != Some(first))
+    });
+    let second = pending(&node, &viewer)[0]["run_id"].as_i64().unwrap();
+    let (code, body) = post(
+        &node.url(&format!("/api/v1/runs/{second}/approve")),
+        Some(&operator),
+        r#"{"comment": "four new starters"}"#,
+    );
+    assert_eq!(code, 200, "{body}");
+    wait_until(60, "the approved plan was applied", || {
+        db.query(&format!(
+            "SELECT status FROM roster_serve.approvals WHERE run_id = {second}"
+        )) == "applied"
+    });
+    assert_eq!(
+        w.read("p0/dst/accounts.csv").lines().count(),
+        5,
+        "the four accounts"
+    );
+    let statuses = db.query(
+        "SELECT string_agg(trigger || ':' || status, ' ' ORDER BY id) FROM roster_serve.runs",
+    );
+    assert_eq!(
+        statuses,
+        "schedule:awaiting-approval approval:stale manual:awaiting-approval approval:applied",
+    );
+    let audit = db.query("SELECT string_agg(action || ' ' || actor || ' ' || coalesce(detail, ''), '; ' ORDER BY id) FROM roster_serve.audit WHERE action IN ('approve', 'reject', 'run')");
+    assert!(
+        audit.contains("approve cli:") && audit.contains("looks right"),
+        "{audit}"
+    );
+    assert!(
+        audit.contains("approve token:operator-") && audit.contains("four new starters"),
+        "{audit}"
+    );
+    // The metrics count the runs by outcome.
+    let (_, metrics) = get(&node.url("/metrics"), Some(&viewer));
+    assert!(
+        metrics.contains("roster_runs_total{pipeline=\"tenant-0\",outcome=\"applied\"} 1"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("roster_pending_approvals 0"), "{metrics}");
+}

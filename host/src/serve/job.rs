@@ -83,7 +83,7 @@ pub struct Outcome {
 }
 
 /// Carries out the run on the calling thread (blocking).
-pub fn execute(served: &Served, job: &RunJob, cx: Context) -> Outcome {
+pub fn execute(served: &Served, cx: Context) -> Outcome {
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -91,11 +91,10 @@ pub fn execute(served: &Served, job: &RunJob, cx: Context) -> Outcome {
         Ok(r) => r,
         Err(e) => return failed(format!("cannot start a runtime: {e}")),
     };
-    runtime.block_on(run(served, job, cx))
+    runtime.block_on(run(served, cx))
 }
 
-async fn run(served: &Served, job: &RunJob, cx: Context) -> Outcome {
-    let _ = job;
+async fn run(served: &Served, cx: Context) -> Outcome {
     match attempt(served, cx).await {
         Ok(outcome) => outcome,
         Err(Failure::Busy(message)) => Outcome {

@@ -233,7 +233,7 @@ async fn handle(
             job.trigger.tick(),
             &job_id,
             &node,
-            attempt.current() as i32 + 1,
+            attempt.current().max(1) as i32,
         )
         .await?;
     let span =
@@ -250,7 +250,7 @@ async fn handle(
     let (served2, job2, node2) = (served.clone(), job.clone(), node.clone());
     let outcome = tokio::task::spawn_blocking(move || {
         let span = tracing::info_span!("run", pipeline = %job2.pipeline, node = %node2, service_run = run_id);
-        span.in_scope(|| job::execute(&served2, &job2, cx))
+        span.in_scope(|| job::execute(&served2, cx))
     })
     .await?;
     let mut end = outcome.end;
