@@ -174,8 +174,10 @@ async fn work(shared: Shared, n: u32, quitting: watch::Receiver<bool>) {
         let backend = storage(&shared)
             .with_pubsub()
             .poll_with_strategy(Strategy::new().interval(Duration::from_secs(1)));
+        // One run at a time per worker: a node runs at most `workers`.
         let worker = WorkerBuilder::new(name.as_str())
             .backend(backend)
+            .concurrency(1)
             .data(shared.clone())
             .build(handle);
         let rx = quitting.clone();
