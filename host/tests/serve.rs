@@ -103,7 +103,7 @@ impl Node {
             .stderr(log)
             .spawn()
             .expect("roster serve");
-        let node = Node {
+        let mut node = Node {
             child,
             port,
             name: name.into(),
@@ -116,9 +116,16 @@ impl Node {
         format!("http://127.0.0.1:{}{path}", self.port)
     }
 
-    fn wait_ready(&self, w: &Work) {
+    fn wait_ready(&mut self, w: &Work) {
         let start = Instant::now();
         while start.elapsed() < Duration::from_secs(60) {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!(
+                    "node {} ended ({status}): {}",
+                    self.name,
+                    w.read(&format!("{}.log", self.name))
+                );
+            }
             if let Ok(r) = ureq::get(&self.url("/readyz")).call()
                 && r.status() == 200
             {
@@ -740,4 +747,146 @@ fn an_approval_applies_the_approved_plan_and_a_stale_one_is_refused() {
         "{metrics}"
     );
     assert!(metrics.contains("roster_pending_approvals 0"), "{metrics}");
+}
+
+/// A webhook receiver on loopback: answers the first `fail` requests 503,
+/// then 200; keeps every body.
+struct Hook {
+    port: u16,
+    bodies: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl Hook {
+    fn start(fail: usize) -> Hook {
+        use std::io::{BufRead, BufReader, Read, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let bodies = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let kept = bodies.clone();
+        std::thread::spawn(move || {
+            for (n, stream) in listener.incoming().enumerate() {
+                let Ok(mut stream) = stream else { continue };
+                let mut reader = BufReader::new(stream.try_clone().unwrap());
+                let mut length = 0;
+                loop {
+                    let mut line = String::new();
+                    if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                        break;
+                    }
+                    if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                        length = v.trim().parse().unwrap_or(0);
+                    }
+                }
+                let mut body = vec![0; length];
+                let _ = reader.read_exact(&mut body);
+                kept.lock()
+                    .unwrap()
+                    .push(String::from_utf8_lossy(&body).into_owned());
+                let status = if n < fail {
+                    "503 Service Unavailable"
+                } else {
+                    "200 OK"
+                };
+                let _ = write!(
+                    stream,
+                    "HTTP/1.1 {status}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+                );
+            }
+        });
+        Hook { port, bodies }
+    }
+
+    fn bodies(&self) -> Vec<Value> {
+        self.bodies
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|b| json(b))
+            .collect()
+    }
+}
+
+#[test]
+fn a_failure_and_a_waiting_plan_are_notified_by_webhook_and_command() {
+    let db = Database::new("notify");
+    let w = Work::new();
+    let hook = Hook::start(1);
+    let mut config = csv_pipelines(&w, 2, 2, "1h", "manual");
+    config = config.replace(
+        "approval = \"manual\"\n",
+        "approval = \"manual\"\nnotify = [\"ops\"]\n",
+    );
+    // The second pipeline's target file is not a roster CSV: its runs fail.
+    w.write("p1/dst/accounts.csv", "name,mail\nx,y\n");
+    config.push_str(&format!(
+        "[notify.ops]\nwebhook = \"http://127.0.0.1:{}/hook\"\ncommand = [\"sh\", \"-c\", \"cat >> notified.jsonl; echo >> notified.jsonl\"]\n",
+        hook.port
+    ));
+    let _node = Node::start(&w, &db, "a", &config, &[]);
+    // The first answer is 503: the webhook is tried again (after 1 s).
+    wait_until(60, "both notices delivered", || {
+        let events: BTreeSet<String> = hook
+            .bodies()
+            .iter()
+            .map(|b| b["event"].to_string())
+            .collect();
+        events.len() == 2 && hook.bodies().len() >= 3
+    });
+    let bodies = hook.bodies();
+    let approval = bodies.iter().find(|b| b["event"] == "approval").unwrap();
+    assert_eq!(approval["pipeline"], "tenant-0", "{approval:#}");
+    assert_eq!(approval["status"], "awaiting-approval");
+    assert_eq!(approval["changes"], 2);
+    assert_eq!(approval["node"], "a");
+    let failure = bodies.iter().find(|b| b["event"] == "failure").unwrap();
+    assert_eq!(failure["pipeline"], "tenant-1", "{failure:#}");
+    assert_eq!(failure["status"], "failed");
+    assert!(
+        failure["message"]
+            .as_str()
+            .unwrap()
+            .contains("accounts.csv"),
+        "{failure:#}"
+    );
+    // Three deliveries for two notices: the one answered 503 was sent again.
+    assert_eq!(bodies.len(), 3, "{bodies:#?}");
+    wait_until(30, "the command ran twice", || {
+        std::fs::read_to_string(w.path("notified.jsonl"))
+            .is_ok_and(|t| t.lines().filter(|l| !l.is_empty()).count() == 2)
+    });
+    let lines = w.read("notified.jsonl");
+    assert!(
+        lines.contains("\"event\":\"approval\"") && lines.contains("\"event\":\"failure\""),
+        "{lines}"
+    );
+}
+
+#[test]
+fn sigterm_finishes_the_batch_and_hands_the_run_to_another_node() {
+    let db = Database::new("sigterm");
+    let pair = Pair::start(300, 10);
+    let w = Work::new();
+    w.write("big.toml", &pair.pipeline("big", 10));
+    let config = "[[pipelines]]\nfile = \"big.toml\"\nevery = \"1h\"\n";
+    let mut a = Node::start(&w, &db, "a", config, &SECRETS);
+    wait_until(120, "a applied some users", || pair.users().len() >= 30);
+    // Only now a second node: the run is certainly a's.
+    let b = Node::start(&w, &db, "b", config, &SECRETS);
+    let stopping = Instant::now();
+    assert!(a.terminate().success(), "{}", w.read("a.log"));
+    let stopped_in = stopping.elapsed();
+    let at_stop = pair.users().len();
+    assert!(at_stop < 300, "a stopped before the end ({at_stop})");
+    wait_until(180, "b finished the run", || {
+        db.query("SELECT count(*) FROM roster_serve.runs WHERE status = 'applied'") == "1"
+    });
+    let runs = db.query("SELECT node || ' ' || status FROM roster_serve.runs ORDER BY id");
+    assert_eq!(runs, "a interrupted\nb applied", "{runs}");
+    let users = pair.users();
+    assert!(users.values().all(|n| *n == 1), "no duplicates");
+    assert!(users.len() > at_stop);
+    let log = w.read("a.log");
+    assert!(log.contains("runs in flight finish their batch"), "{log}");
+    eprintln!("a stopped {stopped_in:?} after SIGTERM; b went on from {at_stop} users");
+    drop(b);
 }

@@ -165,8 +165,13 @@ fn private_dir(dir: &Path) -> anyhow::Result<()> {
 
 fn store(dir: &Path, path: &Path, component: &[u8], compiled: &[u8]) -> anyhow::Result<()> {
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
-    let seal_tmp = path.with_extension(format!("sealtmp{}", std::process::id()));
+    // Unique per process and per writer in it: `roster serve` compiles
+    // the same component for several runs at once.
+    static WRITER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = WRITER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let me = format!("{}-{n}", std::process::id());
+    let tmp = path.with_extension(format!("tmp{me}"));
+    let seal_tmp = path.with_extension(format!("sealtmp{me}"));
     write_private(&tmp, compiled)?;
     write_private(&seal_tmp, seal(component, compiled).as_bytes())?;
     // The seal goes first: an entry is never in place without the seal
