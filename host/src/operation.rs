@@ -58,6 +58,9 @@ pub struct PlanOptions {
     /// Use this state although it belongs to another pipeline, or start a
     /// new one although a state of this pipeline lies beside it.
     pub new_state: bool,
+    /// Plan and apply only this rank (1..=the pipeline's `ranks`), beside
+    /// the other ranks' applies.
+    pub rank: Option<u32>,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -85,15 +88,21 @@ fn lock(
     session: &Session,
     state: &mut dyn StateStore,
     new_state: bool,
+    rank: Option<u32>,
 ) -> Result<RunLock, Failure> {
     let p = &session.pipeline;
-    let lock = p.lock_state()?;
+    let lock = p.lock_state_for(rank)?;
     if let Some(problem) = identity::problem(p, state)?
         && !new_state
     {
         return Err(Failure::Input(problem));
     }
     state.set_identity(&identity::of(p))?;
+    // Other ranks' runs may be running beside this one: only a whole apply
+    // knows that every run still marked running was left by a dead process.
+    if rank.is_some() {
+        return Ok(lock);
+    }
     let ended = state.end_abandoned_runs()?;
     if ended > 0 {
         tracing::warn!("{ended} earlier run(s) ended without finishing; recorded as interrupted");
@@ -153,9 +162,18 @@ pub async fn plan_to_apply(
     options: &PlanOptions,
     progress: &dyn Progress,
 ) -> Result<Ready, Failure> {
-    let lock = lock(session, state, options.new_state)?;
+    let lock = lock(session, state, options.new_state, options.rank)?;
     let (sides, target) = read_sides(session, state, options, progress).await?;
-    let plan = sides.plan(session);
+    let mut plan = sides.plan(session);
+    if let Some(rank) = options.rank {
+        let ranks = session.pipeline.ranks;
+        if !(1..=ranks).contains(&rank) {
+            return Err(Failure::Input(format!(
+                "rank {rank}: the pipeline has ranks 1 to {ranks} (apply.ranks)"
+            )));
+        }
+        plan = plan.only_rank(rank, ranks);
+    }
     Ok(Ready {
         plan,
         target,
@@ -171,7 +189,7 @@ pub async fn saved_plan(
     new_state: bool,
 ) -> Result<Ready, Failure> {
     let plan = read_plan_file(file, &session.pipeline)?;
-    let lock = lock(session, state, new_state)?;
+    let lock = lock(session, state, new_state, None)?;
     let name = &session.pipeline.target;
     let mut target = session.start(name).await?;
     target.remember(state.memo(name)?);

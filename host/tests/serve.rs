@@ -84,12 +84,24 @@ struct Node {
 
 impl Node {
     fn start(w: &Work, db: &Database, name: &str, config: &str, env: &[(&str, &str)]) -> Node {
+        Node::start_with(w, db, name, "", config, env)
+    }
+
+    /// With `server` added to the [server] table.
+    fn start_with(
+        w: &Work,
+        db: &Database,
+        name: &str,
+        server: &str,
+        config: &str,
+        env: &[(&str, &str)],
+    ) -> Node {
         let port = free_port();
         let file = format!("serve-{name}.toml");
         w.write(
             &file,
             &format!(
-                "[server]\nlisten = \"127.0.0.1:{port}\"\nnode = \"{name}\"\nheartbeat_secs = 1\nmissed_heartbeats = 3\n\n{config}"
+                "[server]\nlisten = \"127.0.0.1:{port}\"\nnode = \"{name}\"\nheartbeat_secs = 1\nmissed_heartbeats = 3\n{server}\n{config}"
             ),
         );
         let log = std::fs::File::create(w.path(&format!("{name}.log"))).unwrap();
@@ -341,10 +353,21 @@ const ZIVVER_KEY: &str = "serve-test-api-key";
 
 impl Pair {
     fn start(mailboxes: usize, latency_ms: u64) -> Pair {
+        Pair::with(mailboxes, latency_ms, None)
+    }
+
+    /// With Zivver allowing `budget` requests per second (429 beyond).
+    fn with(mailboxes: usize, latency_ms: u64, budget: Option<u32>) -> Pair {
         let tenant = m365::generate::tenant(&m365::generate::Spec::new(mailboxes, 7));
         let org = zivver::generate::from_tenant(&tenant, 0.0, 7, ZIVVER_KEY);
         let slow = Faults {
             latency_ms,
+            throttle: budget.map(|budget| roster_sim::Throttle {
+                budget,
+                window_ms: 1000,
+                retry_after: true,
+                headers: true,
+            }),
             ..Faults::default()
         };
         let (z, zivver) = zivver::start(org, slow, 0).unwrap();
@@ -358,13 +381,16 @@ impl Pair {
     }
 
     fn pipeline(&self, name: &str, batch: u32) -> String {
+        self.pipeline_with(name, &format!("[apply]\nbatch_size = {batch}\n"), "")
+    }
+
+    fn pipeline_with(&self, name: &str, apply: &str, zivver_limits: &str) -> String {
         format!(
             r#"name = "{name}"
 source = "exchange"
 target = "zivver"
 
-[apply]
-batch_size = {batch}
+{apply}
 
 [connectors.exchange]
 plugin = "exchange-online"
@@ -380,6 +406,7 @@ admin_url = "{m}"
 [connectors.zivver]
 plugin = "zivver"
 allowed_hosts = ["{z}"]
+{zivver_limits}
 [connectors.zivver.config]
 base_url = "{z}/api/scim/v2/"
 api_key = "${{env:ZIVVER_API_KEY}}"
@@ -889,4 +916,76 @@ fn sigterm_finishes_the_batch_and_hands_the_run_to_another_node() {
     assert!(log.contains("runs in flight finish their batch"), "{log}");
     eprintln!("a stopped {stopped_in:?} after SIGTERM; b went on from {at_stop} users");
     drop(b);
+}
+
+#[test]
+fn a_ranked_pipeline_is_applied_by_several_nodes_within_one_shared_budget() {
+    let db = Database::new("ranks");
+    // Zivver answers 429 beyond 25 requests a second; the connector's grant
+    // is 10 a second (bursts of 10): at most 20 in any second, for the
+    // pipeline as a whole however many nodes apply it.
+    let pair = Pair::with(120, 5, Some(25));
+    let w = Work::new();
+    let limits = "limits = { rate_limit = { requests = 10, per_seconds = 1.0 } }";
+    w.write(
+        "ranked.toml",
+        &pair.pipeline_with("ranked", "[apply]\nbatch_size = 10\nranks = 3\n", limits),
+    );
+    // One worker a node, so that one node cannot take every rank.
+    let config = "[[pipelines]]\nfile = \"ranked.toml\"\nevery = \"1h\"\n";
+    let nodes: Vec<Node> = ["a", "b", "c"]
+        .iter()
+        .map(|n| Node::start_with(&w, &db, n, "workers = 1\n", config, &SECRETS))
+        .collect();
+    wait_until(240, "the three ranks ran", || {
+        db.query("SELECT count(*) FROM roster_serve.runs WHERE status NOT IN ('running')") == "3"
+    });
+    let runs = db.query("SELECT rank || ' ' || node || ' ' || status || ' ' || coalesce(applied, 0) || ' ' || coalesce(failed, 0) FROM roster_serve.runs ORDER BY rank");
+    let lines: Vec<Vec<&str>> = runs.lines().map(|l| l.split(' ').collect()).collect();
+    assert_eq!(
+        lines.iter().map(|l| l[0]).collect::<Vec<_>>(),
+        ["1", "2", "3"],
+        "{runs}"
+    );
+    let failed = db.query("SELECT string_agg(key || ': ' || coalesce(error, ''), E'\n') FROM roster_ranked.journal WHERE status <> 'applied'");
+    assert!(lines.iter().all(|l| l[2] == "applied"), "{runs}\n{failed}");
+    assert!(
+        lines.iter().all(|l| l[3].parse::<u32>().unwrap() > 0),
+        "each rank applied a share: {runs}"
+    );
+    let by: BTreeSet<&str> = lines.iter().map(|l| l[1]).collect();
+    assert!(by.len() >= 2, "ranks on different nodes: {runs}");
+    let stats = pair.zivver.faults.stats();
+    assert_eq!(stats.throttled, 0, "no 429 from the target: {stats:?}");
+    let users = pair.users();
+    assert!(users.values().all(|n| *n == 1), "no duplicates");
+    // A team whose delegates another rank created gets them on the next
+    // run: one more, asked for through the API.
+    w.write("serve.toml", config);
+    let operator = token(&w, &db, "serve.toml", "operator");
+    let (code, body) = post(
+        &nodes[0].url("/api/v1/pipelines/ranked/runs"),
+        Some(&operator),
+        "{}",
+    );
+    assert_eq!(code, 200, "{body}");
+    wait_until(240, "the second run's three ranks", || {
+        db.query("SELECT count(*) FROM roster_serve.runs WHERE trigger = 'manual' AND status IN ('applied', 'no-changes')") == "3"
+    });
+    assert_eq!(pair.zivver.faults.stats().throttled, 0);
+    let plan = w
+        .roster()
+        .args(["plan", "ranked.toml", "--json"])
+        .env("ROSTER_STATE_URL", db.url())
+        .envs(SECRETS)
+        .output()
+        .unwrap();
+    let plan = json(&String::from_utf8_lossy(&plan.stdout));
+    assert_eq!(
+        plan["changes"],
+        serde_json::json!([]),
+        "nothing left: {plan:#}"
+    );
+    eprintln!("ranks: {runs}; {} Zivver requests", stats.requests);
+    drop(nodes);
 }

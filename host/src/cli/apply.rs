@@ -37,6 +37,10 @@ pub struct ApplyCmd {
     /// Read every source account, even where an incremental read is possible.
     #[arg(long, conflicts_with = "plan")]
     full: bool,
+    /// Apply only this rank of a pipeline split into ranks (apply.ranks),
+    /// beside applies of the other ranks; needs the state on PostgreSQL.
+    #[arg(long, conflicts_with = "plan", value_parser = clap::value_parser!(u32).range(1..=64))]
+    rank: Option<u32>,
 }
 
 impl ApplyCmd {
@@ -55,6 +59,7 @@ impl ApplyCmd {
                 let options = PlanOptions {
                     full_read: self.full,
                     new_state: self.new_state,
+                    rank: self.rank,
                 };
                 operation::plan_to_apply(&session, &mut *state, &options, &progress).await?
             }

@@ -33,6 +33,7 @@ impl Explain {
         let options = PlanOptions {
             full_read: self.full,
             new_state: self.new_state,
+            rank: None,
         };
         let explained =
             operation::explain(&session, &mut *state, &options, &progress, &self.address).await?;

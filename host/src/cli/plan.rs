@@ -66,6 +66,7 @@ impl PlanCmd {
         let options = PlanOptions {
             full_read: self.full,
             new_state: self.new_state,
+            rank: None,
         };
         let out = Out::new(json, &session.redactor);
         if let Some(address) = &self.account {

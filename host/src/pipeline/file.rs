@@ -33,6 +33,10 @@ pub struct RawApply {
     /// Changes sent to the target per call.
     #[serde(default)]
     pub batch_size: Option<Spanned<u32>>,
+    /// Split the accounts into this many ranks, applied side by side by
+    /// `roster serve` nodes (docs/service.md).
+    #[serde(default)]
+    pub ranks: Option<Spanned<u32>>,
 }
 
 #[derive(Deserialize)]

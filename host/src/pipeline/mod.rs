@@ -53,6 +53,9 @@ pub struct ConnectorSpec {
     pub location: Location,
 }
 
+/// The most ranks a pipeline may be split into.
+pub const MAX_RANKS: u32 = 64;
+
 #[derive(Clone, Debug)]
 pub struct Pipeline {
     pub path: PathBuf,
@@ -72,6 +75,8 @@ pub struct Pipeline {
     pub state_named: bool,
     pub plugins_dir: Option<PathBuf>,
     pub batch_size: u32,
+    /// How many ranks the accounts are split into (1: none).
+    pub ranks: u32,
     pub connectors: BTreeMap<String, ConnectorSpec>,
     pub stages: Stages,
     /// A digest of the file's content; a saved plan is only applied to the
@@ -108,11 +113,27 @@ impl Pipeline {
     /// and, on a server, across machines. Taken after [`Self::open_state`],
     /// which makes (or migrates) what the lock is kept in.
     pub fn lock_state(&self) -> Result<crate::state::lock::RunLock, crate::state::lock::LockError> {
-        match &self.state_url {
-            Some(at) => crate::state::lock::RunLock::acquire_on_server(at),
-            None => crate::state::lock::RunLock::acquire(&self.state_path),
+        self.lock_state_for(None)
+    }
+
+    /// The run lock of one rank (`Some`), or of the whole state (`None`).
+    /// Ranks apply side by side only on a server's state.
+    pub fn lock_state_for(
+        &self,
+        rank: Option<u32>,
+    ) -> Result<crate::state::lock::RunLock, crate::state::lock::LockError> {
+        use crate::state::lock::{LockError, RunLock};
+        match (&self.state_url, rank) {
+            (Some(at), Some(r)) => RunLock::acquire_rank(at, r),
+            (None, Some(_)) => Err(LockError::Server {
+                at: self.state_shown(),
+                message: "ranks are applied side by side only with the state on PostgreSQL".into(),
+            }),
+            (Some(at), None) => RunLock::acquire_on_server(at),
+            (None, None) => RunLock::acquire(&self.state_path),
         }
     }
+
     pub fn load(path: &Path) -> Result<Pipeline, Diagnostics> {
         parse(path, &read(path)?)
     }
@@ -307,6 +328,14 @@ fn parse_with(path: &Path, text: &str, resolve_secrets: bool) -> Result<Pipeline
         Some(b) => b.into_inner(),
         None => 100,
     };
+    let ranks = match raw.apply.ranks {
+        Some(r) if !(1..=MAX_RANKS).contains(r.get_ref()) => {
+            cx.error(r.span(), format!("apply.ranks must be 1 to {MAX_RANKS}"));
+            1
+        }
+        Some(r) => r.into_inner(),
+        None => 1,
+    };
     if !cx.errors.is_empty() {
         return Err(Diagnostics(cx.errors));
     }
@@ -323,6 +352,7 @@ fn parse_with(path: &Path, text: &str, resolve_secrets: bool) -> Result<Pipeline
         state_url,
         plugins_dir: raw.plugins_dir.map(|p| dir.join(p.get_ref())),
         batch_size,
+        ranks,
         connectors,
         stages,
         fingerprint: hex::encode(&Sha256::digest(text.as_bytes())[..12]),

@@ -11,6 +11,7 @@ mod explain;
 mod filter;
 mod link;
 mod merge;
+pub mod ranks;
 mod removal;
 mod shape;
 mod skip;

@@ -1032,3 +1032,74 @@ fn the_percentage_threshold_counts_only_from_its_minimum_number_of_removals() {
         "{refused}"
     );
 }
+
+#[test]
+fn ranks_split_a_plan_whole_stably_and_keep_an_accounts_changes_together() {
+    // Twenty new people, and five with guests to merge (create, merge, update each).
+    let mut source: Vec<Account> = (0..20)
+        .map(|i| person(&format!("s{i}"), &format!("p{i}@x.com")))
+        .collect();
+    let mut target = vec![];
+    for i in 0..5 {
+        source.push(with_aliases(
+            person(&format!("m{i}"), &format!("m{i}@x.com")),
+            &[&format!("g{i}@x.com")],
+        ));
+        target.push(guest(&format!("g{i}"), &format!("g{i}@x.com")));
+    }
+    // And a team whose delegates are four of the new people.
+    let mut team = kind(person("t1", "team@x.com"), AccountKind::Functional);
+    team.delegates = (0..4).map(|i| format!("p{i}@x.com")).collect();
+    source.push(team);
+    let plan = Case::new(merge_stages("alias-only"))
+        .source(source)
+        .target(target)
+        .plan();
+    assert_eq!(plan.changes.len(), 36);
+    let parts: Vec<Plan> = (1..=3).map(|r| plan.only_rank(r, 3)).collect();
+    let mut keys: Vec<&str> = parts
+        .iter()
+        .flat_map(|p| p.changes.iter().map(|c| c.key.as_str()))
+        .collect();
+    keys.sort();
+    let mut all: Vec<&str> = plan.changes.iter().map(|c| c.key.as_str()).collect();
+    all.sort();
+    assert_eq!(keys, all, "every change in exactly one rank");
+    for part in &parts {
+        assert!(!part.changes.is_empty(), "each rank has a share");
+        let here: std::collections::BTreeSet<&str> =
+            part.changes.iter().map(|c| c.key.as_str()).collect();
+        for c in &part.changes {
+            for dep in c.after.iter().chain(c.target_from.iter()) {
+                assert!(
+                    here.contains(dep.as_str()),
+                    "{} waits for {dep} in another rank",
+                    c.key
+                );
+            }
+        }
+    }
+    assert_ne!(parts[0].id, parts[1].id);
+    // An account's rank does not depend on the rest of the plan: with half
+    // the changes gone (applied by now), the others stay where they were.
+    let mut later = plan.clone();
+    later.changes.retain(|c| !c.email.starts_with("p1"));
+    for r in 1..=3 {
+        let part = later.only_rank(r, 3);
+        let now: Vec<&str> = part.changes.iter().map(|c| c.key.as_str()).collect();
+        let before: Vec<&str> = parts[r as usize - 1]
+            .changes
+            .iter()
+            .map(|c| c.key.as_str())
+            .filter(|k| later.changes.iter().any(|c| c.key == *k))
+            .collect();
+        assert_eq!(now, before, "rank {r}");
+    }
+    // A link's rank option decides, whatever the hash says.
+    let mut pinned = plan.clone();
+    for c in &mut pinned.changes {
+        c.change.options.insert("rank".into(), "2".into());
+    }
+    assert_eq!(pinned.only_rank(2, 3).changes.len(), 36);
+    assert!(pinned.only_rank(1, 3).changes.is_empty());
+}

@@ -155,6 +155,25 @@ pub struct HttpGrant {
     /// At most `requests` per `per`.
     pub rate: Option<(u32, Duration)>,
     pub concurrency: usize,
+    /// The `rate` shared with other processes (the nodes of `roster
+    /// serve`), on top of this process's own limiter.
+    pub shared_rate: Option<SharedRate>,
+}
+
+/// A request budget kept outside this process, so that several nodes
+/// applying one pipeline stay within one budget between them.
+pub trait RateGate: Send + Sync {
+    /// Resolves when one more request may go.
+    fn ready(&self) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + '_>>;
+}
+
+#[derive(Clone)]
+pub struct SharedRate(pub Arc<dyn RateGate>);
+
+impl std::fmt::Debug for SharedRate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SharedRate")
+    }
 }
 
 impl Default for HttpGrant {
@@ -166,6 +185,7 @@ impl Default for HttpGrant {
             max_retry_wait: Duration::from_secs(120),
             rate: None,
             concurrency: 8,
+            shared_rate: None,
         }
     }
 }
@@ -326,6 +346,9 @@ impl OutboundHttp {
         loop {
             if let Some(limiter) = &self.limiter {
                 limiter.until_ready().await;
+            }
+            if let Some(shared) = &self.grant.shared_rate {
+                shared.0.ready().await;
             }
             let ticket = match self.budget.acquire_within(self.grant.max_retry_wait).await {
                 Ok(ticket) => ticket,

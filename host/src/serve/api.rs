@@ -189,19 +189,19 @@ async fn trigger(
     Path(name): Path<String>,
 ) -> Answer<Queued> {
     let caller = authorize(&shared, &headers, Role::Operator).await?;
-    served(&shared, &name)?;
-    let job = RunJob {
-        pipeline: name.clone(),
-        trigger: Trigger::Manual {
-            by: caller.name.clone(),
-        },
+    let ranks = served(&shared, &name)?.pipeline.ranks;
+    let trigger = Trigger::Manual {
+        by: caller.name.clone(),
     };
-    let queued = enqueue(&shared, &job).await.map_err(|e| {
-        ApiError(
-            StatusCode::SERVICE_UNAVAILABLE,
-            format!("cannot enqueue: {e}"),
-        )
-    })?;
+    let mut queued = false;
+    for job in RunJob::per_rank(&name, trigger, ranks) {
+        queued |= enqueue(&shared, &job).await.map_err(|e| {
+            ApiError(
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("cannot enqueue: {e}"),
+            )
+        })?;
+    }
     shared.db.audit(&caller.name, "run", &name, None).await?;
     Ok(Json(Queued {
         pipeline: name,

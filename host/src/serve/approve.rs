@@ -30,6 +30,7 @@ pub async fn decide(
         let job = RunJob {
             pipeline: pipeline.clone(),
             trigger: Trigger::Approval { run },
+            rank: None,
         };
         super::node::enqueue_on(db, queue, &job)
             .await

@@ -540,6 +540,17 @@ fn served(
     }
     let file = dir.join(p.file.get_ref());
     let pipeline = match Pipeline::load(&file) {
+        Ok(pipeline) if pipeline.ranks > 1 && !matches!(approval, Ok(Approval::Auto)) => {
+            let span = p.approval.as_ref().map(|a| a.span()).unwrap_or(raw.span());
+            cx.error(
+                span,
+                format!(
+                    "approval: {} is split into {} ranks, each applied on its own; approval = \"auto\" only (or ranks = 1)",
+                    pipeline.name, pipeline.ranks
+                ),
+            );
+            None
+        }
         Ok(pipeline) => Some(pipeline),
         Err(d) => {
             cx.error(p.file.span(), format!("pipeline {}:", file.display()));

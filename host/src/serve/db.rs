@@ -54,6 +54,8 @@ impl Role {
 pub struct RunRecord {
     pub id: i64,
     pub pipeline: String,
+    /// The rank this run applied, for a pipeline split into ranks.
+    pub rank: Option<i32>,
     pub trigger: String,
     pub tick: Option<i64>,
     pub node: String,
@@ -112,7 +114,7 @@ pub enum DecideError {
     Db(#[from] sqlx::Error),
 }
 
-const RUN_COLUMNS: &str = "id, pipeline, trigger, tick, node, attempt, status, plan_id, changes, applied, failed, message, \
+const RUN_COLUMNS: &str = "id, pipeline, rank, trigger, tick, node, attempt, status, plan_id, changes, applied, failed, message, \
      to_char(started_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"') AS started_at, \
      to_char(ended_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"') AS ended_at";
 
@@ -157,23 +159,22 @@ impl ServiceDb {
 
     pub async fn begin_run(
         &self,
-        pipeline: &str,
-        trigger: &str,
-        tick: Option<i64>,
+        job: &super::job::RunJob,
         job_id: &str,
         node: &str,
         attempt: i32,
     ) -> sqlx::Result<i64> {
         sqlx::query_scalar(
-            "INSERT INTO runs (pipeline, trigger, tick, job_id, node, attempt, status) \
-             VALUES ($1, $2, $3, $4, $5, $6, 'running') RETURNING id",
+            "INSERT INTO runs (pipeline, trigger, tick, job_id, node, attempt, status, rank) \
+             VALUES ($1, $2, $3, $4, $5, $6, 'running', $7) RETURNING id",
         )
-        .bind(pipeline)
-        .bind(trigger)
-        .bind(tick)
+        .bind(&job.pipeline)
+        .bind(job.trigger.kind())
+        .bind(job.trigger.tick())
         .bind(job_id)
         .bind(node)
         .bind(attempt)
+        .bind(job.rank.map(|r| r as i32))
         .fetch_one(&self.pool)
         .await
     }
@@ -504,6 +505,7 @@ fn run_record(r: &sqlx::postgres::PgRow) -> sqlx::Result<RunRecord> {
     Ok(RunRecord {
         id: r.try_get("id")?,
         pipeline: r.try_get("pipeline")?,
+        rank: r.try_get("rank")?,
         trigger: r.try_get("trigger")?,
         tick: r.try_get("tick")?,
         node: r.try_get("node")?,

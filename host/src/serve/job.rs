@@ -20,6 +20,37 @@ use std::sync::atomic::AtomicBool;
 pub struct RunJob {
     pub pipeline: String,
     pub trigger: Trigger,
+    /// The rank this run applies, for a pipeline split into ranks.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rank: Option<u32>,
+}
+
+impl RunJob {
+    /// The queue's idempotency key: one job per tick (and rank), per approval.
+    pub fn key(&self) -> Option<String> {
+        let rank = self.rank.map(|r| format!("#rank{r}")).unwrap_or_default();
+        self.trigger
+            .key(&self.pipeline)
+            .map(|k| format!("{k}{rank}"))
+    }
+
+    /// One job per rank of `ranks` (just the one when it is 1).
+    pub fn per_rank(pipeline: &str, trigger: Trigger, ranks: u32) -> Vec<RunJob> {
+        match ranks {
+            0 | 1 => vec![RunJob {
+                pipeline: pipeline.to_string(),
+                trigger,
+                rank: None,
+            }],
+            n => (1..=n)
+                .map(|r| RunJob {
+                    pipeline: pipeline.to_string(),
+                    trigger: trigger.clone(),
+                    rank: Some(r),
+                })
+                .collect(),
+        }
+    }
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -50,8 +81,7 @@ impl Trigger {
         }
     }
 
-    /// The queue's idempotency key: one job per tick, per approval.
-    pub fn key(&self, pipeline: &str) -> Option<String> {
+    fn key(&self, pipeline: &str) -> Option<String> {
         match self {
             Trigger::Schedule { tick } => Some(format!("{pipeline}@{tick}")),
             Trigger::Approval { run } => Some(format!("{pipeline}#approved-{run}")),
@@ -67,6 +97,9 @@ pub struct Context {
     pub stop: Arc<AtomicBool>,
     /// For an approval run: the id of the plan that was approved.
     pub approved: Option<String>,
+    pub rank: Option<u32>,
+    /// The service database, where budgets shared by all nodes are kept.
+    pub database: String,
 }
 
 /// How the run ended, and what the node does next.
@@ -137,10 +170,14 @@ fn failed(message: String) -> Outcome {
 }
 
 async fn attempt(served: &Served, cx: Context) -> Result<Outcome, Failure> {
-    let session = Session::open(served.pipeline.clone(), cx.cache_dir.clone()).await?;
+    let mut session = Session::open(served.pipeline.clone(), cx.cache_dir.clone()).await?;
+    super::budget::share(&mut session.pipeline, &cx.database);
     let mut state = session.pipeline.open_state()?;
-    let mut ready =
-        operation::plan_to_apply(&session, &mut *state, &PlanOptions::default(), &Quiet).await?;
+    let options = PlanOptions {
+        rank: cx.rank,
+        ..PlanOptions::default()
+    };
+    let mut ready = operation::plan_to_apply(&session, &mut *state, &options, &Quiet).await?;
     let plan = &ready.plan;
     let mut end = RunEnd {
         plan_id: Some(plan.id.clone()),

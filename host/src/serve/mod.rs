@@ -4,6 +4,7 @@
 
 pub mod api;
 pub mod approve;
+pub mod budget;
 pub mod config;
 pub mod db;
 pub mod job;

@@ -229,29 +229,23 @@ async fn handle(
     };
     let run_id = shared
         .db
-        .begin_run(
-            &job.pipeline,
-            job.trigger.kind(),
-            job.trigger.tick(),
-            &job_id,
-            &node,
-            attempt.current().max(1) as i32,
-        )
+        .begin_run(&job, &job_id, &node, attempt.current().max(1) as i32)
         .await?;
-    let span =
-        tracing::info_span!("run", pipeline = %job.pipeline, node = %node, service_run = run_id);
-    let _entered = span.enter();
-    tracing::info!(trigger = job.trigger.kind(), "run started");
-    drop(_entered);
+    // Every log line of the run says its pipeline, node and rank (0: the
+    // pipeline is not split), as fields of each JSON line.
+    let rank = job.rank.unwrap_or(0);
+    tracing::info!(pipeline = %job.pipeline, node = %node, rank, service_run = run_id, trigger = job.trigger.kind(), "run started");
     let started = Instant::now();
     let cx = job::Context {
         cache_dir: shared.cache_dir.clone(),
         stop: shared.stop.clone(),
         approved: approved.clone(),
+        rank: job.rank,
+        database: shared.config.database.clone(),
     };
     let (served2, job2, node2) = (served.clone(), job.clone(), node.clone());
     let outcome = tokio::task::spawn_blocking(move || {
-        let span = tracing::info_span!("run", pipeline = %job2.pipeline, node = %node2, service_run = run_id);
+        let span = tracing::info_span!("run", pipeline = %job2.pipeline, node = %node2, rank, service_run = run_id);
         span.in_scope(|| job::execute(&served2, cx))
     })
     .await?;
@@ -281,7 +275,7 @@ async fn handle(
     }
     shared.db.end_run(run_id, &end).await?;
     super::metrics::record_run(&job.pipeline, &end, started.elapsed());
-    tracing::info!(pipeline = %job.pipeline, node = %node, service_run = run_id, status = end.status, "run ended");
+    tracing::info!(pipeline = %job.pipeline, node = %node, rank, service_run = run_id, status = end.status, "run ended");
     if let Some(event) = outcome.event {
         notify_about(&shared, &served.notify, event, run_id, &job.pipeline, &end);
     }
@@ -339,15 +333,16 @@ async fn schedule(shared: Shared, quitting: watch::Receiver<bool>) {
             if paused.contains(name) || enqueued.get(name) == Some(&tick) {
                 continue;
             }
-            let job = RunJob {
-                pipeline: name.clone(),
-                trigger: Trigger::Schedule { tick },
-            };
-            match enqueue(&shared, &job).await {
-                Ok(_) => {
-                    enqueued.insert(name.clone(), tick);
+            let jobs = RunJob::per_rank(name, Trigger::Schedule { tick }, served.pipeline.ranks);
+            let mut all = true;
+            for job in &jobs {
+                if let Err(e) = enqueue(&shared, job).await {
+                    tracing::warn!(pipeline = name, "cannot enqueue the tick: {e}");
+                    all = false;
                 }
-                Err(e) => tracing::warn!(pipeline = name, "cannot enqueue the tick: {e}"),
+            }
+            if all {
+                enqueued.insert(name.clone(), tick);
             }
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
@@ -362,7 +357,7 @@ pub async fn enqueue(shared: &Shared, job: &RunJob) -> Result<bool, anyhow::Erro
 pub async fn enqueue_on(db: &ServiceDb, queue: &str, job: &RunJob) -> Result<bool, anyhow::Error> {
     let args = serde_json::to_vec(job)?;
     let mut task = TaskBuilder::new(args).max_attempts(MAX_ATTEMPTS);
-    if let Some(key) = job.trigger.key(&job.pipeline) {
+    if let Some(key) = job.key() {
         task = task.idempotency_key(key);
     }
     let mut conn = db.pool.acquire().await?;

@@ -116,12 +116,23 @@ impl RunLock {
 
     /// Takes the run lock of the state on a server, or says who holds it.
     pub fn acquire_on_server(at: &super::PgLocation) -> Result<RunLock, LockError> {
+        Self::on_server(at, None)
+    }
+
+    /// The lock of one rank of the state on a server: ranks apply side by
+    /// side, and none while a whole apply holds the state (and the other
+    /// way round).
+    pub fn acquire_rank(at: &super::PgLocation, rank: u32) -> Result<RunLock, LockError> {
+        Self::on_server(at, Some(rank))
+    }
+
+    fn on_server(at: &super::PgLocation, rank: Option<u32>) -> Result<RunLock, LockError> {
         let me = Holder {
             pid: std::process::id().to_string(),
             host: hostname(),
             since_ms: super::now_ms(),
         };
-        let lock = super::postgres::ServerLock::acquire(at, &me)?;
+        let lock = super::postgres::ServerLock::acquire(at, &me, rank)?;
         Ok(RunLock {
             _held: Held::Server(lock),
         })

@@ -932,9 +932,12 @@ fn lock_key(schema: &str) -> i64 {
 impl ServerLock {
     /// Takes the lock of the state at `at`, opened before (every caller
     /// holds the store it is about to write).
+    /// With `rank`, the state's lock is taken shared (other ranks may hold
+    /// it too; a whole apply may not) and the rank's own exclusively.
     pub fn acquire(
         at: &PgLocation,
         me: &super::lock::Holder,
+        rank: Option<u32>,
     ) -> Result<ServerLock, super::lock::LockError> {
         use super::lock::{Holder, LockError};
         use sqlx::Connection;
@@ -949,13 +952,27 @@ impl ServerLock {
             .map_err(|e| failed(e.into()))?
             .options([("search_path", at.schema.as_str())]);
         let key = lock_key(&at.schema);
+        let rank_key = rank.map(|r| lock_key(&format!("{}#rank{r}", at.schema)));
         let (pid, host, since) = (me.pid.clone(), me.host.clone(), me.since_ms as i64);
         let taken = wait(runtime.get(), async move {
             let mut conn = sqlx::PgConnection::connect_with(&options).await?;
-            let got: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
-                .bind(key)
-                .fetch_one(&mut conn)
-                .await?;
+            let got: bool = match rank_key {
+                None => {
+                    sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
+                        .bind(key)
+                        .fetch_one(&mut conn)
+                        .await?
+                }
+                Some(own) => {
+                    sqlx::query_scalar(
+                        "SELECT pg_try_advisory_lock_shared($1) AND pg_try_advisory_lock($2)",
+                    )
+                    .bind(key)
+                    .bind(own)
+                    .fetch_one(&mut conn)
+                    .await?
+                }
+            };
             if !got {
                 let holder = sqlx::query("SELECT pid, host, since_ms FROM run_lock WHERE one = 1")
                     .fetch_optional(&mut conn)
