@@ -513,22 +513,66 @@ fn a_run_whose_node_is_killed_is_finished_by_another_without_duplicates() {
     );
 }
 
-/// Every route but health wants a token, and the least role it names.
-const ROUTES: [(&str, &str, &str); 13] = [
-    ("GET", "/metrics", "viewer"),
-    ("GET", "/api/v1/pipelines", "viewer"),
-    ("GET", "/api/v1/runs", "viewer"),
-    ("GET", "/api/v1/runs/1", "viewer"),
-    ("GET", "/api/v1/runs/1/plan", "viewer"),
-    ("GET", "/api/v1/approvals", "viewer"),
-    ("POST", "/api/v1/pipelines/tenant-0/runs", "operator"),
-    ("POST", "/api/v1/pipelines/tenant-0/pause", "operator"),
-    ("POST", "/api/v1/pipelines/tenant-0/resume", "operator"),
-    ("POST", "/api/v1/runs/1/approve", "operator"),
-    ("POST", "/api/v1/runs/1/reject", "operator"),
-    ("GET", "/api/v1/audit", "admin"),
-    ("GET", "/api/v1/runs?limit=5", "viewer"),
+/// Every route but health wants a token, and the least role it names:
+/// (method, the route as the OpenAPI document names it, a concrete path, role).
+const ROUTES: [(&str, &str, &str, &str); 13] = [
+    ("GET", "/metrics", "/metrics", "viewer"),
+    (
+        "GET",
+        "/api/v1/openapi.json",
+        "/api/v1/openapi.json",
+        "viewer",
+    ),
+    ("GET", "/api/v1/pipelines", "/api/v1/pipelines", "viewer"),
+    ("GET", "/api/v1/runs", "/api/v1/runs?limit=5", "viewer"),
+    ("GET", "/api/v1/runs/{id}", "/api/v1/runs/1", "viewer"),
+    (
+        "GET",
+        "/api/v1/runs/{id}/plan",
+        "/api/v1/runs/1/plan",
+        "viewer",
+    ),
+    ("GET", "/api/v1/approvals", "/api/v1/approvals", "viewer"),
+    (
+        "POST",
+        "/api/v1/pipelines/{name}/runs",
+        "/api/v1/pipelines/tenant-0/runs",
+        "operator",
+    ),
+    (
+        "POST",
+        "/api/v1/pipelines/{name}/pause",
+        "/api/v1/pipelines/tenant-0/pause",
+        "operator",
+    ),
+    (
+        "POST",
+        "/api/v1/pipelines/{name}/resume",
+        "/api/v1/pipelines/tenant-0/resume",
+        "operator",
+    ),
+    (
+        "POST",
+        "/api/v1/runs/{id}/approve",
+        "/api/v1/runs/1/approve",
+        "operator",
+    ),
+    (
+        "POST",
+        "/api/v1/runs/{id}/reject",
+        "/api/v1/runs/1/reject",
+        "operator",
+    ),
+    ("GET", "/api/v1/audit", "/api/v1/audit", "admin"),
 ];
+
+/// The routes without a token.
+const OPEN: [&str; 2] = ["/healthz", "/readyz"];
+
+/// The checked-in OpenAPI document.
+fn openapi_file() -> String {
+    std::fs::read_to_string(common::example("../docs/openapi.json")).unwrap()
+}
 
 fn call(method: &str, url: &str, token: Option<&str>) -> (u16, String) {
     match method {
@@ -557,7 +601,7 @@ fn every_route_wants_a_token_of_its_role() {
             .position(|x| *x == r)
             .unwrap()
     };
-    for (method, path, least) in ROUTES {
+    for (method, _, path, least) in ROUTES {
         let url = node.url(path);
         let (code, body) = call(method, &url, None);
         assert_eq!(code, 401, "{method} {path} without a token: {body}");
@@ -614,6 +658,45 @@ fn every_route_wants_a_token_of_its_role() {
     assert!(
         !audit.to_string().contains(&operator),
         "no token in the audit log"
+    );
+    // The server's OpenAPI document is the one checked in, and it lists
+    // exactly the routes above, each with the bearer scheme but health.
+    let (code, served) = get(&node.url("/api/v1/openapi.json"), Some(&viewer));
+    assert_eq!(code, 200);
+    assert_eq!(
+        served,
+        openapi_file(),
+        "docs/openapi.json is stale: roster serve openapi > docs/openapi.json"
+    );
+    let doc = json(&served);
+    let mut documented = BTreeSet::new();
+    for (path, ops) in doc["paths"].as_object().unwrap() {
+        for (method, op) in ops.as_object().unwrap() {
+            documented.insert((method.to_uppercase(), path.clone()));
+            let secured = op.get("security").is_some();
+            assert_eq!(
+                secured,
+                !OPEN.contains(&path.as_str()),
+                "{method} {path} security"
+            );
+        }
+    }
+    let mut routed: BTreeSet<(String, String)> = ROUTES
+        .iter()
+        .map(|(m, p, _, _)| (m.to_string(), p.to_string()))
+        .collect();
+    routed.extend(OPEN.iter().map(|p| ("GET".to_string(), p.to_string())));
+    assert_eq!(documented, routed);
+}
+
+#[test]
+fn the_openapi_document_checked_in_is_the_one_the_binary_makes() {
+    let w = Work::new();
+    let out = w.run(&["serve", "openapi"]).ok();
+    assert_eq!(
+        out.stdout(),
+        openapi_file(),
+        "docs/openapi.json is stale: roster serve openapi > docs/openapi.json"
     );
 }
 

@@ -14,6 +14,7 @@
 //! (whole-run benchmarks, release) and `cargo xtask bench host` (criterion).
 
 mod bench;
+mod bench_serve;
 mod bench_state;
 mod dist;
 mod soak;
@@ -390,8 +391,15 @@ fn bench_task(root: &Path, args: Vec<String>) -> Result<()> {
             };
             bench_state::state(root, &b, n)
         }
+        Some("serve") => {
+            let n = match args.get(1) {
+                Some(n) => n.parse().context("serve: a number of mailboxes")?,
+                None => 600,
+            };
+            bench_serve::serve(root, &b, n)
+        }
         _ => bail!(
-            "usage: cargo xtask bench plan [SIZES] | apply [300|5000] | incremental | state [N] | host"
+            "usage: cargo xtask bench plan [SIZES] | apply [300|5000] | incremental | state [N] | serve [MAILBOXES] | host"
         ),
     }
 }

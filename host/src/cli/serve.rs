@@ -24,6 +24,8 @@ enum ServeAction {
     /// API tokens.
     #[command(subcommand)]
     Token(TokenAction),
+    /// The API's OpenAPI document on stdout (as `GET /api/v1/openapi.json`).
+    Openapi,
 }
 
 #[derive(clap::Subcommand, Debug)]
@@ -61,6 +63,10 @@ impl Serve {
         match (self.action, self.config) {
             (Some(ServeAction::Token(TokenAction::Create { config, role, name })), _) => {
                 create_token(&config, &role, &name).await
+            }
+            (Some(ServeAction::Openapi), _) => {
+                print!("{}", crate::serve::api::openapi_json());
+                Ok(ExitCode::SUCCESS)
             }
             (None, Some(config)) => {
                 let config = ServeConfig::load(&config)?;

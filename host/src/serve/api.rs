@@ -34,14 +34,66 @@ pub fn router(shared: Shared) -> axum::Router {
         .route("/api/v1/runs/{id}/reject", post(reject))
         .route("/api/v1/approvals", get(approvals))
         .route("/api/v1/audit", get(audit))
+        .route("/api/v1/openapi.json", get(openapi))
         .with_state(shared)
+}
+
+/// The API as an OpenAPI 3.1 document, from the handlers' annotations and
+/// the body types (checked in as `docs/openapi.json`; a test compares).
+#[derive(utoipa::OpenApi)]
+#[openapi(
+    info(
+        title = "Roster service API",
+        description = "roster serve: pipelines, runs, approvals (docs/service.md). Every route but /healthz and /readyz wants a bearer token (`roster serve token create`)."
+    ),
+    paths(
+        healthz, readyz, metrics, openapi, pipelines, trigger, pause, resume, runs, run, plan,
+        approve, reject, approvals, audit
+    ),
+    modifiers(&BearerAuth),
+    tags(
+        (name = "health", description = "liveness, readiness, metrics"),
+        (name = "pipelines", description = "the served pipelines"),
+        (name = "runs", description = "runs and their plans"),
+        (name = "approvals", description = "plans that wait for a person"),
+        (name = "audit", description = "who changed what")
+    )
+)]
+pub struct ApiDoc;
+
+struct BearerAuth;
+
+impl utoipa::Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+    }
+}
+
+/// The document, as served and as checked in.
+pub fn openapi_json() -> String {
+    use utoipa::OpenApi;
+    let mut text = ApiDoc::openapi().to_pretty_json().unwrap_or_default();
+    text.push('\n');
+    text
+}
+
+#[utoipa::path(get, path = "/api/v1/openapi.json", tag = "health", responses((status = 200, description = "this document (viewer)", content_type = "application/json", body = String), (status = 401, description = "no token, or an unknown one", body = ErrorBody), (status = 403, description = "the token's role is too low", body = ErrorBody)), security(("bearer" = [])))]
+async fn openapi(State(shared): State<Shared>, headers: HeaderMap) -> Result<Response, ApiError> {
+    authorize(&shared, &headers, Role::Viewer).await?;
+    Ok(([(header::CONTENT_TYPE, "application/json")], openapi_json()).into_response())
 }
 
 /// An answer that is not a success: a status and a sentence.
 #[derive(Debug)]
 pub struct ApiError(StatusCode, String);
 
-#[derive(Serialize, Deserialize, Debug)]
+/// Every answer that is not a success.
+#[derive(Serialize, Deserialize, Debug, utoipa::ToSchema)]
 pub struct ErrorBody {
     pub error: String,
 }
@@ -107,10 +159,12 @@ async fn authorize(shared: &Shared, headers: &HeaderMap, least: Role) -> Result<
     })
 }
 
+#[utoipa::path(get, path = "/healthz", tag = "health", responses((status = 200, description = "the process is up", content_type = "text/plain", body = String)))]
 async fn healthz() -> &'static str {
     "ok\n"
 }
 
+#[utoipa::path(get, path = "/readyz", tag = "health", responses((status = 200, description = "the database answers and the workers run", content_type = "text/plain", body = String), (status = 503, description = "not ready", content_type = "text/plain", body = String)))]
 async fn readyz(State(shared): State<Shared>) -> Response {
     let working = shared.working.load(Ordering::Relaxed);
     match working && shared.db.ping().await {
@@ -119,6 +173,7 @@ async fn readyz(State(shared): State<Shared>) -> Response {
     }
 }
 
+#[utoipa::path(get, path = "/metrics", tag = "health", responses((status = 200, description = "Prometheus text format (viewer)", content_type = "text/plain", body = String), (status = 401, description = "no token, or an unknown one", body = ErrorBody), (status = 403, description = "the token's role is too low", body = ErrorBody)), security(("bearer" = [])))]
 async fn metrics(State(shared): State<Shared>, headers: HeaderMap) -> Result<Response, ApiError> {
     authorize(&shared, &headers, Role::Viewer).await?;
     let depth = shared.db.queue_depth(&shared.config.queue).await?;
@@ -132,7 +187,7 @@ async fn metrics(State(shared): State<Shared>, headers: HeaderMap) -> Result<Res
 }
 
 /// A served pipeline, as `GET /api/v1/pipelines` lists it.
-#[derive(Serialize, Deserialize, Debug, PartialEq)]
+#[derive(Serialize, Deserialize, Debug, PartialEq, utoipa::ToSchema)]
 pub struct PipelineView {
     pub name: String,
     pub file: String,
@@ -146,6 +201,7 @@ pub struct PipelineView {
     pub last_run: Option<RunRecord>,
 }
 
+#[utoipa::path(get, path = "/api/v1/pipelines", tag = "pipelines", responses((status = 200, description = "every served pipeline (viewer)", body = Vec<PipelineView>), (status = 401, description = "no token, or an unknown one", body = ErrorBody), (status = 403, description = "the token's role is too low", body = ErrorBody)), security(("bearer" = [])))]
 async fn pipelines(State(shared): State<Shared>, headers: HeaderMap) -> Answer<Vec<PipelineView>> {
     authorize(&shared, &headers, Role::Viewer).await?;
     let paused = shared.db.paused().await?;
@@ -177,12 +233,15 @@ fn served<'a>(shared: &'a Shared, name: &str) -> Result<&'a super::config::Serve
         .ok_or_else(|| ApiError(StatusCode::NOT_FOUND, format!("no pipeline `{name}`")))
 }
 
-#[derive(Serialize, Deserialize, Debug)]
+/// A run asked for: whether a job went into the queue (false: one for
+/// the same pipeline and trigger was there).
+#[derive(Serialize, Deserialize, Debug, utoipa::ToSchema)]
 pub struct Queued {
     pub pipeline: String,
     pub queued: bool,
 }
 
+#[utoipa::path(post, path = "/api/v1/pipelines/{name}/runs", tag = "pipelines", params(("name" = String, Path, description = "the pipeline")), responses((status = 200, description = "queued: one job per rank (operator)", body = Queued), (status = 401, description = "no token, or an unknown one", body = ErrorBody), (status = 403, description = "the token's role is too low", body = ErrorBody), (status = 404, description = "no such pipeline", body = ErrorBody)), security(("bearer" = [])))]
 async fn trigger(
     State(shared): State<Shared>,
     headers: HeaderMap,
@@ -209,12 +268,13 @@ async fn trigger(
     }))
 }
 
-#[derive(Serialize, Deserialize, Debug)]
+#[derive(Serialize, Deserialize, Debug, utoipa::ToSchema)]
 pub struct Paused {
     pub pipeline: String,
     pub paused: bool,
 }
 
+#[utoipa::path(post, path = "/api/v1/pipelines/{name}/pause", tag = "pipelines", params(("name" = String, Path, description = "the pipeline")), responses((status = 200, description = "no longer scheduled (operator)", body = Paused), (status = 401, description = "no token, or an unknown one", body = ErrorBody), (status = 403, description = "the token's role is too low", body = ErrorBody), (status = 404, description = "no such pipeline", body = ErrorBody)), security(("bearer" = [])))]
 async fn pause(
     State(shared): State<Shared>,
     headers: HeaderMap,
@@ -223,6 +283,7 @@ async fn pause(
     set_paused(shared, headers, name, true).await
 }
 
+#[utoipa::path(post, path = "/api/v1/pipelines/{name}/resume", tag = "pipelines", params(("name" = String, Path, description = "the pipeline")), responses((status = 200, description = "scheduled again (operator)", body = Paused), (status = 401, description = "no token, or an unknown one", body = ErrorBody), (status = 403, description = "the token's role is too low", body = ErrorBody), (status = 404, description = "no such pipeline", body = ErrorBody)), security(("bearer" = [])))]
 async fn resume(
     State(shared): State<Shared>,
     headers: HeaderMap,
@@ -252,6 +313,7 @@ struct RunsQuery {
     limit: Option<i64>,
 }
 
+#[utoipa::path(get, path = "/api/v1/runs", tag = "runs", params(("pipeline" = Option<String>, Query, description = "only this pipeline's"), ("limit" = Option<i64>, Query, description = "at most this many, 1 to 1000 (100)")), responses((status = 200, description = "runs, newest first (viewer)", body = Vec<RunRecord>), (status = 401, description = "no token, or an unknown one", body = ErrorBody), (status = 403, description = "the token's role is too low", body = ErrorBody)), security(("bearer" = [])))]
 async fn runs(
     State(shared): State<Shared>,
     headers: HeaderMap,
@@ -262,6 +324,7 @@ async fn runs(
     Ok(Json(shared.db.runs(q.pipeline.as_deref(), limit).await?))
 }
 
+#[utoipa::path(get, path = "/api/v1/runs/{id}", tag = "runs", params(("id" = i64, Path, description = "the run")), responses((status = 200, description = "one run (viewer)", body = RunRecord), (status = 401, description = "no token, or an unknown one", body = ErrorBody), (status = 403, description = "the token's role is too low", body = ErrorBody), (status = 404, description = "no such run", body = ErrorBody)), security(("bearer" = [])))]
 async fn run(
     State(shared): State<Shared>,
     headers: HeaderMap,
@@ -277,6 +340,7 @@ async fn run(
 }
 
 /// The plan a run keeps for approval, as `roster plan --json` prints it.
+#[utoipa::path(get, path = "/api/v1/runs/{id}/plan", tag = "runs", params(("id" = i64, Path, description = "the run")), responses((status = 200, description = "the plan the run keeps for approval, as `roster plan --json` prints it (docs/json.md) (viewer)", content_type = "application/json", body = String), (status = 401, description = "no token, or an unknown one", body = ErrorBody), (status = 403, description = "the token's role is too low", body = ErrorBody), (status = 404, description = "the run keeps no plan", body = ErrorBody)), security(("bearer" = [])))]
 async fn plan(
     State(shared): State<Shared>,
     headers: HeaderMap,
@@ -291,12 +355,14 @@ async fn plan(
     Ok(([(header::CONTENT_TYPE, "application/json")], plan).into_response())
 }
 
-#[derive(Deserialize, Serialize, Default, Debug)]
+/// An optional comment for the audit log.
+#[derive(Deserialize, Serialize, Default, Debug, utoipa::ToSchema)]
 pub struct Decision {
     #[serde(default)]
     pub comment: Option<String>,
 }
 
+#[utoipa::path(post, path = "/api/v1/runs/{id}/approve", tag = "approvals", params(("id" = i64, Path, description = "the run whose plan waits")), request_body(content = Option<Decision>, description = "an optional comment"), responses((status = 200, description = "approved: a run that applies it if the pipeline still plans exactly it is queued (operator)", body = Decided), (status = 401, description = "no token, or an unknown one", body = ErrorBody), (status = 403, description = "the token's role is too low", body = ErrorBody), (status = 404, description = "no plan waits under this run", body = ErrorBody), (status = 409, description = "the plan is no longer waiting", body = ErrorBody)), security(("bearer" = [])))]
 async fn approve(
     State(shared): State<Shared>,
     headers: HeaderMap,
@@ -313,6 +379,7 @@ async fn approve(
     .await
 }
 
+#[utoipa::path(post, path = "/api/v1/runs/{id}/reject", tag = "approvals", params(("id" = i64, Path, description = "the run whose plan waits")), request_body(content = Option<Decision>, description = "an optional comment"), responses((status = 200, description = "rejected (operator)", body = Decided), (status = 401, description = "no token, or an unknown one", body = ErrorBody), (status = 403, description = "the token's role is too low", body = ErrorBody), (status = 404, description = "no plan waits under this run", body = ErrorBody), (status = 409, description = "the plan is no longer waiting", body = ErrorBody)), security(("bearer" = [])))]
 async fn reject(
     State(shared): State<Shared>,
     headers: HeaderMap,
@@ -360,6 +427,7 @@ struct ApprovalsQuery {
     pending: bool,
 }
 
+#[utoipa::path(get, path = "/api/v1/approvals", tag = "approvals", params(("pending" = Option<bool>, Query, description = "only plans still waiting")), responses((status = 200, description = "plans kept for approval, newest first (viewer)", body = Vec<ApprovalRecord>), (status = 401, description = "no token, or an unknown one", body = ErrorBody), (status = 403, description = "the token's role is too low", body = ErrorBody)), security(("bearer" = [])))]
 async fn approvals(
     State(shared): State<Shared>,
     headers: HeaderMap,
@@ -369,6 +437,7 @@ async fn approvals(
     Ok(Json(shared.db.approvals(q.pending).await?))
 }
 
+#[utoipa::path(get, path = "/api/v1/audit", tag = "audit", responses((status = 200, description = "the last 1000 writes, newest first (admin)", body = Vec<AuditRecord>), (status = 401, description = "no token, or an unknown one", body = ErrorBody), (status = 403, description = "the token's role is too low", body = ErrorBody)), security(("bearer" = [])))]
 async fn audit(State(shared): State<Shared>, headers: HeaderMap) -> Answer<Vec<AuditRecord>> {
     authorize(&shared, &headers, Role::Admin).await?;
     Ok(Json(shared.db.audit_log(1000).await?))

@@ -8,7 +8,8 @@ use super::db::{DecideError, ServiceDb};
 use super::job::{RunJob, Trigger};
 use serde::{Deserialize, Serialize};
 
-#[derive(Serialize, Deserialize, Debug, PartialEq)]
+/// A decision on a waiting plan (also `roster approve --json`).
+#[derive(Serialize, Deserialize, Debug, PartialEq, utoipa::ToSchema)]
 pub struct Decided {
     pub run: i64,
     pub pipeline: String,

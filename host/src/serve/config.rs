@@ -324,8 +324,14 @@ fn valid_name(s: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
 }
 
-/// This machine's name and the process id: unique among live nodes.
+/// `ROSTER_NODE` (a pod's name), else this machine's name and the process
+/// id: unique among live nodes.
 fn default_node() -> String {
+    if let Ok(node) = std::env::var("ROSTER_NODE")
+        && valid_name(node.trim())
+    {
+        return node.trim().to_string();
+    }
     let host = std::fs::read_to_string("/etc/hostname")
         .ok()
         .map(|h| h.trim().to_string())

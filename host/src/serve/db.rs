@@ -50,7 +50,7 @@ impl Role {
 }
 
 /// A run as the API and `--json` show it.
-#[derive(Clone, Debug, Serialize, serde::Deserialize, PartialEq)]
+#[derive(Clone, Debug, Serialize, serde::Deserialize, PartialEq, utoipa::ToSchema)]
 pub struct RunRecord {
     pub id: i64,
     pub pipeline: String,
@@ -81,7 +81,8 @@ pub struct RunEnd {
     pub message: Option<String>,
 }
 
-#[derive(Clone, Debug, Serialize, serde::Deserialize, PartialEq)]
+/// A plan kept for approval, and what became of it.
+#[derive(Clone, Debug, Serialize, serde::Deserialize, PartialEq, utoipa::ToSchema)]
 pub struct ApprovalRecord {
     pub run_id: i64,
     pub pipeline: String,
@@ -93,7 +94,8 @@ pub struct ApprovalRecord {
     pub comment: Option<String>,
 }
 
-#[derive(Clone, Debug, Serialize, serde::Deserialize, PartialEq)]
+/// One write through the API or the CLI.
+#[derive(Clone, Debug, Serialize, serde::Deserialize, PartialEq, utoipa::ToSchema)]
 pub struct AuditRecord {
     pub id: i64,
     pub at: String,
