@@ -12,6 +12,7 @@
 //! are written only by [`apply`].
 
 mod identity;
+pub mod links;
 mod read;
 
 pub use read::{PAGE_SIZE, SourceRead, read_accounts, read_groups};

@@ -515,7 +515,37 @@ fn a_run_whose_node_is_killed_is_finished_by_another_without_duplicates() {
 
 /// Every route but health wants a token, and the least role it names:
 /// (method, the route as the OpenAPI document names it, a concrete path, role).
-const ROUTES: [(&str, &str, &str, &str); 13] = [
+const ROUTES: [(&str, &str, &str, &str); 18] = [
+    (
+        "GET",
+        "/api/v1/pipelines/{name}/links",
+        "/api/v1/pipelines/tenant-0/links",
+        "viewer",
+    ),
+    (
+        "POST",
+        "/api/v1/pipelines/{name}/links",
+        "/api/v1/pipelines/tenant-0/links",
+        "operator",
+    ),
+    (
+        "GET",
+        "/api/v1/pipelines/{name}/connectors",
+        "/api/v1/pipelines/tenant-0/connectors",
+        "viewer",
+    ),
+    (
+        "GET",
+        "/api/v1/pipelines/{name}/plan",
+        "/api/v1/pipelines/tenant-0/plan",
+        "viewer",
+    ),
+    (
+        "GET",
+        "/api/v1/pipelines/{name}/explain",
+        "/api/v1/pipelines/tenant-0/explain?address=p0u0@corp.example",
+        "viewer",
+    ),
     ("GET", "/metrics", "/metrics", "viewer"),
     (
         "GET",
@@ -1071,4 +1101,86 @@ fn a_ranked_pipeline_is_applied_by_several_nodes_within_one_shared_budget() {
     );
     eprintln!("ranks: {runs}; {} Zivver requests", stats.requests);
     drop(nodes);
+}
+
+#[test]
+fn the_api_reads_and_stages_links_as_the_cli_does() {
+    let db = Database::new("links");
+    let w = Work::new();
+    let config = csv_pipelines(&w, 1, 3, "1h", "auto");
+    w.write("serve.toml", &config);
+    let node = Node::start(&w, &db, "a", &config, &[]);
+    let viewer = token(&w, &db, "serve.toml", "viewer");
+    let operator = token(&w, &db, "serve.toml", "operator");
+    wait_until(60, "the first run applied", || {
+        db.query("SELECT count(*) FROM roster_serve.runs WHERE status = 'applied'") == "1"
+    });
+    let cli = |args: &[&str]| {
+        let out = w
+            .roster()
+            .args(args)
+            .env("ROSTER_STATE_URL", db.url())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        json(&String::from_utf8_lossy(&out.stdout))
+    };
+    let url = |path: &str| node.url(&format!("/api/v1/pipelines/tenant-0{path}"));
+    // The links, as `roster links --json` shows them.
+    let (code, links) = get(&url("/links"), Some(&viewer));
+    assert_eq!(code, 200, "{links}");
+    assert_eq!(json(&links), cli(&["links", "p0/pipeline.toml", "--json"]));
+    assert_eq!(json(&links)["links"].as_array().unwrap().len(), 3);
+    // Bad requests are refused and say why.
+    let (code, body) = post(
+        &url("/links"),
+        Some(&operator),
+        r#"{"source": "p0u1@corp.example", "target": " "}"#,
+    );
+    assert_eq!(code, 400, "{body}");
+    assert!(body.contains("target account id is empty"), "{body}");
+    let (code, body) = post(&url("/links"), Some(&operator), "not json");
+    assert_eq!(code, 400, "{body}");
+    // An unlink, staged: the links show it, the plan carries it out.
+    let (code, body) = post(
+        &url("/links"),
+        Some(&operator),
+        r#"{"source": "P0U1@corp.example", "target": null}"#,
+    );
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(json(&body)["source"], "p0u1@corp.example");
+    let (_, links) = get(&url("/links"), Some(&viewer));
+    assert_eq!(json(&links), cli(&["links", "p0/pipeline.toml", "--json"]));
+    assert!(links.contains("p0u1@corp.example"), "{links}");
+    let (code, plan) = get(&url("/plan"), Some(&viewer));
+    assert_eq!(code, 200, "{plan}");
+    let plan = json(&plan);
+    assert_eq!(
+        plan["unlinks"][0]["source_email"], "p0u1@corp.example",
+        "{plan:#}"
+    );
+    assert_eq!(plan["changes"], serde_json::json!([]));
+    // explain, and the connectors with their grants.
+    let (code, explained) = get(&url("/explain?address=p0u2@corp.example"), Some(&viewer));
+    assert_eq!(code, 200, "{explained}");
+    assert_eq!(
+        json(&explained),
+        cli(&["explain", "p0/pipeline.toml", "p0u2@corp.example", "--json"])
+    );
+    let (code, connectors) = get(&url("/connectors"), Some(&viewer));
+    assert_eq!(code, 200, "{connectors}");
+    let connectors = json(&connectors);
+    let names: Vec<&str> = connectors["connectors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["dst", "src"]);
+    let audit = db.query("SELECT string_agg(action || ' ' || detail, '; ') FROM roster_serve.audit WHERE action = 'links.stage'");
+    assert_eq!(audit, "links.stage unlink p0u1@corp.example");
 }

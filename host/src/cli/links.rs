@@ -7,6 +7,7 @@ use super::render;
 use crate::error::Failure;
 use crate::links::{LinkEdit, StoredLink};
 use crate::model::Descriptor;
+use crate::operation::links as staging;
 use crate::pipeline::Pipeline;
 use crate::state::now_ms;
 use std::collections::BTreeMap;
@@ -113,15 +114,15 @@ async fn run(
             options,
         } => {
             let options = parse_options(&options)?;
-            if !options.is_empty() {
-                let d = crate::plugins::describe(&pipeline, &pipeline.target, cache_dir).await?;
-                for (k, v) in &options {
-                    d.check_link_option(k, v)
-                        .map_err(|e| Failure::Input(format!("--options: {e}")))?;
-                }
-            }
-            let edit = edit(&source, Some(target.trim().to_string()), options)?;
-            state.stage_link_edit(&edit)?;
+            let target = Some(target.trim().to_string());
+            let edit = staging::stage(&pipeline, &mut *state, &source, target, options, cache_dir)
+                .await
+                .map_err(|e| match e {
+                    Failure::Input(m) if m.starts_with("options:") => {
+                        Failure::Input(format!("--{m}"))
+                    }
+                    other => other,
+                })?;
             format!(
                 "staged: link {} → {}; `roster plan` shows it, the next apply makes it",
                 edit.source,
@@ -129,8 +130,8 @@ async fn run(
             )
         }
         LinksAction::Remove { source } => {
-            let edit = edit(&source, None, BTreeMap::new())?;
-            state.stage_link_edit(&edit)?;
+            let edit = staging::stage(&pipeline, &mut *state, &source, None, BTreeMap::new(), None)
+                .await?;
             format!(
                 "staged: unlink {}; `roster plan` shows it, the next apply makes it (undo with `roster links {} unstage {}`)",
                 edit.source,
@@ -149,7 +150,7 @@ async fn run(
             }
         }
         LinksAction::Unstage { source } => {
-            let source = normalize(&source)?;
+            let source = staging::normalize(&source)?;
             if !state.unstage_link_edit(&source)? {
                 return Err(Failure::Input(format!(
                     "no staged link change for {source}"
@@ -181,36 +182,6 @@ fn list(pipeline: &Pipeline, json: bool) -> Result<ExitCode, Failure> {
     };
     render::links(json, &links, &edits, &unlinked);
     Ok(ExitCode::SUCCESS)
-}
-
-/// Addresses are compared case-insensitively; keys and ids are kept as typed.
-fn normalize(source: &str) -> Result<String, Failure> {
-    let source = source.trim();
-    if source.is_empty() {
-        return Err(Failure::Input("the source account is empty".into()));
-    }
-    Ok(if source.contains('@') {
-        source.to_ascii_lowercase()
-    } else {
-        source.to_string()
-    })
-}
-
-fn edit(
-    source: &str,
-    target_id: Option<String>,
-    options: BTreeMap<String, String>,
-) -> Result<LinkEdit, Failure> {
-    if target_id.as_deref() == Some("") {
-        return Err(Failure::Input("the target account id is empty".into()));
-    }
-    Ok(LinkEdit {
-        source: normalize(source)?,
-        target_id,
-        options,
-        staged_at_ms: now_ms(),
-        options_only: false,
-    })
 }
 
 /// `--options diary=true,task=false` (repeatable).

@@ -8,7 +8,7 @@ mod explain;
 mod init;
 mod links;
 mod markdown;
-mod output;
+pub mod output;
 mod plan;
 mod plugins;
 mod read;

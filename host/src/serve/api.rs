@@ -35,6 +35,13 @@ pub fn router(shared: Shared) -> axum::Router {
         .route("/api/v1/approvals", get(approvals))
         .route("/api/v1/audit", get(audit))
         .route("/api/v1/openapi.json", get(openapi))
+        .route(
+            "/api/v1/pipelines/{name}/links",
+            get(links).post(stage_link),
+        )
+        .route("/api/v1/pipelines/{name}/connectors", get(connectors))
+        .route("/api/v1/pipelines/{name}/plan", get(current_plan))
+        .route("/api/v1/pipelines/{name}/explain", get(explain))
         .with_state(shared)
 }
 
@@ -48,7 +55,7 @@ pub fn router(shared: Shared) -> axum::Router {
     ),
     paths(
         healthz, readyz, metrics, openapi, pipelines, trigger, pause, resume, runs, run, plan,
-        approve, reject, approvals, audit
+        approve, reject, approvals, audit, links, stage_link, connectors, current_plan, explain
     ),
     modifiers(&BearerAuth),
     tags(
@@ -56,6 +63,7 @@ pub fn router(shared: Shared) -> axum::Router {
         (name = "pipelines", description = "the served pipelines"),
         (name = "runs", description = "runs and their plans"),
         (name = "approvals", description = "plans that wait for a person"),
+        (name = "links", description = "links between source and target accounts"),
         (name = "audit", description = "who changed what")
     )
 )]
@@ -367,16 +375,9 @@ async fn approve(
     State(shared): State<Shared>,
     headers: HeaderMap,
     Path(id): Path<i64>,
-    body: Option<Json<Decision>>,
+    body: axum::body::Bytes,
 ) -> Answer<Decided> {
-    decide(
-        shared,
-        headers,
-        id,
-        true,
-        body.map(|b| b.0).unwrap_or_default(),
-    )
-    .await
+    decide(shared, headers, id, true, body).await
 }
 
 #[utoipa::path(post, path = "/api/v1/runs/{id}/reject", tag = "approvals", params(("id" = i64, Path, description = "the run whose plan waits")), request_body(content = Option<Decision>, description = "an optional comment"), responses((status = 200, description = "rejected (operator)", body = Decided), (status = 401, description = "no token, or an unknown one", body = ErrorBody), (status = 403, description = "the token's role is too low", body = ErrorBody), (status = 404, description = "no plan waits under this run", body = ErrorBody), (status = 409, description = "the plan is no longer waiting", body = ErrorBody)), security(("bearer" = [])))]
@@ -384,16 +385,20 @@ async fn reject(
     State(shared): State<Shared>,
     headers: HeaderMap,
     Path(id): Path<i64>,
-    body: Option<Json<Decision>>,
+    body: axum::body::Bytes,
 ) -> Answer<Decided> {
-    decide(
-        shared,
-        headers,
-        id,
-        false,
-        body.map(|b| b.0).unwrap_or_default(),
-    )
-    .await
+    decide(shared, headers, id, false, body).await
+}
+
+/// A JSON body, read after the caller is known (so a request without a
+/// token is 401 whatever its body).
+fn parse<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    serde_json::from_slice(body).map_err(|e| {
+        ApiError(
+            StatusCode::BAD_REQUEST,
+            format!("the body is not what this route takes: {e}"),
+        )
+    })
 }
 
 async fn decide(
@@ -401,9 +406,13 @@ async fn decide(
     headers: HeaderMap,
     id: i64,
     approve: bool,
-    d: Decision,
+    body: axum::body::Bytes,
 ) -> Answer<Decided> {
     let caller = authorize(&shared, &headers, Role::Operator).await?;
+    let d: Decision = match body.iter().all(u8::is_ascii_whitespace) {
+        true => Decision::default(),
+        false => parse(&body)?,
+    };
     let decided = super::approve::decide(
         &shared.db,
         &shared.config.queue,
@@ -441,4 +450,169 @@ async fn approvals(
 async fn audit(State(shared): State<Shared>, headers: HeaderMap) -> Answer<Vec<AuditRecord>> {
     authorize(&shared, &headers, Role::Admin).await?;
     Ok(Json(shared.db.audit_log(1000).await?))
+}
+
+/// A document as the CLI's `--json` prints it (docs/json.md).
+pub struct CliDocument;
+
+impl utoipa::PartialSchema for CliDocument {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::ObjectBuilder::new()
+            .description(Some(
+                "the JSON document the CLI prints for the same question with --json (docs/json.md)",
+            ))
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for CliDocument {}
+
+/// A failure of the library call behind a route, as an answer.
+fn failed(e: crate::error::Failure) -> ApiError {
+    use crate::error::Failure as F;
+    let status = match &e {
+        F::Input(_) => StatusCode::BAD_REQUEST,
+        F::Connector(_) => StatusCode::BAD_GATEWAY,
+        F::Store(_) => StatusCode::SERVICE_UNAVAILABLE,
+        F::Busy(_) | F::Refused(_) => StatusCode::CONFLICT,
+    };
+    ApiError(
+        status,
+        crate::runtime::Redactor::global()
+            .redact(&e.to_string())
+            .into_owned(),
+    )
+}
+
+/// Runs `f` on a blocking thread and answers its JSON document.
+async fn document(
+    f: impl FnOnce() -> Result<String, crate::error::Failure> + Send + 'static,
+) -> Result<Response, ApiError> {
+    let text = tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| {
+            ApiError(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("the read stopped: {e}"),
+            )
+        })?
+        .map_err(failed)?;
+    Ok(([(header::CONTENT_TYPE, "application/json")], text).into_response())
+}
+
+#[utoipa::path(get, path = "/api/v1/pipelines/{name}/links", tag = "links", params(("name" = String, Path, description = "the pipeline")), responses((status = 200, description = "linked accounts, staged link changes, accounts unlinked on purpose, as `roster links --json` (viewer)", body = CliDocument), (status = 401, description = "no token, or an unknown one", body = ErrorBody), (status = 403, description = "the token's role is too low", body = ErrorBody), (status = 404, description = "no such pipeline", body = ErrorBody)), security(("bearer" = [])))]
+async fn links(
+    State(shared): State<Shared>,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+) -> Result<Response, ApiError> {
+    authorize(&shared, &headers, Role::Viewer).await?;
+    let served = served(&shared, &name)?.clone();
+    document(move || super::reads::links(&served)).await
+}
+
+/// A link to stage: `target` null unlinks.
+#[derive(Deserialize, Serialize, Debug, utoipa::ToSchema)]
+pub struct LinkChange {
+    /// The source account: its primary address, external key or id.
+    pub source: String,
+    /// The target account's id; null to unlink the source account.
+    pub target: Option<String>,
+    /// Link options the target connector declares (e.g. diary, rank).
+    #[serde(default)]
+    pub options: std::collections::BTreeMap<String, String>,
+}
+
+/// A staged link change: the next plan shows it, the next apply makes it.
+#[derive(Deserialize, Serialize, Debug, utoipa::ToSchema)]
+pub struct StagedLink {
+    pub pipeline: String,
+    pub source: String,
+    pub target: Option<String>,
+    pub options: std::collections::BTreeMap<String, String>,
+}
+
+#[utoipa::path(post, path = "/api/v1/pipelines/{name}/links", tag = "links", params(("name" = String, Path, description = "the pipeline")), request_body = LinkChange, responses((status = 200, description = "staged for the next apply, as `roster links add|remove` (operator)", body = StagedLink), (status = 400, description = "an unknown option, a bad value, an empty source", body = ErrorBody), (status = 401, description = "no token, or an unknown one", body = ErrorBody), (status = 403, description = "the token's role is too low", body = ErrorBody), (status = 404, description = "no such pipeline", body = ErrorBody)), security(("bearer" = [])))]
+async fn stage_link(
+    State(shared): State<Shared>,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+    body: axum::body::Bytes,
+) -> Answer<StagedLink> {
+    let caller = authorize(&shared, &headers, Role::Operator).await?;
+    let change: LinkChange = parse(&body)?;
+    let served = served(&shared, &name)?.clone();
+    let cache = shared.cache_dir.clone();
+    let LinkChange {
+        source,
+        target,
+        options,
+    } = change;
+    let edit = tokio::task::spawn_blocking(move || {
+        super::reads::stage(&served, cache, &source, target, options)
+    })
+    .await
+    .map_err(|e| {
+        ApiError(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("staging stopped: {e}"),
+        )
+    })?
+    .map_err(failed)?;
+    let what = match &edit.target_id {
+        Some(t) => format!("{} -> {t}", edit.source),
+        None => format!("unlink {}", edit.source),
+    };
+    shared
+        .db
+        .audit(&caller.name, "links.stage", &name, Some(&what))
+        .await?;
+    Ok(Json(StagedLink {
+        pipeline: name,
+        source: edit.source,
+        target: edit.target_id,
+        options: edit.options,
+    }))
+}
+
+#[utoipa::path(get, path = "/api/v1/pipelines/{name}/connectors", tag = "pipelines", params(("name" = String, Path, description = "the pipeline")), responses((status = 200, description = "each connector's plugin, contract and grants, as `roster check --json` (viewer)", body = CliDocument), (status = 401, description = "no token, or an unknown one", body = ErrorBody), (status = 403, description = "the token's role is too low", body = ErrorBody), (status = 404, description = "no such pipeline", body = ErrorBody)), security(("bearer" = [])))]
+async fn connectors(
+    State(shared): State<Shared>,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+) -> Result<Response, ApiError> {
+    authorize(&shared, &headers, Role::Viewer).await?;
+    let served = served(&shared, &name)?.clone();
+    let cache = shared.cache_dir.clone();
+    document(move || super::reads::connectors(&served, cache)).await
+}
+
+#[utoipa::path(get, path = "/api/v1/pipelines/{name}/plan", tag = "pipelines", params(("name" = String, Path, description = "the pipeline")), responses((status = 200, description = "the plan an apply would carry out now, as `roster plan --json`; reads both systems, changes neither (viewer)", body = CliDocument), (status = 401, description = "no token, or an unknown one", body = ErrorBody), (status = 403, description = "the token's role is too low", body = ErrorBody), (status = 404, description = "no such pipeline", body = ErrorBody), (status = 502, description = "a connector failed", body = ErrorBody)), security(("bearer" = [])))]
+async fn current_plan(
+    State(shared): State<Shared>,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+) -> Result<Response, ApiError> {
+    authorize(&shared, &headers, Role::Viewer).await?;
+    let served = served(&shared, &name)?.clone();
+    let cache = shared.cache_dir.clone();
+    document(move || super::reads::plan(&served, cache)).await
+}
+
+#[derive(Deserialize)]
+struct ExplainQuery {
+    address: String,
+}
+
+#[utoipa::path(get, path = "/api/v1/pipelines/{name}/explain", tag = "pipelines", params(("name" = String, Path, description = "the pipeline"), ("address" = String, Query, description = "an e-mail address (primary or alias)")), responses((status = 200, description = "each stage's decision for the account, as `roster explain --json` (viewer)", body = CliDocument), (status = 401, description = "no token, or an unknown one", body = ErrorBody), (status = 403, description = "the token's role is too low", body = ErrorBody), (status = 404, description = "no such pipeline", body = ErrorBody), (status = 502, description = "a connector failed", body = ErrorBody)), security(("bearer" = [])))]
+async fn explain(
+    State(shared): State<Shared>,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+    Query(q): Query<ExplainQuery>,
+) -> Result<Response, ApiError> {
+    authorize(&shared, &headers, Role::Viewer).await?;
+    let served = served(&shared, &name)?.clone();
+    let cache = shared.cache_dir.clone();
+    document(move || super::reads::explain(&served, cache, &q.address)).await
 }

@@ -11,5 +11,6 @@ pub mod job;
 pub mod metrics;
 pub mod node;
 pub mod notify;
+pub mod reads;
 pub mod schedule;
 pub mod token;

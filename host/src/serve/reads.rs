@@ -1,0 +1,86 @@
+//! What the API reads and stages in a pipeline itself: its links, its
+//! connectors and their grants, the plan it would carry out now, `explain`
+//! for one address, and staged link changes. Each is the library call the
+//! CLI makes, on a blocking thread (a connector runs on a runtime of its
+//! own), answering the same JSON document as the CLI's `--json`
+//! (`cli::output`, `plan::Plan`, `plan::Explanation`), masked as the CLI's.
+
+use super::config::Served;
+use crate::error::Failure;
+use crate::operation::{self, PlanOptions, Quiet};
+use crate::plugins::Session;
+use crate::runtime::Redactor;
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+/// A JSON document, with every known secret masked.
+fn masked<T: serde::Serialize>(doc: &T) -> Result<String, Failure> {
+    let text = serde_json::to_string_pretty(doc).map_err(|e| Failure::Input(e.to_string()))?;
+    Ok(Redactor::global().redact(&text).into_owned())
+}
+
+fn block_on<T>(f: impl std::future::Future<Output = Result<T, Failure>>) -> Result<T, Failure> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Failure::Input(format!("cannot start a runtime: {e}")))?
+        .block_on(f)
+}
+
+/// `roster links PIPELINE --json`.
+pub fn links(served: &Served) -> Result<String, Failure> {
+    let state = served.pipeline.open_state()?;
+    let (links, _edited) = state.links_as_stored()?;
+    let edits = state.link_edits()?;
+    let unlinked = state.unlinked()?;
+    masked(&crate::cli::output::Links::of(&links, &edits, &unlinked))
+}
+
+/// `roster check PIPELINE --json`: the connectors, their plugins and grants.
+pub fn connectors(served: &Served, cache_dir: Option<PathBuf>) -> Result<String, Failure> {
+    block_on(async {
+        let session = Session::open(served.pipeline.clone(), cache_dir).await?;
+        masked(&crate::cli::output::Check::of(&session))
+    })
+}
+
+/// `roster plan PIPELINE --json`: what an apply would do now; changes
+/// nothing in either system.
+pub fn plan(served: &Served, cache_dir: Option<PathBuf>) -> Result<String, Failure> {
+    block_on(async {
+        let session = Session::open(served.pipeline.clone(), cache_dir).await?;
+        let mut state = session.pipeline.open_state()?;
+        let plan = operation::plan(&session, &mut *state, &PlanOptions::default(), &Quiet).await?;
+        masked(&plan)
+    })
+}
+
+/// `roster explain PIPELINE ADDRESS --json`.
+pub fn explain(
+    served: &Served,
+    cache_dir: Option<PathBuf>,
+    address: &str,
+) -> Result<String, Failure> {
+    block_on(async {
+        let session = Session::open(served.pipeline.clone(), cache_dir).await?;
+        let mut state = session.pipeline.open_state()?;
+        let options = PlanOptions::default();
+        let e = operation::explain(&session, &mut *state, &options, &Quiet, address).await?;
+        masked(&e)
+    })
+}
+
+/// `roster links PIPELINE add|remove`: staged for the next apply.
+pub fn stage(
+    served: &Served,
+    cache_dir: Option<PathBuf>,
+    source: &str,
+    target: Option<String>,
+    options: BTreeMap<String, String>,
+) -> Result<crate::links::LinkEdit, Failure> {
+    block_on(async {
+        let pipeline = &served.pipeline;
+        let mut state = pipeline.open_state()?;
+        operation::links::stage(pipeline, &mut *state, source, target, options, cache_dir).await
+    })
+}
