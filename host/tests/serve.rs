@@ -107,7 +107,7 @@ impl Node {
         let log = std::fs::File::create(w.path(&format!("{name}.log"))).unwrap();
         let child = w
             .roster()
-            .args(["serve", &file, "-v"])
+            .args(["serve", &file, "-v", "--log-format", "json"])
             .env("ROSTER_DATABASE_URL", db.url())
             .envs(env.iter().copied())
             .stdin(Stdio::null())
@@ -1100,6 +1100,45 @@ fn a_ranked_pipeline_is_applied_by_several_nodes_within_one_shared_budget() {
         "nothing left: {plan:#}"
     );
     eprintln!("ranks: {runs}; {} Zivver requests", stats.requests);
+    // JSON logs: every line of a run says its pipeline, node and rank,
+    // also the connectors' own lines deep inside the apply.
+    let mut connector_lines = 0;
+    for node in &nodes {
+        for line in w
+            .read(&format!("{}.log", node.name))
+            .lines()
+            .filter(|l| l.starts_with('{'))
+        {
+            let line = json(line);
+            let Some(run) = line["spans"]
+                .as_array()
+                .and_then(|s| s.iter().find(|s| s.get("service_run").is_some()))
+            else {
+                continue;
+            };
+            assert_eq!(run["node"], node.name.as_str(), "{line}");
+            assert_eq!(run["pipeline"], "ranked", "{line}");
+            assert!((1..=3).contains(&run["rank"].as_u64().unwrap()), "{line}");
+            if line["fields"].get("connector").is_some() {
+                connector_lines += 1;
+            }
+        }
+    }
+    assert!(
+        connector_lines > 0,
+        "connector log lines carry the run's fields"
+    );
+    // Metrics: the run, the target's requests, the connector's memory, the accounts.
+    let (_, metrics) = get(&nodes[0].url("/metrics"), Some(&operator));
+    for expected in [
+        "roster_runs_total{pipeline=\"ranked\",outcome=\"",
+        "roster_target_requests_total{connector=\"zivver\"}",
+        "roster_connector_memory_peak_bytes_count{connector=\"zivver\"}",
+        "roster_accounts{pipeline=\"ranked\",side=\"source\"} 1",
+        "roster_queue_depth 0",
+    ] {
+        assert!(metrics.contains(expected), "{expected} in\n{metrics}");
+    }
     drop(nodes);
 }
 

@@ -355,6 +355,9 @@ impl OutboundHttp {
                 Err(wait) => return Ok(spent(wait)),
             };
             self.stats.requests.fetch_add(1, Ordering::Relaxed);
+            // Exported by `roster serve` (a no-op without a metrics recorder).
+            metrics::counter!("roster_target_requests_total", "connector" => self.connector.to_string())
+                .increment(1);
             let outcome = self.send_once(&method, &url, &request, answers).await;
             if let Ok(r) = &outcome {
                 self.budget.observe(ticket, r.status, &r.headers);
@@ -362,6 +365,8 @@ impl OutboundHttp {
             let wait = match &outcome {
                 Ok(r) if r.status == 429 || r.status == 503 && safe => {
                     self.stats.throttled.fetch_add(1, Ordering::Relaxed);
+                    metrics::counter!("roster_target_throttled_total", "connector" => self.connector.to_string(), "status" => r.status.to_string())
+                        .increment(1);
                     retry_after(&r.headers).unwrap_or_else(|| backoff(attempt))
                 }
                 // A passing server error on a request safe to repeat (the

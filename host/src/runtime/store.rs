@@ -68,6 +68,9 @@ impl StoreState {
 
 impl Drop for StoreState {
     fn drop(&mut self) {
+        // Exported by `roster serve` (a no-op without a metrics recorder).
+        metrics::histogram!("roster_connector_memory_peak_bytes", "connector" => self.connector.to_string())
+            .record(self.memory_peak as f64);
         tracing::debug!(
             connector = %self.connector,
             peak_mib = self.memory_peak >> 20,

@@ -113,6 +113,8 @@ pub struct Outcome {
     /// Stopped before it finished (SIGTERM): the job goes back to the
     /// queue, and the next node resumes from the journal.
     pub interrupted: bool,
+    /// The plan's counts, when a plan was made.
+    pub summary: Option<crate::plan::Summary>,
 }
 
 /// Carries out the run on the calling thread (blocking).
@@ -179,6 +181,7 @@ async fn attempt(served: &Served, cx: Context) -> Result<Outcome, Failure> {
     };
     let mut ready = operation::plan_to_apply(&session, &mut *state, &options, &Quiet).await?;
     let plan = &ready.plan;
+    let summary = Some(plan.summary.clone());
     let mut end = RunEnd {
         plan_id: Some(plan.id.clone()),
         changes: Some(plan.changes.len() as i32),
@@ -193,6 +196,7 @@ async fn attempt(served: &Served, cx: Context) -> Result<Outcome, Failure> {
             ));
             return Ok(Outcome {
                 end,
+                summary,
                 ..Default::default()
             });
         }
@@ -210,6 +214,7 @@ async fn attempt(served: &Served, cx: Context) -> Result<Outcome, Failure> {
                 end,
                 waiting: Some((plan.id.clone(), json)),
                 event: Some(Event::Approval),
+                summary,
                 ..Default::default()
             });
         }
@@ -218,6 +223,7 @@ async fn attempt(served: &Served, cx: Context) -> Result<Outcome, Failure> {
         end.status = "no-changes";
         return Ok(Outcome {
             end,
+            summary,
             ..Default::default()
         });
     }
@@ -229,7 +235,10 @@ async fn attempt(served: &Served, cx: Context) -> Result<Outcome, Failure> {
     let report = operation::apply(&session, &mut *state, &mut ready, &options, &Quiet).await?;
     end.applied = Some(report.applied as i32);
     end.failed = Some(report.failed as i32);
-    let mut outcome = Outcome::default();
+    let mut outcome = Outcome {
+        summary,
+        ..Default::default()
+    };
     end.status = if report.interrupted {
         outcome.interrupted = true;
         "interrupted"

@@ -28,6 +28,22 @@ pub fn install() -> Result<PrometheusHandle, Failure> {
         "When a run of the pipeline last ended without failures (Unix time)"
     );
     metrics::describe_gauge!("roster_queue_depth", "Runs waiting in the queue");
+    metrics::describe_counter!(
+        "roster_target_requests_total",
+        "Requests connectors sent, by connector name"
+    );
+    metrics::describe_counter!(
+        "roster_target_throttled_total",
+        "Answers 429 (and 503 to a request safe to repeat) connectors got, by connector name"
+    );
+    metrics::describe_histogram!(
+        "roster_connector_memory_peak_bytes",
+        "A connector instance's peak linear memory, by connector name"
+    );
+    metrics::describe_gauge!(
+        "roster_accounts",
+        "Accounts at the last plan, by pipeline and side (source, target, in_scope)"
+    );
     metrics::describe_gauge!("roster_pending_approvals", "Plans waiting for approval");
     Ok(handle)
 }
@@ -48,6 +64,17 @@ pub fn record_run(pipeline: &str, end: &RunEnd, took: Duration) {
             .map(|d| d.as_secs_f64())
             .unwrap_or(0.0);
         gauge!("roster_last_success_timestamp_seconds", "pipeline" => pipeline).set(now);
+    }
+}
+
+/// The plan's account counts, as gauges.
+pub fn record_accounts(pipeline: &str, summary: &crate::plan::Summary) {
+    for (side, n) in [
+        ("source", summary.source_accounts),
+        ("target", summary.target_accounts),
+        ("in_scope", summary.in_scope),
+    ] {
+        gauge!("roster_accounts", "pipeline" => pipeline.to_string(), "side" => side).set(n as f64);
     }
 }
 

@@ -275,6 +275,9 @@ async fn handle(
     }
     shared.db.end_run(run_id, &end).await?;
     super::metrics::record_run(&job.pipeline, &end, started.elapsed());
+    if let Some(summary) = &outcome.summary {
+        super::metrics::record_accounts(&job.pipeline, summary);
+    }
     tracing::info!(pipeline = %job.pipeline, node = %node, rank, service_run = run_id, status = end.status, "run ended");
     if let Some(event) = outcome.event {
         notify_about(&shared, &served.notify, event, run_id, &job.pipeline, &end);
