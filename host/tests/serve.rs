@@ -1223,3 +1223,108 @@ fn the_api_reads_and_stages_links_as_the_cli_does() {
     let audit = db.query("SELECT string_agg(action || ' ' || detail, '; ') FROM roster_serve.audit WHERE action = 'links.stage'");
     assert_eq!(audit, "links.stage unlink p0u1@corp.example");
 }
+
+#[test]
+fn the_api_speaks_tls_when_given_a_certificate() {
+    let db = Database::new("tls");
+    let w = Work::new();
+    let made = Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+            "-keyout",
+            "key.pem",
+            "-out",
+            "cert.pem",
+        ])
+        .current_dir(w.dir.path())
+        .output()
+        .expect("openssl");
+    assert!(
+        made.status.success(),
+        "{}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+    let pipelines = csv_pipelines(&w, 1, 1, "1h", "auto");
+    // Half a pair is a located error.
+    w.write(
+        "half.toml",
+        &format!("[server]\ntls_cert = \"cert.pem\"\n{pipelines}"),
+    );
+    let half = w
+        .roster()
+        .args(["serve", "half.toml"])
+        .env("ROSTER_DATABASE_URL", db.url())
+        .output()
+        .unwrap();
+    assert_eq!(half.status.code(), Some(2));
+    let said = String::from_utf8_lossy(&half.stderr);
+    assert!(
+        said.contains("half.toml:2:12") && said.contains("needs server.tls_key"),
+        "{said}"
+    );
+    let port = free_port();
+    let config = format!(
+        "[server]\nlisten = \"127.0.0.1:{port}\"\ntls_cert = \"cert.pem\"\ntls_key = \"key.pem\"\n\n{pipelines}"
+    );
+    w.write("serve.toml", &config);
+    let log = std::fs::File::create(w.path("tls.log")).unwrap();
+    let mut child = w
+        .roster()
+        .args(["serve", "serve.toml"])
+        .env("ROSTER_DATABASE_URL", db.url())
+        .stdin(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    let curl = |path: &str, extra: &[&str]| {
+        let out = Command::new("curl")
+            .args([
+                "-sS",
+                "--max-time",
+                "5",
+                "--cacert",
+                "cert.pem",
+                "-w",
+                "\n%{http_code}",
+            ])
+            .args(extra)
+            .arg(format!("https://127.0.0.1:{port}{path}"))
+            .current_dir(w.dir.path())
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    wait_until(60, "the TLS API answers", || {
+        curl("/readyz", &[]).ends_with("200")
+    });
+    assert_eq!(curl("/healthz", &[]), "ok\n\n200");
+    let viewer = token(&w, &db, "serve.toml", "viewer");
+    let auth = format!("Authorization: Bearer {viewer}");
+    let pipelines = curl("/api/v1/pipelines", &["-H", &auth]);
+    assert!(
+        pipelines.ends_with("200") && pipelines.contains("tenant-0"),
+        "{pipelines}"
+    );
+    // Plain HTTP gets no answer from a TLS port.
+    assert!(
+        ureq::get(&format!("http://127.0.0.1:{port}/healthz"))
+            .call()
+            .is_err()
+    );
+    assert!(
+        w.read("tls.log")
+            .contains(&format!("https://127.0.0.1:{port}"))
+    );
+    let _ = child.kill();
+    let _ = child.wait();
+}

@@ -37,6 +37,8 @@ struct RawServer {
     workers: Option<Spanned<u32>>,
     heartbeat_secs: Option<Spanned<u64>>,
     missed_heartbeats: Option<Spanned<u32>>,
+    tls_cert: Option<Spanned<String>>,
+    tls_key: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -139,6 +141,8 @@ pub struct ServeConfig {
     /// The shared database (credentials only from the environment).
     pub database: String,
     pub listen: SocketAddr,
+    /// The API's certificate chain and key (PEM), when it speaks TLS.
+    pub tls: Option<(PathBuf, PathBuf)>,
     pub node: String,
     pub queue: String,
     pub workers: u32,
@@ -282,6 +286,18 @@ fn parse(path: &Path, text: &str) -> Result<ServeConfig, Diagnostics> {
         100,
         3,
     );
+    let tls = match (&raw.server.tls_cert, &raw.server.tls_key) {
+        (Some(c), Some(k)) => Some((dir.join(c.get_ref()), dir.join(k.get_ref()))),
+        (None, None) => None,
+        (Some(c), None) => {
+            cx.error(c.span(), "server.tls_cert needs server.tls_key too");
+            None
+        }
+        (None, Some(k)) => {
+            cx.error(k.span(), "server.tls_key needs server.tls_cert too");
+            None
+        }
+    };
     let notify = notify_targets(&mut cx, &raw.notify);
     let mut pipelines = BTreeMap::new();
     for p in &raw.pipelines {
@@ -307,6 +323,7 @@ fn parse(path: &Path, text: &str) -> Result<ServeConfig, Diagnostics> {
         path: path.to_path_buf(),
         database,
         listen,
+        tls,
         node,
         queue,
         workers: workers as u32,

@@ -13,4 +13,5 @@ pub mod node;
 pub mod notify;
 pub mod reads;
 pub mod schedule;
+pub mod tls;
 pub mod token;

@@ -45,6 +45,10 @@ pub async fn serve(mut config: ServeConfig, cache_dir: Option<PathBuf>) -> Resul
         .await
         .map_err(|e| Failure::Input(format!("{e:#}")))?;
     let metrics = super::metrics::install()?;
+    let tls = match &config.tls {
+        Some((cert, key)) => Some(super::tls::config(cert, key).map_err(Failure::Input)?),
+        None => None,
+    };
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .map_err(|e| Failure::Input(format!("cannot listen on {}: {e}", config.listen)))?;
@@ -60,8 +64,9 @@ pub async fn serve(mut config: ServeConfig, cache_dir: Option<PathBuf>) -> Resul
     let (quit, quitting) = watch::channel(false);
     let node = shared.config.node.clone();
     tracing::info!(node, listen = %shared.config.listen, pipelines = shared.config.pipelines.len(), "serving");
+    let scheme = if tls.is_some() { "https" } else { "http" };
     eprintln!(
-        "roster serve: node {node}, {} pipeline(s), API on http://{}",
+        "roster serve: node {node}, {} pipeline(s), API on {scheme}://{}",
         shared.config.pipelines.len(),
         shared.config.listen
     );
@@ -72,9 +77,19 @@ pub async fn serve(mut config: ServeConfig, cache_dir: Option<PathBuf>) -> Resul
             let stopped = async move {
                 let _ = quitting.wait_for(|q| *q).await;
             };
-            axum::serve(listener, router)
-                .with_graceful_shutdown(stopped)
-                .await
+            match tls {
+                Some(tls) => {
+                    let listener = super::tls::TlsListener::new(listener, tls)?;
+                    axum::serve(listener, router)
+                        .with_graceful_shutdown(stopped)
+                        .await
+                }
+                None => {
+                    axum::serve(listener, router)
+                        .with_graceful_shutdown(stopped)
+                        .await
+                }
+            }
         })
     };
     let scheduler = tokio::spawn(schedule(shared.clone(), quitting.clone()));
