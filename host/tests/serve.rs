@@ -515,7 +515,13 @@ fn a_run_whose_node_is_killed_is_finished_by_another_without_duplicates() {
 
 /// Every route but health wants a token, and the least role it names:
 /// (method, the route as the OpenAPI document names it, a concrete path, role).
-const ROUTES: [(&str, &str, &str, &str); 18] = [
+const ROUTES: [(&str, &str, &str, &str); 19] = [
+    (
+        "GET",
+        "/api/v1/runs/{id}/outcomes",
+        "/api/v1/runs/1/outcomes",
+        "viewer",
+    ),
     (
         "GET",
         "/api/v1/pipelines/{name}/links",
@@ -1169,6 +1175,30 @@ fn the_api_reads_and_stages_links_as_the_cli_does() {
         json(&String::from_utf8_lossy(&out.stdout))
     };
     let url = |path: &str| node.url(&format!("/api/v1/pipelines/tenant-0{path}"));
+    // The first run, account by account.
+    let (code, outcomes) = get(&node.url("/api/v1/runs/1/outcomes"), Some(&viewer));
+    assert_eq!(code, 200, "{outcomes}");
+    let outcomes = json(&outcomes);
+    let rows: Vec<(&str, &str)> = outcomes["outcomes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| {
+            (
+                o["account"].as_str().unwrap(),
+                o["status"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        rows,
+        [
+            ("p0u0@corp.example", "applied"),
+            ("p0u1@corp.example", "applied"),
+            ("p0u2@corp.example", "applied")
+        ],
+        "{outcomes:#}"
+    );
     // The links, as `roster links --json` shows them.
     let (code, links) = get(&url("/links"), Some(&viewer));
     assert_eq!(code, 200, "{links}");

@@ -30,6 +30,7 @@ pub fn router(shared: Shared) -> axum::Router {
         .route("/api/v1/runs", get(runs))
         .route("/api/v1/runs/{id}", get(run))
         .route("/api/v1/runs/{id}/plan", get(plan))
+        .route("/api/v1/runs/{id}/outcomes", get(outcomes))
         .route("/api/v1/runs/{id}/approve", post(approve))
         .route("/api/v1/runs/{id}/reject", post(reject))
         .route("/api/v1/approvals", get(approvals))
@@ -55,7 +56,7 @@ pub fn router(shared: Shared) -> axum::Router {
     ),
     paths(
         healthz, readyz, metrics, openapi, pipelines, trigger, pause, resume, runs, run, plan,
-        approve, reject, approvals, audit, links, stage_link, connectors, current_plan, explain
+        approve, reject, approvals, audit, outcomes, links, stage_link, connectors, current_plan, explain
     ),
     modifiers(&BearerAuth),
     tags(
@@ -615,4 +616,23 @@ async fn explain(
     let served = served(&shared, &name)?.clone();
     let cache = shared.cache_dir.clone();
     document(move || super::reads::explain(&served, cache, &q.address)).await
+}
+
+#[utoipa::path(get, path = "/api/v1/runs/{id}/outcomes", tag = "runs", params(("id" = i64, Path, description = "the run")), responses((status = 200, description = "each change the run's plan held: account, outcome (applied, failed, skipped, sent, pending), the target id, the vendor's error (viewer)", body = super::reads::RunOutcomes), (status = 401, description = "no token, or an unknown one", body = ErrorBody), (status = 403, description = "the token's role is too low", body = ErrorBody), (status = 404, description = "no such run, or it made no plan", body = ErrorBody)), security(("bearer" = [])))]
+async fn outcomes(
+    State(shared): State<Shared>,
+    headers: HeaderMap,
+    Path(id): Path<i64>,
+) -> Result<Response, ApiError> {
+    authorize(&shared, &headers, Role::Viewer).await?;
+    let run = shared
+        .db
+        .run(id)
+        .await?
+        .ok_or_else(|| ApiError(StatusCode::NOT_FOUND, format!("no run {id}")))?;
+    let plan_id = run
+        .plan_id
+        .ok_or_else(|| ApiError(StatusCode::NOT_FOUND, format!("run {id} made no plan")))?;
+    let served = served(&shared, &run.pipeline)?.clone();
+    document(move || super::reads::outcomes(&served, id, &plan_id)).await
 }

@@ -84,3 +84,23 @@ pub fn stage(
         operation::links::stage(pipeline, &mut *state, source, target, options, cache_dir).await
     })
 }
+
+/// What a run did, account by account: the journal of its plan.
+#[derive(serde::Serialize, serde::Deserialize, Debug, utoipa::ToSchema)]
+pub struct RunOutcomes {
+    pub run: i64,
+    pub pipeline: String,
+    pub plan_id: String,
+    #[schema(value_type = Vec<Object>)]
+    pub outcomes: Vec<crate::state::JournalRow>,
+}
+
+pub fn outcomes(served: &Served, run: i64, plan_id: &str) -> Result<String, Failure> {
+    let state = served.pipeline.open_state()?;
+    masked(&RunOutcomes {
+        run,
+        pipeline: served.pipeline.name.clone(),
+        plan_id: plan_id.to_string(),
+        outcomes: state.journal_rows(plan_id)?,
+    })
+}

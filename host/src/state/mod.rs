@@ -78,6 +78,18 @@ pub struct JournalEntry {
     pub target_id: Option<String>,
 }
 
+/// One change of a plan as the journal keeps it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct JournalRow {
+    pub key: String,
+    pub account: String,
+    pub status: JournalStatus,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub target_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
 /// One change's outcome, as the apply records it.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Outcome<'a> {
@@ -203,6 +215,9 @@ pub trait StateStore {
     /// Records the plan's changes as pending (those already journalled keep their status).
     fn journal_open(&mut self, plan_id: &str, keys: &[(&str, &str)]) -> Result<()>;
     fn journal(&self, plan_id: &str) -> Result<HashMap<String, JournalEntry>>;
+    /// Every change of a plan with its account, outcome and error, in key
+    /// order: what a run did, account by account (the service's API).
+    fn journal_rows(&self, plan_id: &str) -> Result<Vec<JournalRow>>;
     /// Records outcomes in one transaction, with links to store on success,
     /// each account's last error and what the target wrote to its memo
     /// while making them.

@@ -562,6 +562,30 @@ impl StateStore for PgStore {
         })
     }
 
+    fn journal_rows(&self, plan_id: &str) -> Result<Vec<JournalRow>> {
+        let plan_id = plan_id.to_string();
+        self.run(|pool| async move {
+            let rows = sqlx::query(
+                "SELECT key, account, status, target_id, error FROM journal WHERE plan_id = $1 ORDER BY key COLLATE \"C\"",
+            )
+            .bind(plan_id)
+            .fetch_all(&pool)
+            .await?;
+            rows.iter()
+                .map(|r| {
+                    let status: String = r.try_get(2)?;
+                    Ok(JournalRow {
+                        key: r.try_get(0)?,
+                        account: r.try_get(1)?,
+                        status: JournalStatus::parse(&status).unwrap_or(JournalStatus::Pending),
+                        target_id: r.try_get(3)?,
+                        error: r.try_get(4)?,
+                    })
+                })
+                .collect()
+        })
+    }
+
     fn record(
         &mut self,
         outcomes: &[Outcome],

@@ -297,6 +297,23 @@ impl StateStore for SqliteStore {
         Ok(out)
     }
 
+    fn journal_rows(&self, plan_id: &str) -> Result<Vec<JournalRow>> {
+        let mut stmt = self.conn.prepare(
+            "SELECT key, account, status, target_id, error FROM journal WHERE plan_id = ?1 ORDER BY key",
+        )?;
+        let rows = stmt.query_map([plan_id], |r| {
+            let status: String = r.get(2)?;
+            Ok(JournalRow {
+                key: r.get(0)?,
+                account: r.get(1)?,
+                status: JournalStatus::parse(&status).unwrap_or(JournalStatus::Pending),
+                target_id: r.get(3)?,
+                error: r.get(4)?,
+            })
+        })?;
+        Ok(rows.collect::<std::result::Result<_, _>>()?)
+    }
+
     fn mark_sent(&mut self, plan_id: &str, keys: &[&str]) -> Result<()> {
         let tx = self.conn.transaction()?;
         {

@@ -130,6 +130,27 @@ fn exercise(s: &mut dyn StateStore) {
         (JournalStatus::Applied, Some("t9"))
     );
     assert_eq!(j["k2"].status, JournalStatus::Failed);
+    let rows = s.journal_rows("p1").unwrap();
+    let shown: Vec<(&str, &str, JournalStatus, Option<&str>)> = rows
+        .iter()
+        .map(|r| {
+            (
+                r.key.as_str(),
+                r.account.as_str(),
+                r.status,
+                r.error.as_deref(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        shown,
+        [
+            ("k1", "a@x", JournalStatus::Applied, None),
+            ("k2", "c@x", JournalStatus::Failed, Some("conflict: exists")),
+            ("k3", "d@x", JournalStatus::Pending, None),
+        ]
+    );
+    assert!(s.journal_rows("no-such-plan").unwrap().is_empty());
     assert_eq!(s.links().unwrap().len(), 2);
     let errors = s.account_errors().unwrap();
     assert_eq!(errors.len(), 1);
