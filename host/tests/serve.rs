@@ -1358,3 +1358,29 @@ fn the_api_speaks_tls_when_given_a_certificate() {
     let _ = child.kill();
     let _ = child.wait();
 }
+
+#[test]
+fn finished_queue_jobs_older_than_a_month_are_forgotten() {
+    use roster::serve::job::{RunJob, Trigger};
+    let db = Database::new("prune");
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let service = roster::serve::db::ServiceDb::open(&db.url()).await.unwrap();
+        for tick in [1, 2, 3] {
+            let job = RunJob { pipeline: "p".into(), trigger: Trigger::Schedule { tick }, rank: None };
+            assert!(roster::serve::node::enqueue_on(&service, "roster", &job).await.unwrap());
+        }
+        // The same tick again is not a second job.
+        let again = RunJob { pipeline: "p".into(), trigger: Trigger::Schedule { tick: 1 }, rank: None };
+        assert!(!roster::serve::node::enqueue_on(&service, "roster", &again).await.unwrap());
+        db.query("UPDATE apalis.jobs SET status = 'Done', done_at = now() - interval '40 days' WHERE idempotency_key = 'p@1'");
+        db.query("UPDATE apalis.jobs SET status = 'Done', done_at = now() - interval '2 days' WHERE idempotency_key = 'p@2'");
+        assert_eq!(service.prune_queue("roster", 30).await.unwrap(), 1);
+        assert_eq!(service.prune_queue("other-queue", 0).await.unwrap(), 0);
+    });
+    let left = db.query("SELECT string_agg(idempotency_key || ':' || status, ' ' ORDER BY idempotency_key) FROM apalis.jobs");
+    assert_eq!(left, "p@2:Done p@3:Pending");
+}

@@ -3,7 +3,7 @@
 //! machine's PostgreSQL (a database per round, dropped after), against the
 //! simulator pair started afresh each round. Two targets:
 //!
-//! - **latency-bound**: Zivver answers after 20 ms and has no budget; what
+//! - **latency-bound**: Zivver answers after 200 ms and has no budget; what
 //!   limits a node is waiting for answers, so three nodes are faster;
 //! - **budget-bound**: Zivver allows 50 requests per 10 s per API key (its
 //!   documented budget), and the connector's grant says so; every node uses
@@ -64,7 +64,7 @@ fn round(root: &Path, b: &Binaries, mailboxes: usize, nodes: usize, budget: bool
     let faults = if budget {
         r#"{"throttle": {"budget": 50, "window_ms": 10000, "retry_after": true, "headers": true}}"#
     } else {
-        r#"{"latency_ms": 20}"#
+        r#"{"latency_ms": 200}"#
     };
     let pair = Pair::start(
         &b.sim,

@@ -465,6 +465,21 @@ impl ServiceDb {
         Ok(names.into_iter().collect())
     }
 
+    /// Forgets finished queue jobs older than `days`: a node only ever
+    /// enqueues the latest tick, so older idempotency keys guard nothing,
+    /// and the runs table keeps the history.
+    pub async fn prune_queue(&self, queue: &str, days: i32) -> sqlx::Result<u64> {
+        let done = sqlx::query(
+            "DELETE FROM apalis.jobs WHERE job_type = $1 AND status IN ('Done', 'Killed') \
+             AND done_at < now() - make_interval(days => $2)",
+        )
+        .bind(queue)
+        .bind(days)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected())
+    }
+
     /// Runs waiting in the queue (not yet claimed by a node).
     pub async fn queue_depth(&self, queue: &str) -> sqlx::Result<i64> {
         sqlx::query_scalar(

@@ -341,7 +341,16 @@ fn notify_about(
 /// missed tick.
 async fn schedule(shared: Shared, quitting: watch::Receiver<bool>) {
     let mut enqueued: BTreeMap<String, i64> = BTreeMap::new();
+    let mut pruned = Instant::now() - Duration::from_secs(24 * 3600);
     while !*quitting.borrow() {
+        if pruned.elapsed() >= Duration::from_secs(24 * 3600) {
+            pruned = Instant::now();
+            match shared.db.prune_queue(&shared.config.queue, 30).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!("forgot {n} queue job(s) finished over 30 days ago"),
+                Err(e) => tracing::warn!("cannot prune the queue: {e}"),
+            }
+        }
         let paused = shared.db.paused().await.unwrap_or_default();
         let now = chrono::Utc::now();
         for (name, served) in &shared.config.pipelines {
