@@ -1142,6 +1142,8 @@ fn a_ranked_pipeline_is_applied_by_several_nodes_within_one_shared_budget() {
         "roster_connector_memory_peak_bytes_count{connector=\"zivver\"}",
         "roster_accounts{pipeline=\"ranked\",side=\"source\"} 1",
         "roster_queue_depth 0",
+        "roster_changes_total{pipeline=\"ranked\",kind=\"create\",result=\"applied\"}",
+        "roster_connector_call_seconds_count{connector=\"zivver\",call=\"",
     ] {
         assert!(metrics.contains(expected), "{expected} in\n{metrics}");
     }

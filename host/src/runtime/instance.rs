@@ -223,7 +223,11 @@ impl ConnectorInstance {
         // The epoch stops runaway wasm; this timer stops a call stuck waiting
         // on the host (e.g. a slow HTTP answer) after a short grace period.
         let limit = self.call_timeout + Duration::from_secs(1);
+        let started = Instant::now();
         let outcome = tokio::time::timeout(limit, f(&self.guest, &mut self.store)).await;
+        // Exported by `roster serve` (a no-op without a metrics recorder).
+        metrics::histogram!("roster_connector_call_seconds", "connector" => self.name.to_string(), "call" => what)
+            .record(started.elapsed().as_secs_f64());
         let reason = match outcome {
             Ok(Ok(value)) => return Ok(value),
             Ok(Err(trap)) => self.explain(&trap),

@@ -115,6 +115,9 @@ pub struct Outcome {
     pub interrupted: bool,
     /// The plan's counts, when a plan was made.
     pub summary: Option<crate::plan::Summary>,
+    /// Changes sent, by kind (create, update, …) and outcome (applied,
+    /// failed, skipped, …).
+    pub changes: std::collections::BTreeMap<(&'static str, &'static str), u64>,
 }
 
 /// Carries out the run on the calling thread (blocking).
@@ -233,12 +236,18 @@ async fn attempt(served: &Served, cx: Context) -> Result<Outcome, Failure> {
         stop: cx.stop.clone(),
     };
     let report = operation::apply(&session, &mut *state, &mut ready, &options, &Quiet).await?;
-    end.applied = Some(report.applied as i32);
-    end.failed = Some(report.failed as i32);
     let mut outcome = Outcome {
         summary,
         ..Default::default()
     };
+    for o in &report.outcomes {
+        *outcome
+            .changes
+            .entry((o.action.as_str(), o.status.as_str()))
+            .or_default() += 1;
+    }
+    end.applied = Some(report.applied as i32);
+    end.failed = Some(report.failed as i32);
     end.status = if report.interrupted {
         outcome.interrupted = true;
         "interrupted"

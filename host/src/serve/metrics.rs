@@ -52,10 +52,6 @@ pub fn record_run(pipeline: &str, end: &RunEnd, took: Duration) {
     let pipeline = pipeline.to_string();
     counter!("roster_runs_total", "pipeline" => pipeline.clone(), "outcome" => end.status)
         .increment(1);
-    counter!("roster_changes_total", "pipeline" => pipeline.clone(), "result" => "applied")
-        .increment(end.applied.unwrap_or(0).max(0) as u64);
-    counter!("roster_changes_total", "pipeline" => pipeline.clone(), "result" => "failed")
-        .increment(end.failed.unwrap_or(0).max(0) as u64);
     histogram!("roster_run_duration_seconds", "pipeline" => pipeline.clone())
         .record(took.as_secs_f64());
     if matches!(end.status, "applied" | "no-changes") {
@@ -75,6 +71,17 @@ pub fn record_accounts(pipeline: &str, summary: &crate::plan::Summary) {
         ("in_scope", summary.in_scope),
     ] {
         gauge!("roster_accounts", "pipeline" => pipeline.to_string(), "side" => side).set(n as f64);
+    }
+}
+
+/// Changes sent, by kind and outcome.
+pub fn record_changes(
+    pipeline: &str,
+    changes: &std::collections::BTreeMap<(&'static str, &'static str), u64>,
+) {
+    for ((kind, result), n) in changes {
+        counter!("roster_changes_total", "pipeline" => pipeline.to_string(), "kind" => *kind, "result" => *result)
+            .increment(*n);
     }
 }
 

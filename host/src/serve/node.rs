@@ -293,6 +293,7 @@ async fn handle(
     if let Some(summary) = &outcome.summary {
         super::metrics::record_accounts(&job.pipeline, summary);
     }
+    super::metrics::record_changes(&job.pipeline, &outcome.changes);
     tracing::info!(pipeline = %job.pipeline, node = %node, rank, service_run = run_id, status = end.status, "run ended");
     if let Some(event) = outcome.event {
         notify_about(&shared, &served.notify, event, run_id, &job.pipeline, &end);
