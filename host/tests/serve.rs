@@ -442,6 +442,18 @@ type = "sync"
     }
 }
 
+/// `roster plan FILE --json` with the state the nodes keep.
+fn plan_now(w: &Work, db: &Database, file: &str) -> Value {
+    let out = w
+        .roster()
+        .args(["plan", file, "--json"])
+        .env("ROSTER_STATE_URL", db.url())
+        .envs(SECRETS)
+        .output()
+        .unwrap();
+    json(&String::from_utf8_lossy(&out.stdout))
+}
+
 const SECRETS: [(&str, &str); 2] = [
     ("EXCHANGE_CLIENT_SECRET", "sim-client-secret"),
     ("ZIVVER_API_KEY", ZIVVER_KEY),
@@ -498,14 +510,7 @@ fn a_run_whose_node_is_killed_is_finished_by_another_without_duplicates() {
         "the survivor went on: {before} then {}",
         users.len()
     );
-    let plan = w
-        .roster()
-        .args(["plan", "big.toml", "--json"])
-        .env("ROSTER_STATE_URL", db.url())
-        .envs(SECRETS)
-        .output()
-        .unwrap();
-    let plan = json(&String::from_utf8_lossy(&plan.stdout));
+    let plan = plan_now(&w, &db, "big.toml");
     assert_eq!(
         plan["changes"],
         serde_json::json!([]),
@@ -610,6 +615,35 @@ fn openapi_file() -> String {
     std::fs::read_to_string(common::example("../docs/openapi.json")).unwrap()
 }
 
+/// One node serving CSV pipelines, with a viewer's and an operator's token.
+struct Service {
+    // Dropped in this order: the node before its database.
+    node: Node,
+    viewer: String,
+    operator: String,
+    w: Work,
+    db: Database,
+}
+
+impl Service {
+    fn csv(what: &str, rows: usize, approval: &str) -> Service {
+        let db = Database::new(what);
+        let w = Work::new();
+        let config = csv_pipelines(&w, 1, rows, "1h", approval);
+        w.write("serve.toml", &config);
+        let node = Node::start(&w, &db, "a", &config, &[]);
+        let viewer = token(&w, &db, "serve.toml", "viewer");
+        let operator = token(&w, &db, "serve.toml", "operator");
+        Service {
+            node,
+            viewer,
+            operator,
+            w,
+            db,
+        }
+    }
+}
+
 fn call(method: &str, url: &str, token: Option<&str>) -> (u16, String) {
     match method {
         "GET" => get(url, token),
@@ -619,14 +653,13 @@ fn call(method: &str, url: &str, token: Option<&str>) -> (u16, String) {
 
 #[test]
 fn every_route_wants_a_token_of_its_role() {
-    let db = Database::new("auth");
-    let w = Work::new();
-    // Paused at once below, so no run changes what the routes see.
-    let config = csv_pipelines(&w, 1, 2, "1h", "manual");
-    w.write("serve.toml", &config);
-    let node = Node::start(&w, &db, "a", &config, &[]);
-    let viewer = token(&w, &db, "serve.toml", "viewer");
-    let operator = token(&w, &db, "serve.toml", "operator");
+    let Service {
+        node,
+        viewer,
+        operator,
+        w,
+        db,
+    } = Service::csv("auth", 2, "manual");
     let admin = token(&w, &db, "serve.toml", "admin");
     for (path, code) in [("/healthz", 200), ("/readyz", 200)] {
         assert_eq!(get(&node.url(path), None).0, code, "{path}");
@@ -756,13 +789,13 @@ fn run_status(node: &Node, token: &str, id: i64) -> String {
 
 #[test]
 fn an_approval_applies_the_approved_plan_and_a_stale_one_is_refused() {
-    let db = Database::new("approve");
-    let w = Work::new();
-    let config = csv_pipelines(&w, 1, 3, "1h", "manual");
-    w.write("serve.toml", &config);
-    let node = Node::start(&w, &db, "a", &config, &[]);
-    let viewer = token(&w, &db, "serve.toml", "viewer");
-    let operator = token(&w, &db, "serve.toml", "operator");
+    let Service {
+        node,
+        viewer,
+        operator,
+        w,
+        db,
+    } = Service::csv("approve", 3, "manual");
     // The hour's tick plans, and the plan waits.
     wait_until(60, "a plan waits for approval", || {
         pending(&node, &viewer).len() == 1
@@ -1067,7 +1100,12 @@ fn a_ranked_pipeline_is_applied_by_several_nodes_within_one_shared_budget() {
         "{runs}"
     );
     let failed = db.query("SELECT string_agg(key || ': ' || coalesce(error, ''), E'\n') FROM roster_ranked.journal WHERE status <> 'applied'");
-    assert!(lines.iter().all(|l| l[2] == "applied"), "{runs}\n{failed}");
+    let messages =
+        db.query("SELECT string_agg(coalesce(message, ''), E'\n') FROM roster_serve.runs");
+    assert!(
+        lines.iter().all(|l| l[2] == "applied"),
+        "{runs}\n{failed}\n{messages}"
+    );
     assert!(
         lines.iter().all(|l| l[3].parse::<u32>().unwrap() > 0),
         "each rank applied a share: {runs}"
@@ -1092,14 +1130,7 @@ fn a_ranked_pipeline_is_applied_by_several_nodes_within_one_shared_budget() {
         db.query("SELECT count(*) FROM roster_serve.runs WHERE trigger = 'manual' AND status IN ('applied', 'no-changes')") == "3"
     });
     assert_eq!(pair.zivver.faults.stats().throttled, 0);
-    let plan = w
-        .roster()
-        .args(["plan", "ranked.toml", "--json"])
-        .env("ROSTER_STATE_URL", db.url())
-        .envs(SECRETS)
-        .output()
-        .unwrap();
-    let plan = json(&String::from_utf8_lossy(&plan.stdout));
+    let plan = plan_now(&w, &db, "ranked.toml");
     assert_eq!(
         plan["changes"],
         serde_json::json!([]),
@@ -1152,13 +1183,13 @@ fn a_ranked_pipeline_is_applied_by_several_nodes_within_one_shared_budget() {
 
 #[test]
 fn the_api_reads_and_stages_links_as_the_cli_does() {
-    let db = Database::new("links");
-    let w = Work::new();
-    let config = csv_pipelines(&w, 1, 3, "1h", "auto");
-    w.write("serve.toml", &config);
-    let node = Node::start(&w, &db, "a", &config, &[]);
-    let viewer = token(&w, &db, "serve.toml", "viewer");
-    let operator = token(&w, &db, "serve.toml", "operator");
+    let Service {
+        node,
+        viewer,
+        operator,
+        w,
+        db,
+    } = Service::csv("links", 3, "auto");
     wait_until(60, "the first run applied", || {
         db.query("SELECT count(*) FROM roster_serve.runs WHERE status = 'applied'") == "1"
     });

@@ -257,3 +257,24 @@ fn a_state_file_migrates_to_postgres_without_loss() {
         again.stderr()
     );
 }
+
+#[test]
+fn several_processes_may_open_a_new_state_at_once() {
+    // The ranks of a pipeline under `roster serve` start together.
+    for round in 0..3 {
+        let schema = Schema::new(&format!("race{round}"));
+        let at = roster::state::PgLocation {
+            url: pg_url(),
+            schema: schema.0.clone(),
+        };
+        let opened: Vec<_> = (0..4)
+            .map(|_| {
+                let at = at.clone();
+                std::thread::spawn(move || roster::state::PgStore::open(&at).map(|_| ()))
+            })
+            .collect();
+        for o in opened {
+            o.join().unwrap().expect("every opener gets the state");
+        }
+    }
+}

@@ -91,10 +91,22 @@ pub fn openapi_json() -> String {
     text
 }
 
-#[utoipa::path(get, path = "/api/v1/openapi.json", tag = "health", responses((status = 200, description = "this document (viewer)", content_type = "application/json", body = String), (status = 401, description = "no token, or an unknown one", body = ErrorBody), (status = 403, description = "the token's role is too low", body = ErrorBody)), security(("bearer" = [])))]
+#[utoipa::path(get, path = "/api/v1/openapi.json", tag = "health", responses((status = 200, description = "this document (viewer)", content_type = "application/json", body = String), Denied), security(("bearer" = [])))]
 async fn openapi(State(shared): State<Shared>, headers: HeaderMap) -> Result<Response, ApiError> {
     authorize(&shared, &headers, Role::Viewer).await?;
     Ok(([(header::CONTENT_TYPE, "application/json")], openapi_json()).into_response())
+}
+
+/// What a route that wants a token answers before it does anything else.
+#[derive(utoipa::IntoResponses)]
+#[allow(dead_code)]
+enum Denied {
+    /// no token, or an unknown one
+    #[response(status = 401)]
+    NoToken(ErrorBody),
+    /// the token's role is too low
+    #[response(status = 403)]
+    TooLow(ErrorBody),
 }
 
 /// An answer that is not a success: a status and a sentence.
@@ -182,7 +194,7 @@ async fn readyz(State(shared): State<Shared>) -> Response {
     }
 }
 
-#[utoipa::path(get, path = "/metrics", tag = "health", responses((status = 200, description = "Prometheus text format (viewer)", content_type = "text/plain", body = String), (status = 401, description = "no token, or an unknown one", body = ErrorBody), (status = 403, description = "the token's role is too low", body = ErrorBody)), security(("bearer" = [])))]
+#[utoipa::path(get, path = "/metrics", tag = "health", responses((status = 200, description = "Prometheus text format (viewer)", content_type = "text/plain", body = String), Denied), security(("bearer" = [])))]
 async fn metrics(State(shared): State<Shared>, headers: HeaderMap) -> Result<Response, ApiError> {
     authorize(&shared, &headers, Role::Viewer).await?;
     let depth = shared.db.queue_depth(&shared.config.queue).await?;
@@ -210,7 +222,7 @@ pub struct PipelineView {
     pub last_run: Option<RunRecord>,
 }
 
-#[utoipa::path(get, path = "/api/v1/pipelines", tag = "pipelines", responses((status = 200, description = "every served pipeline (viewer)", body = Vec<PipelineView>), (status = 401, description = "no token, or an unknown one", body = ErrorBody), (status = 403, description = "the token's role is too low", body = ErrorBody)), security(("bearer" = [])))]
+#[utoipa::path(get, path = "/api/v1/pipelines", tag = "pipelines", responses((status = 200, description = "every served pipeline (viewer)", body = Vec<PipelineView>), Denied), security(("bearer" = [])))]
 async fn pipelines(State(shared): State<Shared>, headers: HeaderMap) -> Answer<Vec<PipelineView>> {
     authorize(&shared, &headers, Role::Viewer).await?;
     let paused = shared.db.paused().await?;
@@ -250,7 +262,7 @@ pub struct Queued {
     pub queued: bool,
 }
 
-#[utoipa::path(post, path = "/api/v1/pipelines/{name}/runs", tag = "pipelines", params(("name" = String, Path, description = "the pipeline")), responses((status = 200, description = "queued: one job per rank (operator)", body = Queued), (status = 401, description = "no token, or an unknown one", body = ErrorBody), (status = 403, description = "the token's role is too low", body = ErrorBody), (status = 404, description = "no such pipeline", body = ErrorBody)), security(("bearer" = [])))]
+#[utoipa::path(post, path = "/api/v1/pipelines/{name}/runs", tag = "pipelines", params(("name" = String, Path, description = "the pipeline")), responses((status = 200, description = "queued: one job per rank (operator)", body = Queued), Denied, (status = 404, description = "no such pipeline", body = ErrorBody)), security(("bearer" = [])))]
 async fn trigger(
     State(shared): State<Shared>,
     headers: HeaderMap,
@@ -283,7 +295,7 @@ pub struct Paused {
     pub paused: bool,
 }
 
-#[utoipa::path(post, path = "/api/v1/pipelines/{name}/pause", tag = "pipelines", params(("name" = String, Path, description = "the pipeline")), responses((status = 200, description = "no longer scheduled (operator)", body = Paused), (status = 401, description = "no token, or an unknown one", body = ErrorBody), (status = 403, description = "the token's role is too low", body = ErrorBody), (status = 404, description = "no such pipeline", body = ErrorBody)), security(("bearer" = [])))]
+#[utoipa::path(post, path = "/api/v1/pipelines/{name}/pause", tag = "pipelines", params(("name" = String, Path, description = "the pipeline")), responses((status = 200, description = "no longer scheduled (operator)", body = Paused), Denied, (status = 404, description = "no such pipeline", body = ErrorBody)), security(("bearer" = [])))]
 async fn pause(
     State(shared): State<Shared>,
     headers: HeaderMap,
@@ -292,7 +304,7 @@ async fn pause(
     set_paused(shared, headers, name, true).await
 }
 
-#[utoipa::path(post, path = "/api/v1/pipelines/{name}/resume", tag = "pipelines", params(("name" = String, Path, description = "the pipeline")), responses((status = 200, description = "scheduled again (operator)", body = Paused), (status = 401, description = "no token, or an unknown one", body = ErrorBody), (status = 403, description = "the token's role is too low", body = ErrorBody), (status = 404, description = "no such pipeline", body = ErrorBody)), security(("bearer" = [])))]
+#[utoipa::path(post, path = "/api/v1/pipelines/{name}/resume", tag = "pipelines", params(("name" = String, Path, description = "the pipeline")), responses((status = 200, description = "scheduled again (operator)", body = Paused), Denied, (status = 404, description = "no such pipeline", body = ErrorBody)), security(("bearer" = [])))]
 async fn resume(
     State(shared): State<Shared>,
     headers: HeaderMap,
@@ -322,7 +334,7 @@ struct RunsQuery {
     limit: Option<i64>,
 }
 
-#[utoipa::path(get, path = "/api/v1/runs", tag = "runs", params(("pipeline" = Option<String>, Query, description = "only this pipeline's"), ("limit" = Option<i64>, Query, description = "at most this many, 1 to 1000 (100)")), responses((status = 200, description = "runs, newest first (viewer)", body = Vec<RunRecord>), (status = 401, description = "no token, or an unknown one", body = ErrorBody), (status = 403, description = "the token's role is too low", body = ErrorBody)), security(("bearer" = [])))]
+#[utoipa::path(get, path = "/api/v1/runs", tag = "runs", params(("pipeline" = Option<String>, Query, description = "only this pipeline's"), ("limit" = Option<i64>, Query, description = "at most this many, 1 to 1000 (100)")), responses((status = 200, description = "runs, newest first (viewer)", body = Vec<RunRecord>), Denied), security(("bearer" = [])))]
 async fn runs(
     State(shared): State<Shared>,
     headers: HeaderMap,
@@ -333,7 +345,7 @@ async fn runs(
     Ok(Json(shared.db.runs(q.pipeline.as_deref(), limit).await?))
 }
 
-#[utoipa::path(get, path = "/api/v1/runs/{id}", tag = "runs", params(("id" = i64, Path, description = "the run")), responses((status = 200, description = "one run (viewer)", body = RunRecord), (status = 401, description = "no token, or an unknown one", body = ErrorBody), (status = 403, description = "the token's role is too low", body = ErrorBody), (status = 404, description = "no such run", body = ErrorBody)), security(("bearer" = [])))]
+#[utoipa::path(get, path = "/api/v1/runs/{id}", tag = "runs", params(("id" = i64, Path, description = "the run")), responses((status = 200, description = "one run (viewer)", body = RunRecord), Denied, (status = 404, description = "no such run", body = ErrorBody)), security(("bearer" = [])))]
 async fn run(
     State(shared): State<Shared>,
     headers: HeaderMap,
@@ -349,7 +361,7 @@ async fn run(
 }
 
 /// The plan a run keeps for approval, as `roster plan --json` prints it.
-#[utoipa::path(get, path = "/api/v1/runs/{id}/plan", tag = "runs", params(("id" = i64, Path, description = "the run")), responses((status = 200, description = "the plan the run keeps for approval, as `roster plan --json` prints it (docs/json.md) (viewer)", content_type = "application/json", body = String), (status = 401, description = "no token, or an unknown one", body = ErrorBody), (status = 403, description = "the token's role is too low", body = ErrorBody), (status = 404, description = "the run keeps no plan", body = ErrorBody)), security(("bearer" = [])))]
+#[utoipa::path(get, path = "/api/v1/runs/{id}/plan", tag = "runs", params(("id" = i64, Path, description = "the run")), responses((status = 200, description = "the plan the run keeps for approval, as `roster plan --json` prints it (docs/json.md) (viewer)", content_type = "application/json", body = String), Denied, (status = 404, description = "the run keeps no plan", body = ErrorBody)), security(("bearer" = [])))]
 async fn plan(
     State(shared): State<Shared>,
     headers: HeaderMap,
@@ -371,7 +383,7 @@ pub struct Decision {
     pub comment: Option<String>,
 }
 
-#[utoipa::path(post, path = "/api/v1/runs/{id}/approve", tag = "approvals", params(("id" = i64, Path, description = "the run whose plan waits")), request_body(content = Option<Decision>, description = "an optional comment"), responses((status = 200, description = "approved: a run that applies it if the pipeline still plans exactly it is queued (operator)", body = Decided), (status = 401, description = "no token, or an unknown one", body = ErrorBody), (status = 403, description = "the token's role is too low", body = ErrorBody), (status = 404, description = "no plan waits under this run", body = ErrorBody), (status = 409, description = "the plan is no longer waiting", body = ErrorBody)), security(("bearer" = [])))]
+#[utoipa::path(post, path = "/api/v1/runs/{id}/approve", tag = "approvals", params(("id" = i64, Path, description = "the run whose plan waits")), request_body(content = Option<Decision>, description = "an optional comment"), responses((status = 200, description = "approved: a run that applies it if the pipeline still plans exactly it is queued (operator)", body = Decided), Denied, (status = 404, description = "no plan waits under this run", body = ErrorBody), (status = 409, description = "the plan is no longer waiting", body = ErrorBody)), security(("bearer" = [])))]
 async fn approve(
     State(shared): State<Shared>,
     headers: HeaderMap,
@@ -381,7 +393,7 @@ async fn approve(
     decide(shared, headers, id, true, body).await
 }
 
-#[utoipa::path(post, path = "/api/v1/runs/{id}/reject", tag = "approvals", params(("id" = i64, Path, description = "the run whose plan waits")), request_body(content = Option<Decision>, description = "an optional comment"), responses((status = 200, description = "rejected (operator)", body = Decided), (status = 401, description = "no token, or an unknown one", body = ErrorBody), (status = 403, description = "the token's role is too low", body = ErrorBody), (status = 404, description = "no plan waits under this run", body = ErrorBody), (status = 409, description = "the plan is no longer waiting", body = ErrorBody)), security(("bearer" = [])))]
+#[utoipa::path(post, path = "/api/v1/runs/{id}/reject", tag = "approvals", params(("id" = i64, Path, description = "the run whose plan waits")), request_body(content = Option<Decision>, description = "an optional comment"), responses((status = 200, description = "rejected (operator)", body = Decided), Denied, (status = 404, description = "no plan waits under this run", body = ErrorBody), (status = 409, description = "the plan is no longer waiting", body = ErrorBody)), security(("bearer" = [])))]
 async fn reject(
     State(shared): State<Shared>,
     headers: HeaderMap,
@@ -437,7 +449,7 @@ struct ApprovalsQuery {
     pending: bool,
 }
 
-#[utoipa::path(get, path = "/api/v1/approvals", tag = "approvals", params(("pending" = Option<bool>, Query, description = "only plans still waiting")), responses((status = 200, description = "plans kept for approval, newest first (viewer)", body = Vec<ApprovalRecord>), (status = 401, description = "no token, or an unknown one", body = ErrorBody), (status = 403, description = "the token's role is too low", body = ErrorBody)), security(("bearer" = [])))]
+#[utoipa::path(get, path = "/api/v1/approvals", tag = "approvals", params(("pending" = Option<bool>, Query, description = "only plans still waiting")), responses((status = 200, description = "plans kept for approval, newest first (viewer)", body = Vec<ApprovalRecord>), Denied), security(("bearer" = [])))]
 async fn approvals(
     State(shared): State<Shared>,
     headers: HeaderMap,
@@ -447,7 +459,7 @@ async fn approvals(
     Ok(Json(shared.db.approvals(q.pending).await?))
 }
 
-#[utoipa::path(get, path = "/api/v1/audit", tag = "audit", responses((status = 200, description = "the last 1000 writes, newest first (admin)", body = Vec<AuditRecord>), (status = 401, description = "no token, or an unknown one", body = ErrorBody), (status = 403, description = "the token's role is too low", body = ErrorBody)), security(("bearer" = [])))]
+#[utoipa::path(get, path = "/api/v1/audit", tag = "audit", responses((status = 200, description = "the last 1000 writes, newest first (admin)", body = Vec<AuditRecord>), Denied), security(("bearer" = [])))]
 async fn audit(State(shared): State<Shared>, headers: HeaderMap) -> Answer<Vec<AuditRecord>> {
     authorize(&shared, &headers, Role::Admin).await?;
     Ok(Json(shared.db.audit_log(1000).await?))
@@ -485,6 +497,25 @@ fn failed(e: crate::error::Failure) -> ApiError {
     )
 }
 
+/// A viewer's read of pipeline `name`: `read` on a blocking thread with
+/// the pipeline and the compiled cache, answering its JSON document.
+async fn pipeline_document(
+    shared: &Shared,
+    headers: &HeaderMap,
+    name: &str,
+    read: impl FnOnce(
+        &super::config::Served,
+        Option<std::path::PathBuf>,
+    ) -> Result<String, crate::error::Failure>
+    + Send
+    + 'static,
+) -> Result<Response, ApiError> {
+    authorize(shared, headers, Role::Viewer).await?;
+    let served = served(shared, name)?.clone();
+    let cache = shared.cache_dir.clone();
+    document(move || read(&served, cache)).await
+}
+
 /// Runs `f` on a blocking thread and answers its JSON document.
 async fn document(
     f: impl FnOnce() -> Result<String, crate::error::Failure> + Send + 'static,
@@ -501,15 +532,16 @@ async fn document(
     Ok(([(header::CONTENT_TYPE, "application/json")], text).into_response())
 }
 
-#[utoipa::path(get, path = "/api/v1/pipelines/{name}/links", tag = "links", params(("name" = String, Path, description = "the pipeline")), responses((status = 200, description = "linked accounts, staged link changes, accounts unlinked on purpose, as `roster links --json` (viewer)", body = CliDocument), (status = 401, description = "no token, or an unknown one", body = ErrorBody), (status = 403, description = "the token's role is too low", body = ErrorBody), (status = 404, description = "no such pipeline", body = ErrorBody)), security(("bearer" = [])))]
+#[utoipa::path(get, path = "/api/v1/pipelines/{name}/links", tag = "links", params(("name" = String, Path, description = "the pipeline")), responses((status = 200, description = "linked accounts, staged link changes, accounts unlinked on purpose, as `roster links --json` (viewer)", body = CliDocument), Denied, (status = 404, description = "no such pipeline", body = ErrorBody)), security(("bearer" = [])))]
 async fn links(
     State(shared): State<Shared>,
     headers: HeaderMap,
     Path(name): Path<String>,
 ) -> Result<Response, ApiError> {
-    authorize(&shared, &headers, Role::Viewer).await?;
-    let served = served(&shared, &name)?.clone();
-    document(move || super::reads::links(&served)).await
+    pipeline_document(&shared, &headers, &name, |served, _| {
+        super::reads::links(served)
+    })
+    .await
 }
 
 /// A link to stage: `target` null unlinks.
@@ -533,7 +565,7 @@ pub struct StagedLink {
     pub options: std::collections::BTreeMap<String, String>,
 }
 
-#[utoipa::path(post, path = "/api/v1/pipelines/{name}/links", tag = "links", params(("name" = String, Path, description = "the pipeline")), request_body = LinkChange, responses((status = 200, description = "staged for the next apply, as `roster links add|remove` (operator)", body = StagedLink), (status = 400, description = "an unknown option, a bad value, an empty source", body = ErrorBody), (status = 401, description = "no token, or an unknown one", body = ErrorBody), (status = 403, description = "the token's role is too low", body = ErrorBody), (status = 404, description = "no such pipeline", body = ErrorBody)), security(("bearer" = [])))]
+#[utoipa::path(post, path = "/api/v1/pipelines/{name}/links", tag = "links", params(("name" = String, Path, description = "the pipeline")), request_body = LinkChange, responses((status = 200, description = "staged for the next apply, as `roster links add|remove` (operator)", body = StagedLink), (status = 400, description = "an unknown option, a bad value, an empty source", body = ErrorBody), Denied, (status = 404, description = "no such pipeline", body = ErrorBody)), security(("bearer" = [])))]
 async fn stage_link(
     State(shared): State<Shared>,
     headers: HeaderMap,
@@ -576,28 +608,22 @@ async fn stage_link(
     }))
 }
 
-#[utoipa::path(get, path = "/api/v1/pipelines/{name}/connectors", tag = "pipelines", params(("name" = String, Path, description = "the pipeline")), responses((status = 200, description = "each connector's plugin, contract and grants, as `roster check --json` (viewer)", body = CliDocument), (status = 401, description = "no token, or an unknown one", body = ErrorBody), (status = 403, description = "the token's role is too low", body = ErrorBody), (status = 404, description = "no such pipeline", body = ErrorBody)), security(("bearer" = [])))]
+#[utoipa::path(get, path = "/api/v1/pipelines/{name}/connectors", tag = "pipelines", params(("name" = String, Path, description = "the pipeline")), responses((status = 200, description = "each connector's plugin, contract and grants, as `roster check --json` (viewer)", body = CliDocument), Denied, (status = 404, description = "no such pipeline", body = ErrorBody)), security(("bearer" = [])))]
 async fn connectors(
     State(shared): State<Shared>,
     headers: HeaderMap,
     Path(name): Path<String>,
 ) -> Result<Response, ApiError> {
-    authorize(&shared, &headers, Role::Viewer).await?;
-    let served = served(&shared, &name)?.clone();
-    let cache = shared.cache_dir.clone();
-    document(move || super::reads::connectors(&served, cache)).await
+    pipeline_document(&shared, &headers, &name, super::reads::connectors).await
 }
 
-#[utoipa::path(get, path = "/api/v1/pipelines/{name}/plan", tag = "pipelines", params(("name" = String, Path, description = "the pipeline")), responses((status = 200, description = "the plan an apply would carry out now, as `roster plan --json`; reads both systems, changes neither (viewer)", body = CliDocument), (status = 401, description = "no token, or an unknown one", body = ErrorBody), (status = 403, description = "the token's role is too low", body = ErrorBody), (status = 404, description = "no such pipeline", body = ErrorBody), (status = 502, description = "a connector failed", body = ErrorBody)), security(("bearer" = [])))]
+#[utoipa::path(get, path = "/api/v1/pipelines/{name}/plan", tag = "pipelines", params(("name" = String, Path, description = "the pipeline")), responses((status = 200, description = "the plan an apply would carry out now, as `roster plan --json`; reads both systems, changes neither (viewer)", body = CliDocument), Denied, (status = 404, description = "no such pipeline", body = ErrorBody), (status = 502, description = "a connector failed", body = ErrorBody)), security(("bearer" = [])))]
 async fn current_plan(
     State(shared): State<Shared>,
     headers: HeaderMap,
     Path(name): Path<String>,
 ) -> Result<Response, ApiError> {
-    authorize(&shared, &headers, Role::Viewer).await?;
-    let served = served(&shared, &name)?.clone();
-    let cache = shared.cache_dir.clone();
-    document(move || super::reads::plan(&served, cache)).await
+    pipeline_document(&shared, &headers, &name, super::reads::plan).await
 }
 
 #[derive(Deserialize)]
@@ -605,20 +631,20 @@ struct ExplainQuery {
     address: String,
 }
 
-#[utoipa::path(get, path = "/api/v1/pipelines/{name}/explain", tag = "pipelines", params(("name" = String, Path, description = "the pipeline"), ("address" = String, Query, description = "an e-mail address (primary or alias)")), responses((status = 200, description = "each stage's decision for the account, as `roster explain --json` (viewer)", body = CliDocument), (status = 401, description = "no token, or an unknown one", body = ErrorBody), (status = 403, description = "the token's role is too low", body = ErrorBody), (status = 404, description = "no such pipeline", body = ErrorBody), (status = 502, description = "a connector failed", body = ErrorBody)), security(("bearer" = [])))]
+#[utoipa::path(get, path = "/api/v1/pipelines/{name}/explain", tag = "pipelines", params(("name" = String, Path, description = "the pipeline"), ("address" = String, Query, description = "an e-mail address (primary or alias)")), responses((status = 200, description = "each stage's decision for the account, as `roster explain --json` (viewer)", body = CliDocument), Denied, (status = 404, description = "no such pipeline", body = ErrorBody), (status = 502, description = "a connector failed", body = ErrorBody)), security(("bearer" = [])))]
 async fn explain(
     State(shared): State<Shared>,
     headers: HeaderMap,
     Path(name): Path<String>,
     Query(q): Query<ExplainQuery>,
 ) -> Result<Response, ApiError> {
-    authorize(&shared, &headers, Role::Viewer).await?;
-    let served = served(&shared, &name)?.clone();
-    let cache = shared.cache_dir.clone();
-    document(move || super::reads::explain(&served, cache, &q.address)).await
+    pipeline_document(&shared, &headers, &name, move |served, cache| {
+        super::reads::explain(served, cache, &q.address)
+    })
+    .await
 }
 
-#[utoipa::path(get, path = "/api/v1/runs/{id}/outcomes", tag = "runs", params(("id" = i64, Path, description = "the run")), responses((status = 200, description = "each change the run's plan held: account, outcome (applied, failed, skipped, sent, pending), the target id, the vendor's error (viewer)", body = super::reads::RunOutcomes), (status = 401, description = "no token, or an unknown one", body = ErrorBody), (status = 403, description = "the token's role is too low", body = ErrorBody), (status = 404, description = "no such run, or it made no plan", body = ErrorBody)), security(("bearer" = [])))]
+#[utoipa::path(get, path = "/api/v1/runs/{id}/outcomes", tag = "runs", params(("id" = i64, Path, description = "the run")), responses((status = 200, description = "each change the run's plan held: account, outcome (applied, failed, skipped, sent, pending), the target id, the vendor's error (viewer)", body = super::reads::RunOutcomes), Denied, (status = 404, description = "no such run, or it made no plan", body = ErrorBody)), security(("bearer" = [])))]
 async fn outcomes(
     State(shared): State<Shared>,
     headers: HeaderMap,

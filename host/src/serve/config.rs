@@ -176,40 +176,19 @@ impl Cx<'_> {
 impl ServeConfig {
     /// Reads the file and every pipeline it names (their secrets resolved).
     pub fn load(path: &Path) -> Result<ServeConfig, Diagnostics> {
-        let text = std::fs::read_to_string(path).map_err(|e| {
-            Diagnostics(vec![Diagnostic::at(
-                path,
-                "",
-                None,
-                format!("cannot read the service configuration: {e}"),
-            )])
-        })?;
-        parse(path, &text)
+        parse(path, &read(path)?)
     }
 
     /// Only what is needed to reach the database (`roster serve token`,
     /// `roster approve`): the pipelines are not loaded.
     pub fn database_only(path: &Path) -> Result<String, Diagnostics> {
-        let text = std::fs::read_to_string(path).map_err(|e| {
-            Diagnostics(vec![Diagnostic::at(
-                path,
-                "",
-                None,
-                format!("cannot read the service configuration: {e}"),
-            )])
-        })?;
+        let text = read(path)?;
         let mut cx = Cx {
             path,
             text: &text,
             errors: vec![],
         };
-        let raw: RawConfig = match toml::from_str(&text) {
-            Ok(raw) => raw,
-            Err(e) => {
-                cx.error(e.span().unwrap_or(0..0), e.message().to_string());
-                return Err(Diagnostics(cx.errors));
-            }
-        };
+        let raw = raw(&mut cx)?;
         let database = database(&mut cx, raw.server.database.as_ref());
         match cx.errors.is_empty() {
             true => Ok(database),
@@ -218,19 +197,32 @@ impl ServeConfig {
     }
 }
 
+fn read(path: &Path) -> Result<String, Diagnostics> {
+    std::fs::read_to_string(path).map_err(|e| {
+        Diagnostics(vec![Diagnostic::at(
+            path,
+            "",
+            None,
+            format!("cannot read the service configuration: {e}"),
+        )])
+    })
+}
+
+/// The file's TOML in its raw shape, or its syntax error, located.
+fn raw(cx: &mut Cx) -> Result<RawConfig, Diagnostics> {
+    toml::from_str(cx.text).map_err(|e| {
+        cx.error(e.span().unwrap_or(0..0), e.message().to_string());
+        Diagnostics(std::mem::take(&mut cx.errors))
+    })
+}
+
 fn parse(path: &Path, text: &str) -> Result<ServeConfig, Diagnostics> {
     let mut cx = Cx {
         path,
         text,
         errors: vec![],
     };
-    let raw: RawConfig = match toml::from_str(text) {
-        Ok(raw) => raw,
-        Err(e) => {
-            cx.error(e.span().unwrap_or(0..0), e.message().to_string());
-            return Err(Diagnostics(cx.errors));
-        }
-    };
+    let raw = raw(&mut cx)?;
     let dir = path.parent().unwrap_or(Path::new(".")).to_path_buf();
     let database = database(&mut cx, raw.server.database.as_ref());
     let listen = match &raw.server.listen {

@@ -188,20 +188,33 @@ impl PgStore {
             // said at once rather than retried until a timeout.
             use sqlx::Connection;
             let mut setup = sqlx::PgConnection::connect_with(&options).await?;
-            // The name was checked to be [a-z0-9_]{1,63} (PgLocation::parse).
-            sqlx::query(sqlx::AssertSqlSafe(format!(
-                "CREATE SCHEMA IF NOT EXISTS \"{schema}\""
-            )))
-            .execute(&mut setup)
-            .await?;
-            setup.close().await?;
-            let pool = PgPoolOptions::new()
-                .max_connections(4)
-                .acquire_timeout(std::time::Duration::from_secs(30))
-                .connect_with(options.options([("search_path", schema.as_str())]))
+            // Several processes may open a new state at once (the ranks of
+            // a pipeline under `roster serve`): CREATE SCHEMA IF NOT EXISTS
+            // is not safe against itself, so one at a time sets it up.
+            let setup_key = lock_key(&format!("setup {schema}"));
+            sqlx::query("SELECT pg_advisory_lock($1)")
+                .bind(setup_key)
+                .execute(&mut setup)
                 .await?;
-            MIGRATOR.run(&pool).await?;
-            Ok::<_, anyhow::Error>(pool)
+            let prepared = async {
+                // The name was checked to be [a-z0-9_]{1,63} (PgLocation::parse).
+                sqlx::query(sqlx::AssertSqlSafe(format!(
+                    "CREATE SCHEMA IF NOT EXISTS \"{schema}\""
+                )))
+                .execute(&mut setup)
+                .await?;
+                let pool = PgPoolOptions::new()
+                    .max_connections(4)
+                    .acquire_timeout(std::time::Duration::from_secs(30))
+                    .connect_with(options.options([("search_path", schema.as_str())]))
+                    .await?;
+                MIGRATOR.run(&pool).await?;
+                Ok::<_, anyhow::Error>(pool)
+            }
+            .await;
+            // Closing the session releases the lock.
+            setup.close().await?;
+            prepared
         });
         let pool = opened
             .and_then(|r| r)
