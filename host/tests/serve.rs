@@ -277,13 +277,24 @@ fn csv_pipelines(w: &Work, n: usize, rows: usize, every: &str, approval: &str) -
 fn three_nodes_run_ten_scheduled_pipelines_once_per_tick() {
     let db = Database::new("ten");
     let w = Work::new();
-    let config = csv_pipelines(&w, 10, 5, "4s", "auto");
+    // Ten tenants, each an Exchange organisation into its own Zivver.
+    let pairs: Vec<Pair> = (0..10).map(|_| Pair::start(12, 0)).collect();
+    let mut config = String::new();
+    for (p, pair) in pairs.iter().enumerate() {
+        w.write(
+            &format!("tenant-{p}.toml"),
+            &pair.pipeline(&format!("tenant-{p}"), 25),
+        );
+        config.push_str(&format!(
+            "[[pipelines]]\nfile = \"tenant-{p}.toml\"\nevery = \"5s\"\n\n"
+        ));
+    }
     let nodes: Vec<Node> = ["a", "b", "c"]
         .iter()
-        .map(|n| Node::start(&w, &db, n, &config, &[]))
+        .map(|n| Node::start(&w, &db, n, &config, &SECRETS))
         .collect();
     // Long enough for several ticks of every pipeline.
-    std::thread::sleep(Duration::from_secs(18));
+    std::thread::sleep(Duration::from_secs(22));
     for mut n in nodes {
         assert!(
             n.terminate().success(),
@@ -325,8 +336,14 @@ fn three_nodes_run_ten_scheduled_pipelines_once_per_tick() {
         assert!(ticks >= 3, "{name} ran {ticks} ticks:\n{rows}");
         // The first run applied the accounts; the later ones found nothing to do.
         assert_eq!(applied.get(&name), Some(&1), "{rows}");
-        let dst = w.read(&format!("p{p}/dst/accounts.csv"));
-        assert_eq!(dst.lines().count(), 6, "{name}: each account once:\n{dst}");
+        // At the simulator: every user once, and nothing left to do.
+        let users = pairs[p].users();
+        assert!(
+            users.len() >= 10 && users.values().all(|n| *n == 1),
+            "{name}: {users:?}"
+        );
+        let plan = plan_now(&w, &db, &format!("{name}.toml"));
+        assert_eq!(plan["changes"], serde_json::json!([]), "{name}: {plan:#}");
     }
     assert!(nodes_seen.len() >= 2, "the work was shared: {nodes_seen:?}");
     // No run failed in the queue (a tick enqueued as the nodes stopped may wait).
