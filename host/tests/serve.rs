@@ -325,7 +325,7 @@ fn three_nodes_run_ten_scheduled_pipelines_once_per_tick() {
     }
     let twice: Vec<_> = per_tick.iter().filter(|(_, n)| **n > 1).collect();
     assert!(twice.is_empty(), "ticks run more than once: {twice:?}");
-    for p in 0..10 {
+    for (p, pair) in pairs.iter().enumerate() {
         let name = format!("tenant-{p}");
         let ticks = per_tick.keys().filter(|(n, _)| *n == name).count();
         let skipped = rows
@@ -337,7 +337,7 @@ fn three_nodes_run_ten_scheduled_pipelines_once_per_tick() {
         // The first run applied the accounts; the later ones found nothing to do.
         assert_eq!(applied.get(&name), Some(&1), "{rows}");
         // At the simulator: every user once, and nothing left to do.
-        let users = pairs[p].users();
+        let users = pair.users();
         assert!(
             users.len() >= 10 && users.values().all(|n| *n == 1),
             "{name}: {users:?}"
