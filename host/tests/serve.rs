@@ -670,12 +670,13 @@ fn call(method: &str, url: &str, token: Option<&str>) -> (u16, String) {
 
 #[test]
 fn every_route_wants_a_token_of_its_role() {
+    // Bound so that the node stops before its files and database go.
     let Service {
+        db,
+        w,
         node,
         viewer,
         operator,
-        w,
-        db,
     } = Service::csv("auth", 2, "manual");
     let admin = token(&w, &db, "serve.toml", "admin");
     for (path, code) in [("/healthz", 200), ("/readyz", 200)] {
@@ -806,12 +807,13 @@ fn run_status(node: &Node, token: &str, id: i64) -> String {
 
 #[test]
 fn an_approval_applies_the_approved_plan_and_a_stale_one_is_refused() {
+    // Bound so that the node stops before its files and database go.
     let Service {
+        db,
+        w,
         node,
         viewer,
         operator,
-        w,
-        db,
     } = Service::csv("approve", 3, "manual");
     // The hour's tick plans, and the plan waits.
     wait_until(60, "a plan waits for approval", || {
@@ -1200,12 +1202,13 @@ fn a_ranked_pipeline_is_applied_by_several_nodes_within_one_shared_budget() {
 
 #[test]
 fn the_api_reads_and_stages_links_as_the_cli_does() {
+    // Bound so that the node stops before its files and database go.
     let Service {
+        db,
+        w,
         node,
         viewer,
         operator,
-        w,
-        db,
     } = Service::csv("links", 3, "auto");
     wait_until(60, "the first run applied", || {
         db.query("SELECT count(*) FROM roster_serve.runs WHERE status = 'applied'") == "1"
