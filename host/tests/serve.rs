@@ -1473,3 +1473,62 @@ fn a_paused_pipeline_is_not_scheduled_until_resumed() {
     assert_eq!(code, 200);
     wait_until(30, "runs again after resume", || runs() > paused_at);
 }
+
+#[test]
+fn serve_check_shows_each_schedule_or_every_problem_located() {
+    let w = Work::new();
+    let mut config = csv_pipelines(&w, 2, 1, "15m", "auto");
+    config = config.replacen(
+        "every = \"15m\"",
+        "cron = \"0 2 * * 1-5\"\ntimezone = \"Europe/Amsterdam\"",
+        1,
+    );
+    w.write("serve.toml", &config);
+    let check = |file: &str| {
+        w.roster()
+            .args(["serve", "check", file])
+            .env("ROSTER_DATABASE_URL", server_url())
+            .output()
+            .unwrap()
+    };
+    let out = check("serve.toml");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let shown = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        shown.contains("tenant-0: cron 0 2 * * 1-5 (Europe/Amsterdam), next "),
+        "{shown}"
+    );
+    assert!(shown.contains("tenant-1: every 15m, next "), "{shown}");
+    // A ranked pipeline may not wait for approval; a bad zone; an unknown target.
+    let p1 = w.read("p1/pipeline.toml");
+    w.write(
+        "p1/pipeline.toml",
+        &p1.replacen("[[stages]]", "[apply]\nranks = 2\n\n[[stages]]", 1),
+    );
+    let bad = config
+        .replacen(
+            "approval = \"auto\"",
+            "approval = \"manual\"\nnotify = [\"opps\"]",
+            2,
+        )
+        .replace("Europe/Amsterdam", "Europe/Atlantis");
+    w.write(
+        "bad.toml",
+        &format!("{bad}[notify.ops]\ncommand = [\"true\"]\n"),
+    );
+    let out = check("bad.toml");
+    assert_eq!(out.status.code(), Some(2));
+    let said = String::from_utf8_lossy(&out.stderr);
+    for expected in [
+        "timezone: `Europe/Atlantis` is not an IANA time zone",
+        "notify: no [notify.opps] table (did you mean `ops`?)",
+        "tenant-1 is split into 2 ranks",
+    ] {
+        assert!(said.contains(expected), "{expected} in\n{said}");
+    }
+    assert!(said.contains("bad.toml:"), "located: {said}");
+}

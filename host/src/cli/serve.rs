@@ -26,6 +26,12 @@ enum ServeAction {
     Token(TokenAction),
     /// The API's OpenAPI document on stdout (as `GET /api/v1/openapi.json`).
     Openapi,
+    /// Check the configuration and every pipeline it names, and show when
+    /// each runs next; starts nothing, touches no database.
+    Check {
+        /// The service configuration.
+        config: PathBuf,
+    },
 }
 
 #[derive(clap::Subcommand, Debug)]
@@ -64,6 +70,7 @@ impl Serve {
             (Some(ServeAction::Token(TokenAction::Create { config, role, name })), _) => {
                 create_token(&config, &role, &name).await
             }
+            (Some(ServeAction::Check { config }), _) => check(&config),
             (Some(ServeAction::Openapi), _) => {
                 print!("{}", crate::serve::api::openapi_json());
                 Ok(ExitCode::SUCCESS)
@@ -78,6 +85,45 @@ impl Serve {
             )),
         }
     }
+}
+
+fn check(path: &std::path::Path) -> Result<ExitCode, Failure> {
+    let config = ServeConfig::load(path)?;
+    let now = chrono::Utc::now();
+    let scheme = if config.tls.is_some() {
+        "https"
+    } else {
+        "http"
+    };
+    println!(
+        "{}: node {}, API on {scheme}://{}, {} worker(s), a node silent {} s is dead",
+        path.display(),
+        config.node,
+        config.listen,
+        config.workers,
+        config.heartbeat.as_secs() * u64::from(config.missed_heartbeats)
+    );
+    for (name, served) in &config.pipelines {
+        let next = served
+            .schedule
+            .next(now)
+            .map(crate::serve::schedule::shown)
+            .unwrap_or_else(|| "never".into());
+        let ranks = match served.pipeline.ranks {
+            1 => String::new(),
+            n => format!(", {n} ranks"),
+        };
+        let notify = match served.notify.is_empty() {
+            true => "nobody".to_string(),
+            false => served.notify.join(", "),
+        };
+        println!(
+            "  {name}: {}, next {next}; approval {}{ranks}; notifies {notify}",
+            served.schedule,
+            served.approval.as_str()
+        );
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 async fn database(config: &std::path::Path) -> Result<(ServiceDb, String), Failure> {
