@@ -73,6 +73,20 @@ impl fmt::Display for Diagnostic {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Diagnostics(pub Vec<Diagnostic>);
 
+impl Diagnostics {
+    /// The text of `what` at `path`, or why it cannot be read.
+    pub fn read(path: &Path, what: &str) -> Result<String, Diagnostics> {
+        std::fs::read_to_string(path).map_err(|e| {
+            Diagnostics(vec![Diagnostic::at(
+                path,
+                "",
+                None,
+                format!("cannot read {what}: {e}"),
+            )])
+        })
+    }
+}
+
 impl fmt::Display for Diagnostics {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         for (i, d) in self.0.iter().enumerate() {

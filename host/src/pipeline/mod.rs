@@ -197,14 +197,7 @@ impl Ctx<'_> {
 }
 
 fn read(path: &Path) -> Result<String, Diagnostics> {
-    std::fs::read_to_string(path).map_err(|e| {
-        Diagnostics(vec![Diagnostic::at(
-            path,
-            "",
-            None,
-            format!("cannot read pipeline file: {e}"),
-        )])
-    })
+    Diagnostics::read(path, "pipeline file")
 }
 
 pub fn parse(path: &Path, text: &str) -> Result<Pipeline, Diagnostics> {

@@ -198,14 +198,7 @@ impl ServeConfig {
 }
 
 fn read(path: &Path) -> Result<String, Diagnostics> {
-    std::fs::read_to_string(path).map_err(|e| {
-        Diagnostics(vec![Diagnostic::at(
-            path,
-            "",
-            None,
-            format!("cannot read the service configuration: {e}"),
-        )])
-    })
+    Diagnostics::read(path, "the service configuration")
 }
 
 /// The file's TOML in its raw shape, or its syntax error, located.
