@@ -224,11 +224,13 @@ async fn handle(
 ) -> Result<String, BoxDynError> {
     let node = shared.config.node.clone();
     let Some(served) = shared.config.pipelines.get(&job.pipeline).cloned() else {
+        // Nodes should share one configuration; while they do not (a
+        // rolling change), the run goes back for a node that serves it.
         tracing::warn!(
             pipeline = job.pipeline,
-            "a run of a pipeline this node does not serve: dropped"
+            "a run of a pipeline this node does not serve: back to the queue"
         );
-        return Ok(format!("not served by {node}"));
+        return Err(format!("{} is not served by node {node}", job.pipeline).into());
     };
     let job_id = id.to_string();
     let ended = shared.db.end_orphaned_runs(&job_id, &node).await?;
