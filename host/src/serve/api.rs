@@ -373,6 +373,10 @@ async fn plan(
         .approval_plan(id)
         .await?
         .ok_or_else(|| ApiError(StatusCode::NOT_FOUND, format!("run {id} keeps no plan")))?;
+    // Masked when kept; masked again with what this node knows now.
+    let plan = crate::runtime::Redactor::global()
+        .redact(&plan)
+        .into_owned();
     Ok(([(header::CONTENT_TYPE, "application/json")], plan).into_response())
 }
 

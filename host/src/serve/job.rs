@@ -212,7 +212,10 @@ async fn attempt(served: &Served, cx: Context) -> Result<Outcome, Failure> {
         if waits {
             end.status = "awaiting-approval";
             end.message = plan.refused.clone();
+            // Kept in the database and shown through the API: masked as
+            // `roster plan --json` is.
             let json = serde_json::to_string(plan).map_err(|e| Failure::Input(e.to_string()))?;
+            let json = Redactor::global().redact(&json).into_owned();
             return Ok(Outcome {
                 end,
                 waiting: Some((plan.id.clone(), json)),
