@@ -127,20 +127,11 @@ fn check(path: &std::path::Path) -> Result<ExitCode, Failure> {
 }
 
 async fn database(config: &std::path::Path) -> Result<(ServiceDb, String), Failure> {
-    let url = ServeConfig::database_only(config)?;
+    let (url, queue) = ServeConfig::database_only(config)?;
     let db = ServiceDb::open(&url)
         .await
         .map_err(|e| Failure::Input(format!("{e:#}")))?;
-    Ok((db, queue(config)))
-}
-
-/// The queue name, as the node reads it (default `roster`).
-fn queue(config: &std::path::Path) -> String {
-    std::fs::read_to_string(config)
-        .ok()
-        .and_then(|t| t.parse::<toml::Table>().ok())
-        .and_then(|t| t.get("server")?.get("queue")?.as_str().map(String::from))
-        .unwrap_or_else(|| "roster".into())
+    Ok((db, queue))
 }
 
 async fn create_token(

@@ -179,9 +179,10 @@ impl ServeConfig {
         parse(path, &read(path)?)
     }
 
-    /// Only what is needed to reach the database (`roster serve token`,
-    /// `roster approve`): the pipelines are not loaded.
-    pub fn database_only(path: &Path) -> Result<String, Diagnostics> {
+    /// Only what is needed to reach the database and its queue (`roster
+    /// serve token`, `roster approve`): the pipelines are not loaded.
+    /// Returns the database URL and the queue's name.
+    pub fn database_only(path: &Path) -> Result<(String, String), Diagnostics> {
         let text = read(path)?;
         let mut cx = Cx {
             path,
@@ -190,8 +191,9 @@ impl ServeConfig {
         };
         let raw = raw(&mut cx)?;
         let database = database(&mut cx, raw.server.database.as_ref());
+        let queue = queue(&mut cx, raw.server.queue.as_ref());
         match cx.errors.is_empty() {
-            true => Ok(database),
+            true => Ok((database, queue)),
             false => Err(Diagnostics(cx.errors)),
         }
     }
@@ -236,17 +238,7 @@ fn parse(path: &Path, text: &str) -> Result<ServeConfig, Diagnostics> {
         Some(n) => n.get_ref().clone(),
         None => default_node(),
     };
-    let queue = match &raw.server.queue {
-        Some(q) if !valid_name(q.get_ref()) => {
-            cx.error(
-                q.span(),
-                "server.queue: letters, digits, '-', '_' and '.' only",
-            );
-            String::new()
-        }
-        Some(q) => q.get_ref().clone(),
-        None => "roster".into(),
-    };
+    let queue = queue(&mut cx, raw.server.queue.as_ref());
     let workers = ranged(
         &mut cx,
         raw.server.workers.as_ref(),
@@ -317,6 +309,21 @@ fn parse(path: &Path, text: &str) -> Result<ServeConfig, Diagnostics> {
         pipelines,
         notify,
     })
+}
+
+/// The queue's name (default `roster`).
+fn queue(cx: &mut Cx, value: Option<&Spanned<String>>) -> String {
+    match value {
+        Some(q) if !valid_name(q.get_ref()) => {
+            cx.error(
+                q.span(),
+                "server.queue: letters, digits, '-', '_' and '.' only",
+            );
+            String::new()
+        }
+        Some(q) => q.get_ref().clone(),
+        None => "roster".into(),
+    }
 }
 
 fn valid_name(s: &str) -> bool {

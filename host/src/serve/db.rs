@@ -50,7 +50,9 @@ impl Role {
 }
 
 /// A run as the API and `--json` show it.
-#[derive(Clone, Debug, Serialize, serde::Deserialize, PartialEq, utoipa::ToSchema)]
+#[derive(
+    Clone, Debug, Serialize, serde::Deserialize, PartialEq, utoipa::ToSchema, sqlx::FromRow,
+)]
 pub struct RunRecord {
     pub id: i64,
     pub pipeline: String,
@@ -82,7 +84,9 @@ pub struct RunEnd {
 }
 
 /// A plan kept for approval, and what became of it.
-#[derive(Clone, Debug, Serialize, serde::Deserialize, PartialEq, utoipa::ToSchema)]
+#[derive(
+    Clone, Debug, Serialize, serde::Deserialize, PartialEq, utoipa::ToSchema, sqlx::FromRow,
+)]
 pub struct ApprovalRecord {
     pub run_id: i64,
     pub pipeline: String,
@@ -95,7 +99,9 @@ pub struct ApprovalRecord {
 }
 
 /// One write through the API or the CLI.
-#[derive(Clone, Debug, Serialize, serde::Deserialize, PartialEq, utoipa::ToSchema)]
+#[derive(
+    Clone, Debug, Serialize, serde::Deserialize, PartialEq, utoipa::ToSchema, sqlx::FromRow,
+)]
 pub struct AuditRecord {
     pub id: i64,
     pub at: String,
@@ -116,9 +122,14 @@ pub enum DecideError {
     Db(#[from] sqlx::Error),
 }
 
-const RUN_COLUMNS: &str = "id, pipeline, rank, trigger, tick, node, attempt, status, plan_id, changes, applied, failed, message, \
-     to_char(started_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"') AS started_at, \
-     to_char(ended_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"') AS ended_at";
+/// The columns of a [`RunRecord`], times as RFC 3339 in UTC.
+fn run_columns() -> String {
+    format!(
+        "id, pipeline, rank, trigger, tick, node, attempt, status, plan_id, changes, applied, failed, message, {}, {}",
+        time("started_at"),
+        time("ended_at")
+    )
+}
 
 fn time(column: &str) -> String {
     format!("to_char({column} AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"') AS {column}")
@@ -212,25 +223,25 @@ impl ServiceDb {
     }
 
     pub async fn runs(&self, pipeline: Option<&str>, limit: i64) -> sqlx::Result<Vec<RunRecord>> {
-        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT {RUN_COLUMNS} FROM runs WHERE ($1::text IS NULL OR pipeline = $1) \
-             ORDER BY id DESC LIMIT $2"
+        sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT {} FROM runs WHERE ($1::text IS NULL OR pipeline = $1) \
+             ORDER BY id DESC LIMIT $2",
+            run_columns()
         )))
         .bind(pipeline)
         .bind(limit)
         .fetch_all(&self.pool)
-        .await?;
-        rows.iter().map(run_record).collect()
+        .await
     }
 
     pub async fn run(&self, id: i64) -> sqlx::Result<Option<RunRecord>> {
-        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT {RUN_COLUMNS} FROM runs WHERE id = $1"
+        sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT {} FROM runs WHERE id = $1",
+            run_columns()
         )))
         .bind(id)
         .fetch_optional(&self.pool)
-        .await?;
-        row.as_ref().map(run_record).transpose()
+        .await
     }
 
     /// Records a plan that waits for approval; an earlier waiting plan of
@@ -335,7 +346,7 @@ impl ServiceDb {
     }
 
     pub async fn approvals(&self, pending_only: bool) -> sqlx::Result<Vec<ApprovalRecord>> {
-        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+        sqlx::query_as(sqlx::AssertSqlSafe(format!(
             "SELECT run_id, pipeline, plan_id, status, {}, decided_by, {}, comment FROM approvals \
              WHERE NOT $1 OR status = 'pending' ORDER BY run_id DESC LIMIT 1000",
             time("created_at"),
@@ -343,21 +354,7 @@ impl ServiceDb {
         )))
         .bind(pending_only)
         .fetch_all(&self.pool)
-        .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(ApprovalRecord {
-                    run_id: r.try_get(0)?,
-                    pipeline: r.try_get(1)?,
-                    plan_id: r.try_get(2)?,
-                    status: r.try_get(3)?,
-                    created_at: r.try_get(4)?,
-                    decided_by: r.try_get(5)?,
-                    decided_at: r.try_get(6)?,
-                    comment: r.try_get(7)?,
-                })
-            })
-            .collect()
+        .await
     }
 
     /// The plan (JSON) waiting or decided under `run_id`.
@@ -415,25 +412,13 @@ impl ServiceDb {
     }
 
     pub async fn audit_log(&self, limit: i64) -> sqlx::Result<Vec<AuditRecord>> {
-        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+        sqlx::query_as(sqlx::AssertSqlSafe(format!(
             "SELECT id, {}, actor, action, target, detail FROM audit ORDER BY id DESC LIMIT $1",
             time("at")
         )))
         .bind(limit)
         .fetch_all(&self.pool)
-        .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(AuditRecord {
-                    id: r.try_get(0)?,
-                    at: r.try_get(1)?,
-                    actor: r.try_get(2)?,
-                    action: r.try_get(3)?,
-                    target: r.try_get(4)?,
-                    detail: r.try_get(5)?,
-                })
-            })
-            .collect()
+        .await
     }
 
     pub async fn set_paused(&self, pipeline: &str, paused: bool, actor: &str) -> sqlx::Result<()> {
@@ -516,26 +501,6 @@ async fn audit_in(
         .execute(&mut **tx)
         .await?;
     Ok(())
-}
-
-fn run_record(r: &sqlx::postgres::PgRow) -> sqlx::Result<RunRecord> {
-    Ok(RunRecord {
-        id: r.try_get("id")?,
-        pipeline: r.try_get("pipeline")?,
-        rank: r.try_get("rank")?,
-        trigger: r.try_get("trigger")?,
-        tick: r.try_get("tick")?,
-        node: r.try_get("node")?,
-        attempt: r.try_get("attempt")?,
-        status: r.try_get("status")?,
-        plan_id: r.try_get("plan_id")?,
-        changes: r.try_get("changes")?,
-        applied: r.try_get("applied")?,
-        failed: r.try_get("failed")?,
-        message: r.try_get("message")?,
-        started_at: r.try_get("started_at")?,
-        ended_at: r.try_get("ended_at")?,
-    })
 }
 
 /// The extension, the queue's schema and migrations, then ours; each

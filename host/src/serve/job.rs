@@ -122,18 +122,24 @@ pub struct Outcome {
 
 /// Carries out the run on the calling thread (blocking).
 pub fn execute(served: &Served, cx: Context) -> Outcome {
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(r) => r,
-        Err(e) => return failed(format!("cannot start a runtime: {e}")),
-    };
-    runtime.block_on(run(served, cx))
+    outcome_of(on_own_runtime(attempt(served, cx)))
 }
 
-async fn run(served: &Served, cx: Context) -> Outcome {
-    match attempt(served, cx).await {
+/// Runs a pipeline call to the end on a one-thread runtime of its own (a
+/// connector's calls interleave on it as in the CLI): for a blocking thread.
+pub(super) fn on_own_runtime<T>(
+    call: impl std::future::Future<Output = Result<T, Failure>>,
+) -> Result<T, Failure> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Failure::Input(format!("cannot start a runtime: {e}")))?
+        .block_on(call)
+}
+
+/// How a run that stopped with `Failure` is recorded.
+fn outcome_of(attempted: Result<Outcome, Failure>) -> Outcome {
+    match attempted {
         Ok(outcome) => outcome,
         Err(Failure::Busy(message)) => Outcome {
             end: RunEnd {

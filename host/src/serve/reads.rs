@@ -6,6 +6,7 @@
 //! (`cli::output`, `plan::Plan`, `plan::Explanation`), masked as the CLI's.
 
 use super::config::Served;
+use super::job::on_own_runtime;
 use crate::error::Failure;
 use crate::operation::{self, PlanOptions, Quiet};
 use crate::plugins::Session;
@@ -19,14 +20,6 @@ fn masked<T: serde::Serialize>(doc: &T) -> Result<String, Failure> {
     Ok(Redactor::global().redact(&text).into_owned())
 }
 
-fn block_on<T>(f: impl std::future::Future<Output = Result<T, Failure>>) -> Result<T, Failure> {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| Failure::Input(format!("cannot start a runtime: {e}")))?
-        .block_on(f)
-}
-
 /// `roster links PIPELINE --json`.
 pub fn links(served: &Served) -> Result<String, Failure> {
     let state = served.pipeline.open_state()?;
@@ -38,7 +31,7 @@ pub fn links(served: &Served) -> Result<String, Failure> {
 
 /// `roster check PIPELINE --json`: the connectors, their plugins and grants.
 pub fn connectors(served: &Served, cache_dir: Option<PathBuf>) -> Result<String, Failure> {
-    block_on(async {
+    on_own_runtime(async {
         let session = Session::open(served.pipeline.clone(), cache_dir).await?;
         masked(&crate::cli::output::Check::of(&session))
     })
@@ -47,7 +40,7 @@ pub fn connectors(served: &Served, cache_dir: Option<PathBuf>) -> Result<String,
 /// `roster plan PIPELINE --json`: what an apply would do now; changes
 /// nothing in either system.
 pub fn plan(served: &Served, cache_dir: Option<PathBuf>) -> Result<String, Failure> {
-    block_on(async {
+    on_own_runtime(async {
         let session = Session::open(served.pipeline.clone(), cache_dir).await?;
         let mut state = session.pipeline.open_state()?;
         let plan = operation::plan(&session, &mut *state, &PlanOptions::default(), &Quiet).await?;
@@ -61,7 +54,7 @@ pub fn explain(
     cache_dir: Option<PathBuf>,
     address: &str,
 ) -> Result<String, Failure> {
-    block_on(async {
+    on_own_runtime(async {
         let session = Session::open(served.pipeline.clone(), cache_dir).await?;
         let mut state = session.pipeline.open_state()?;
         let options = PlanOptions::default();
@@ -78,7 +71,7 @@ pub fn stage(
     target: Option<String>,
     options: BTreeMap<String, String>,
 ) -> Result<crate::links::LinkEdit, Failure> {
-    block_on(async {
+    on_own_runtime(async {
         let pipeline = &served.pipeline;
         let mut state = pipeline.open_state()?;
         operation::links::stage(pipeline, &mut *state, source, target, options, cache_dir).await
