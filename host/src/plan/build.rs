@@ -330,10 +330,16 @@ impl Builder<'_> {
             refused,
         };
         // Hashed as it is serialised: no copy of a plan that may be 100 MB.
+        // How the source was read (whole, or only what changed since the
+        // last read) is no part of what the plan does: an approved plan made
+        // from a full read is the same plan when the approval run reads
+        // incrementally.
+        let read = std::mem::take(&mut plan.summary.source_read);
         let mut hasher = Sha256::new();
         let _ = serde_json::to_writer(&mut hasher, &plan);
         let digest = hasher.finalize();
         plan.id = hex::encode(&digest[..8]);
+        plan.summary.source_read = read;
         plan
     }
 }

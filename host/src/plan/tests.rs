@@ -98,6 +98,7 @@ struct Case {
     unlinked: Vec<Unlinked>,
     free_seats: Option<u32>,
     creates_refused: Option<String>,
+    source_read: ReadMode,
 }
 
 impl Case {
@@ -111,6 +112,7 @@ impl Case {
             unlinked: vec![],
             free_seats: None,
             creates_refused: None,
+            source_read: ReadMode::Full,
         }
     }
 
@@ -137,7 +139,7 @@ impl Case {
             unlinked: &self.unlinked,
             free_seats: self.free_seats,
             creates_refused: self.creates_refused.clone(),
-            source_read: ReadMode::Full,
+            source_read: self.source_read,
         })
     }
 }
@@ -161,6 +163,24 @@ fn notes(plan: &Plan, level: NoteLevel) -> Vec<(&str, Option<ErrorKind>, &str)> 
             )
         })
         .collect()
+}
+
+#[test]
+fn the_plan_id_is_what_the_plan_does_not_how_the_source_was_read() {
+    let case = || Case::new(LINK_SYNC).source(vec![person("s1", "ann@x.com")]);
+    let full = case().plan();
+    let mut read_changes = case();
+    read_changes.source_read = ReadMode::Incremental {
+        changed: 0,
+        removed: 0,
+    };
+    let incremental = read_changes.plan();
+    assert_ne!(full.summary.source_read, incremental.summary.source_read);
+    assert_eq!(full.id, incremental.id, "an approval of the one is the other");
+    let other = Case::new(LINK_SYNC)
+        .source(vec![person("s1", "bob@x.com")])
+        .plan();
+    assert_ne!(full.id, other.id);
 }
 
 #[test]
