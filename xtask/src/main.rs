@@ -325,8 +325,37 @@ fn install_scim_peer(root: &Path) -> Result<()> {
     run(c)
 }
 
+/// The console's browser tests need Debian's Chromium (never a downloaded
+/// browser) and the npm packages in console-tests/ (Playwright's
+/// playwright-core, axe-core), installed here from the lockfile. Without
+/// Chromium they are skipped, and this says so.
+fn install_console_tests(root: &Path) -> Result<()> {
+    const CHROMIUM: &str = "/usr/bin/chromium";
+    if !Path::new(CHROMIUM).exists() {
+        println!(
+            "browser tests: SKIPPED, {CHROMIUM} not found (apt-get install chromium chromium-driver to run them)"
+        );
+        return Ok(());
+    }
+    let dir = root.join("console-tests");
+    if dir.join("node_modules/playwright-core").is_dir()
+        && dir.join("node_modules/axe-core").is_dir()
+    {
+        return Ok(());
+    }
+    println!(
+        "installing the console's browser test packages into {}",
+        dir.join("node_modules").display()
+    );
+    let mut c = Command::new("npm");
+    c.args(["ci", "--no-audit", "--no-fund", "--loglevel=error"])
+        .current_dir(&dir);
+    run(c)
+}
+
 fn test(root: &Path, extra: Vec<String>) -> Result<()> {
     install_scim_peer(root)?;
+    install_console_tests(root)?;
     let plugins = build_plugins(root)?;
     let mut c = cargo(root);
     c.args(["test", "--workspace"])

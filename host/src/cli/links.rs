@@ -5,11 +5,10 @@
 
 use super::render;
 use crate::error::Failure;
-use crate::links::{LinkEdit, StoredLink};
+use crate::links::StoredLink;
 use crate::model::Descriptor;
 use crate::operation::links as staging;
 use crate::pipeline::Pipeline;
-use crate::state::now_ms;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -82,9 +81,9 @@ async fn run(
         LinksAction::Balance { ranks } => {
             let target = crate::plugins::describe(&pipeline, &pipeline.target, cache_dir).await?;
             target
-                .check_link_option(RANK, "1")
+                .check_link_option(staging::RANK, "1")
                 .map_err(|e| Failure::Input(format!("balance: {e}")))?;
-            let edits = balance(&state.links()?, ranks)?;
+            let edits = staging::balance(&state.links()?, ranks)?;
             for e in &edits {
                 state.stage_link_edit(e)?;
             }
@@ -205,50 +204,6 @@ fn parse_options(values: &[String]) -> Result<BTreeMap<String, String>, Failure>
     Ok(options)
 }
 
-/// The option `balance` sets.
-const RANK: &str = "rank";
-
-/// The staged edits that spread `links` over ranks 1..=`ranks`: a link with
-/// a rank of its own within range keeps it; the others, in address order,
-/// each go to the rank with the fewest links so far (the lowest on a tie).
-/// Adding a link moves no other.
-fn balance(links: &[StoredLink], ranks: u32) -> Result<Vec<LinkEdit>, Failure> {
-    if ranks == 0 {
-        return Err(Failure::Input("--ranks must be at least 1".into()));
-    }
-    let own = |l: &StoredLink| {
-        l.overrides
-            .get(RANK)
-            .and_then(|r| r.parse::<u32>().ok())
-            .filter(|r| (1..=ranks).contains(r))
-    };
-    let mut load = vec![0usize; ranks as usize];
-    for r in links.iter().filter_map(own) {
-        load[r as usize - 1] += 1;
-    }
-    let mut moved: Vec<&StoredLink> = links.iter().filter(|l| own(l).is_none()).collect();
-    moved.sort_by(|a, b| a.source_email.cmp(&b.source_email));
-    let mut edits = Vec::new();
-    for link in moved {
-        let (i, _) = load
-            .iter()
-            .enumerate()
-            .min_by_key(|(i, n)| (**n, *i))
-            .expect("at least one rank");
-        load[i] += 1;
-        let mut options = link.overrides.clone();
-        options.insert(RANK.into(), (i + 1).to_string());
-        edits.push(LinkEdit {
-            source: link.source_email.to_ascii_lowercase(),
-            target_id: Some(link.target_id.clone()),
-            options,
-            staged_at_ms: now_ms(),
-            options_only: true,
-        });
-    }
-    Ok(edits)
-}
-
 /// The linked accounts as CSV: `target_id,source,<options>`, the options
 /// the target declares (each link's value, else the declared default) or,
 /// when it declares none, every option any link has.
@@ -296,7 +251,9 @@ fn export(links: &[StoredLink], target: &Descriptor) -> Result<String, Failure> 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::links::LinkEdit;
     use crate::links::LinkHow;
+    use crate::operation::links::{RANK, balance};
 
     fn link(email: &str, rank: Option<&str>) -> StoredLink {
         StoredLink {

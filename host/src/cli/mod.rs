@@ -17,6 +17,7 @@ mod serve;
 mod state;
 mod status;
 mod test_connection;
+pub(crate) use test_connection::required_delegate;
 
 use crate::error::Failure;
 use crate::pipeline::Pipeline;
@@ -229,7 +230,10 @@ fn connector_named<'a>(pipeline: &'a Pipeline, name: &str) -> Result<&'a str, Fa
 
 /// What `connector` keeps in its memo, for a command that only reads: no
 /// state is made where there is none, and nothing it learns is kept.
-fn kept_memo(pipeline: &Pipeline, connector: &str) -> Result<BTreeMap<String, String>, Failure> {
+pub(crate) fn kept_memo(
+    pipeline: &Pipeline,
+    connector: &str,
+) -> Result<BTreeMap<String, String>, Failure> {
     match pipeline.state_exists() {
         true => Ok(pipeline.open_state()?.memo(connector)?),
         false => Ok(Default::default()),

@@ -53,7 +53,10 @@ impl TestConnection {
 
 /// The sync stage's `require_delegate`, for the one source account a
 /// `test-connection --account` read: the same check the plan makes.
-fn required_delegate(pipeline: &Pipeline, report: &mut ConnectionReport) -> Result<(), Failure> {
+pub(crate) fn required_delegate(
+    pipeline: &Pipeline,
+    report: &mut ConnectionReport,
+) -> Result<(), Failure> {
     let (Some(holder), Some(a)) = (
         pipeline
             .stages

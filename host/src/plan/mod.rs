@@ -20,6 +20,7 @@ mod sync;
 pub use build::{PlanInput, build};
 pub use explain::{Explanation, Step, explain};
 pub use filter::{Dropped, FilterOutcome, filter};
+pub use link::source_key;
 pub use skip::{SkipReason, Skipped};
 
 use crate::links::LinkHow;

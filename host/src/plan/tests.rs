@@ -176,7 +176,10 @@ fn the_plan_id_is_what_the_plan_does_not_how_the_source_was_read() {
     };
     let incremental = read_changes.plan();
     assert_ne!(full.summary.source_read, incremental.summary.source_read);
-    assert_eq!(full.id, incremental.id, "an approval of the one is the other");
+    assert_eq!(
+        full.id, incremental.id,
+        "an approval of the one is the other"
+    );
     let other = Case::new(LINK_SYNC)
         .source(vec![person("s1", "bob@x.com")])
         .plan();

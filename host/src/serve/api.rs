@@ -269,24 +269,35 @@ async fn trigger(
     Path(name): Path<String>,
 ) -> Answer<Queued> {
     let caller = authorize(&shared, &headers, Role::Operator).await?;
-    let ranks = served(&shared, &name)?.pipeline.ranks;
-    let trigger = Trigger::Manual {
-        by: caller.name.clone(),
-    };
-    let mut queued = false;
-    for job in RunJob::per_rank(&name, trigger, ranks) {
-        queued |= enqueue(&shared, &job).await.map_err(|e| {
-            ApiError(
-                StatusCode::SERVICE_UNAVAILABLE,
-                format!("cannot enqueue: {e}"),
-            )
-        })?;
-    }
-    shared.db.audit(&caller.name, "run", &name, None).await?;
+    served(&shared, &name)?;
+    let queued = queue_run(&shared, &name, &caller.name)
+        .await
+        .map_err(|e| ApiError(StatusCode::SERVICE_UNAVAILABLE, e))?;
     Ok(Json(Queued {
         pipeline: name,
         queued,
     }))
+}
+
+/// Queues a run of pipeline `name` (one job per rank) asked for by `by`,
+/// audit-logged; whether a job went in (false: one was waiting).
+pub async fn queue_run(shared: &Shared, name: &str, by: &str) -> Result<bool, String> {
+    let Some(served) = shared.config.pipelines.get(name) else {
+        return Err(format!("no pipeline `{name}`"));
+    };
+    let trigger = Trigger::Manual { by: by.to_string() };
+    let mut queued = false;
+    for job in RunJob::per_rank(name, trigger, served.pipeline.ranks) {
+        queued |= enqueue(shared, &job)
+            .await
+            .map_err(|e| format!("cannot enqueue: {e}"))?;
+    }
+    shared
+        .db
+        .audit(by, "run", name, None)
+        .await
+        .map_err(|e| format!("the service database: {e}"))?;
+    Ok(queued)
 }
 
 #[derive(Serialize, Deserialize, Debug, utoipa::ToSchema)]

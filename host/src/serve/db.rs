@@ -357,6 +357,18 @@ impl ServiceDb {
         .await
     }
 
+    /// The approval record of run `run_id`, if it kept a plan.
+    pub async fn approval(&self, run_id: i64) -> sqlx::Result<Option<ApprovalRecord>> {
+        sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT run_id, pipeline, plan_id, status, {}, decided_by, {}, comment FROM approvals WHERE run_id = $1",
+            time("created_at"),
+            time("decided_at")
+        )))
+        .bind(run_id)
+        .fetch_optional(&self.pool)
+        .await
+    }
+
     /// The plan (JSON) waiting or decided under `run_id`.
     pub async fn approval_plan(&self, run_id: i64) -> sqlx::Result<Option<String>> {
         sqlx::query_scalar("SELECT plan FROM approvals WHERE run_id = $1")

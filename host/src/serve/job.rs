@@ -127,7 +127,7 @@ pub fn execute(served: &Served, cx: Context) -> Outcome {
 
 /// Runs a pipeline call to the end on a one-thread runtime of its own (a
 /// connector's calls interleave on it as in the CLI): for a blocking thread.
-pub(super) fn on_own_runtime<T>(
+pub(crate) fn on_own_runtime<T>(
     call: impl std::future::Future<Output = Result<T, Failure>>,
 ) -> Result<T, Failure> {
     tokio::runtime::Builder::new_current_thread()

@@ -6,6 +6,7 @@ pub mod api;
 pub mod approve;
 pub mod budget;
 pub mod config;
+pub mod console;
 pub mod db;
 pub mod job;
 pub mod metrics;

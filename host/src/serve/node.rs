@@ -33,6 +33,8 @@ pub struct Shared {
     pub metrics: metrics_exporter_prometheus::PrometheusHandle,
     /// Whether this node's workers are claiming runs (for /readyz).
     pub working: Arc<AtomicBool>,
+    /// What the web console keeps between requests (parsed plans, loaded accounts).
+    pub console: Arc<super::console::Cache>,
 }
 
 /// A run is tried this many times (a node that dies counts as a try).
@@ -60,6 +62,7 @@ pub async fn serve(mut config: ServeConfig, cache_dir: Option<PathBuf>) -> Resul
         http: http_client()?,
         metrics,
         working: Arc::new(AtomicBool::new(false)),
+        console: Default::default(),
     };
     let (quit, quitting) = watch::channel(false);
     let node = shared.config.node.clone();
@@ -72,7 +75,8 @@ pub async fn serve(mut config: ServeConfig, cache_dir: Option<PathBuf>) -> Resul
     );
     let api = {
         let mut quitting = quitting.clone();
-        let router = super::api::router(shared.clone());
+        let router =
+            super::api::router(shared.clone()).merge(super::console::router(shared.clone()));
         tokio::spawn(async move {
             let stopped = async move {
                 let _ = quitting.wait_for(|q| *q).await;
@@ -276,7 +280,8 @@ async fn handle(
                 shared
                     .db
                     .await_approval(run_id, &job.pipeline, plan_id, plan)
-                    .await?
+                    .await?;
+                super::console::keep_waiting_plan(&shared, run_id, plan.clone());
             }
         }
     }

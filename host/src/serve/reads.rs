@@ -9,6 +9,7 @@ use super::config::Served;
 use super::job::on_own_runtime;
 use crate::error::Failure;
 use crate::operation::{self, PlanOptions, Quiet};
+use crate::plan::Plan;
 use crate::plugins::Session;
 use crate::runtime::Redactor;
 use std::collections::BTreeMap;
@@ -40,12 +41,28 @@ pub fn connectors(served: &Served, cache_dir: Option<PathBuf>) -> Result<String,
 /// `roster plan PIPELINE --json`: what an apply would do now; changes
 /// nothing in either system.
 pub fn plan(served: &Served, cache_dir: Option<PathBuf>) -> Result<String, Failure> {
+    masked(&unmasked_plan(served, cache_dir)?)
+}
+
+fn unmasked_plan(served: &Served, cache_dir: Option<PathBuf>) -> Result<Plan, Failure> {
     on_own_runtime(async {
         let session = Session::open(served.pipeline.clone(), cache_dir).await?;
         let mut state = session.pipeline.open_state()?;
-        let plan = operation::plan(&session, &mut *state, &PlanOptions::default(), &Quiet).await?;
-        masked(&plan)
+        operation::plan(&session, &mut *state, &PlanOptions::default(), &Quiet).await
     })
+}
+
+/// The plan an apply would carry out now, with every known secret masked
+/// (for the console, which renders it rather than sending the document).
+pub fn masked_plan(served: &Served, cache_dir: Option<PathBuf>) -> Result<Plan, Failure> {
+    parse_plan(&plan(served, cache_dir)?)
+}
+
+/// A plan document (as kept for approval), masked again with what this
+/// node knows now.
+pub fn parse_plan(text: &str) -> Result<Plan, Failure> {
+    serde_json::from_str(&Redactor::global().redact(text))
+        .map_err(|e| Failure::Input(format!("the plan does not read: {e}")))
 }
 
 /// `roster explain PIPELINE ADDRESS --json`.
@@ -95,5 +112,71 @@ pub fn outcomes(served: &Served, run: i64, plan_id: &str) -> Result<String, Fail
         pipeline: served.pipeline.name.clone(),
         plan_id: plan_id.to_string(),
         outcomes: state.journal_rows(plan_id)?,
+    })
+}
+
+/// Both systems' accounts, read through the pipeline's connectors as
+/// `roster read` reads them (the console's "Load external users").
+pub fn accounts(
+    served: &Served,
+    cache_dir: Option<PathBuf>,
+) -> Result<(Vec<crate::model::Account>, Vec<crate::model::Account>), Failure> {
+    on_own_runtime(async {
+        let session = Session::open(served.pipeline.clone(), cache_dir).await?;
+        let mut sides = vec![];
+        for name in [&session.pipeline.source, &session.pipeline.target] {
+            let mut instance = session.start(name).await?;
+            instance.remember(crate::cli::kept_memo(&session.pipeline, name)?);
+            sides.push(operation::read_accounts(&mut instance, |_| {}).await?);
+        }
+        let target = sides.pop().unwrap_or_default();
+        Ok((sides.pop().unwrap_or_default(), target))
+    })
+}
+
+/// What the target connector declares (its link options), nothing started.
+pub fn describe_target(
+    served: &Served,
+    cache_dir: Option<PathBuf>,
+) -> Result<crate::model::Descriptor, Failure> {
+    on_own_runtime(async {
+        let p = &served.pipeline;
+        crate::plugins::describe(p, &p.target, cache_dir).await
+    })
+}
+
+/// One connector's connection test: its checks, or its error (masked).
+pub type Tested = (String, Result<Vec<String>, String>);
+
+/// `roster test-connection PIPELINE [--account ADDRESS]`: each connector's
+/// checks, or its error (masked).
+pub fn test_connection(
+    served: &Served,
+    cache_dir: Option<PathBuf>,
+    address: Option<String>,
+) -> Result<Vec<Tested>, Failure> {
+    on_own_runtime(async {
+        let session = Session::open(served.pipeline.clone(), cache_dir).await?;
+        let p = &session.pipeline;
+        let mut out = vec![];
+        for name in [p.source.clone(), p.target.clone()] {
+            let tested = async {
+                let mut instance = session.start(&name).await?;
+                instance.remember(crate::cli::kept_memo(p, &name)?);
+                let account = match name == p.source {
+                    true => address.clone(),
+                    false => None,
+                };
+                let mut report = instance.test_connection(account).await?;
+                if name == p.source {
+                    crate::cli::required_delegate(p, &mut report)?;
+                }
+                Ok::<_, Failure>(report.checks)
+            }
+            .await
+            .map_err(|e| Redactor::global().redact(&e.to_string()).into_owned());
+            out.push((name, tested));
+        }
+        Ok(out)
     })
 }

@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod scim_peer;
+pub mod service;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

@@ -1,0 +1,96 @@
+//! Connectors: each connector's component, contract version, declared and
+//! granted hosts (a declared host the pipeline does not grant, or a grant
+//! the plugin never declared, is flagged), memory and time grants, and the
+//! pipeline's last connection test.
+
+use super::page::{self, enc, notice};
+use super::session::signed_in;
+use crate::serve::db::Role;
+use crate::serve::node::Shared;
+use axum::extract::{Path, State};
+use axum::http::HeaderMap;
+use axum::response::Response;
+use maud::html;
+use serde_json::Value;
+
+pub async fn show(
+    State(shared): State<Shared>,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+) -> Response {
+    let who = match signed_in(&shared, &headers).await {
+        Ok(w) => w,
+        Err(r) => return r,
+    };
+    let Some(served) = shared.config.pipelines.get(&name).cloned() else {
+        return page::not_found(&who, &format!("no pipeline `{name}`"));
+    };
+    let cache = shared.cache_dir.clone();
+    let read = tokio::task::spawn_blocking(move || {
+        let check = crate::serve::reads::connectors(&served, cache.clone())?;
+        let mut declared = vec![];
+        for c in served.pipeline.connectors.keys() {
+            let p = &served.pipeline;
+            let d =
+                crate::serve::job::on_own_runtime(crate::plugins::describe(p, c, cache.clone()))?;
+            declared.push((c.clone(), d.hosts));
+        }
+        Ok::<_, crate::error::Failure>((check, declared))
+    })
+    .await;
+    let (check, declared) = match read {
+        Ok(Ok(x)) => x,
+        Ok(Err(e)) => return page::failed(&who, &format!("Connectors of {name}"), &e),
+        Err(e) => return page::page("Connectors", &who, notice("error", &e.to_string())),
+    };
+    let check: Value = serde_json::from_str(&check).unwrap_or_default();
+    let s = |v: &Value| match v {
+        Value::String(s) => s.clone(),
+        Value::Null => "—".into(),
+        v => v.to_string(),
+    };
+    let test = shared.console.test(&name);
+    let body = html! {
+        (page::tabs(&name, "connectors"))
+        @for c in check["connectors"].as_array().into_iter().flatten() {
+            @let cname = s(&c["name"]);
+            @let granted: Vec<String> = c["allowed_hosts"].as_array().into_iter().flatten().map(s).collect();
+            @let wants: Vec<String> = declared.iter().find(|(n, _)| *n == cname).map(|(_, h)| h.clone()).unwrap_or_default();
+            section aria-labelledby={ "c-" (cname) } {
+                h2 id={ "c-" (cname) } { (cname) " · " (s(&c["role"])) }
+                table {
+                    tbody {
+                        tr { th scope="row" { "Plugin" } td { (s(&c["plugin"])) " " (s(&c["version"])) } }
+                        tr { th scope="row" { "Component" } td.mono { (s(&c["component"])) } }
+                        tr { th scope="row" { "Contract" } td { (s(&c["contract"])) } }
+                        tr { th scope="row" { "Declared hosts" } td { (wants.join(", ")) } }
+                        tr { th scope="row" { "Granted hosts" } td { (granted.join(", ")) } }
+                        tr { th scope="row" { "Memory" } td { (s(&c["memory_mb"])) " MB" } }
+                        tr { th scope="row" { "Time" } td { "call " (s(&c["call_timeout_secs"])) " s, HTTP " (s(&c["http_timeout_secs"])) " s" } }
+                        tr { th scope="row" { "Concurrency" } td { (s(&c["concurrency"])) } }
+                        tr { th scope="row" { "Rate limit" } td { (s(&c["rate_limit"])) } }
+                        tr { th scope="row" { "Directory" } td { (s(&c["directory"])) @if c["directory_read_only"] == Value::Bool(true) { " (read only)" } } }
+                    }
+                }
+                @for h in wants.iter().filter(|h| !granted.contains(h)) {
+                    (notice("warning", &format!("declared but not granted: {h} (the connector cannot reach it)")))
+                }
+                @for h in granted.iter().filter(|h| !wants.contains(h)) {
+                    (notice("warning", &format!("granted but not declared by the plugin: {h}")))
+                }
+            }
+        }
+        h2 { "Last connection test" }
+        @match &test {
+            Some(t) => { p.muted { "Tested at " (t.at) @if let Some(a) = &t.value.address { " with account " (a) } } (super::account::results(&t.value)) },
+            None => p.muted { "Not tested since this node started." },
+        }
+        @if who.may(Role::Operator) {
+            form method="post" action={ "/console/pipelines/" (enc(&name)) "/account/test" } {
+                (page::csrf(&who))
+                button type="submit" { "Test connection" }
+            }
+        }
+    };
+    page::page(&format!("Connectors of {name}"), &who, body)
+}

@@ -1,0 +1,104 @@
+//! Signing in and out. The sign-in form has its own CSRF token in a cookie
+//! of its own (double submit), since there is no session to keep it yet.
+
+use super::form::Fields;
+use super::page;
+use super::session::{self, COOKIE, LOGIN_COOKIE, MAX_AGE};
+use crate::serve::db::Role;
+use crate::serve::node::Shared;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use maud::{DOCTYPE, html};
+
+pub async fn form(State(shared): State<Shared>) -> Response {
+    let csrf = session::random();
+    let cookie = session::set_cookie(&shared, LOGIN_COOKIE, &csrf, 3600);
+    ([(header::SET_COOKIE, cookie)], sign_in_page(&csrf, None)).into_response()
+}
+
+fn sign_in_page(csrf: &str, error: Option<&str>) -> Html<String> {
+    Html(
+        html! {
+            (DOCTYPE)
+            html lang="en" {
+                head {
+                    meta charset="utf-8";
+                    meta name="viewport" content="width=device-width, initial-scale=1";
+                    title { "Sign in · Roster" }
+                    link rel="stylesheet" href="/console/assets/console.css";
+                }
+                body {
+                    main #main .narrow {
+                        h1 { "Roster console" }
+                        @if let Some(e) = error { (page::notice("error", e)) }
+                        form method="post" action="/console/login" {
+                            input type="hidden" name="csrf" value=(csrf);
+                            p {
+                                label for="token" { "API token" }
+                                br;
+                                input #token type="password" name="token" autocomplete="off" required size="60";
+                            }
+                            p.muted { "A token from " code { "roster serve token create CONFIG --role viewer|operator|admin" } "; its role decides what you may do." }
+                            button.primary type="submit" { "Sign in" }
+                        }
+                    }
+                }
+            }
+        }
+        .into_string(),
+    )
+}
+
+pub async fn submit(State(shared): State<Shared>, headers: HeaderMap, fields: Fields) -> Response {
+    let sent = fields.get("csrf").unwrap_or_default();
+    let expected = session::cookie(&headers, LOGIN_COOKIE).unwrap_or_default();
+    if expected.is_empty() || sent != expected {
+        return (
+            StatusCode::FORBIDDEN,
+            page::bare(
+                "Refused",
+                "the sign-in form carries no valid CSRF token: reload it and try again",
+            ),
+        )
+            .into_response();
+    }
+    let token = fields.get("token").unwrap_or_default();
+    match session::sign_in(&shared, token).await {
+        Ok(Some(id)) => (
+            [(
+                header::SET_COOKIE,
+                session::set_cookie(&shared, COOKIE, &id, MAX_AGE),
+            )],
+            Redirect::to("/console"),
+        )
+            .into_response(),
+        Ok(None) => (
+            StatusCode::UNAUTHORIZED,
+            sign_in_page(&expected, Some("unknown token")),
+        )
+            .into_response(),
+        Err(e) => page::unavailable(&e),
+    }
+}
+
+pub async fn sign_out(
+    State(shared): State<Shared>,
+    headers: HeaderMap,
+    fields: Fields,
+) -> Response {
+    if let Err(refused) = session::allowed(&shared, &headers, &fields, Role::Viewer).await {
+        return refused;
+    }
+    if let Err(e) = session::sign_out(&shared, &headers).await {
+        return page::unavailable(&e);
+    }
+    (
+        [(
+            header::SET_COOKIE,
+            session::set_cookie(&shared, COOKIE, "", 0),
+        )],
+        Redirect::to("/console/login"),
+    )
+        .into_response()
+}

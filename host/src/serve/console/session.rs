@@ -1,0 +1,212 @@
+//! Who is using the console: a browser signs in with an API token (the
+//! service's only credential; its role decides what the pages offer) and
+//! gets a session cookie (`HttpOnly`, `SameSite=Strict`, `Secure` under
+//! TLS). Every form carries the session's CSRF token and every POST is
+//! checked here, in one place, before anything else: session, CSRF token,
+//! role. The session id is 256 random bits; only its SHA-256 is kept.
+
+use super::draft::Drafts;
+use super::form::Fields;
+use crate::serve::db::Role;
+use crate::serve::node::Shared;
+use crate::serve::token;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Redirect, Response};
+use sqlx::Row;
+
+/// The session cookie's name.
+pub const COOKIE: &str = "roster_session";
+/// The login form's own CSRF cookie (double submit: there is no session yet).
+pub const LOGIN_COOKIE: &str = "roster_login";
+/// How long a session lasts.
+const HOURS: i32 = 12;
+
+/// A signed-in browser.
+#[derive(Clone, Debug)]
+pub struct Signed {
+    /// The token's name, as the audit log shows it (`token:NAME`).
+    pub name: String,
+    pub role: Role,
+    pub csrf: String,
+    pub drafts: Drafts,
+    id_hash: String,
+}
+
+impl Signed {
+    pub fn actor(&self) -> String {
+        format!("token:{}", self.name)
+    }
+
+    pub fn may(&self, least: Role) -> bool {
+        self.role >= least
+    }
+
+    /// Keeps the session's drafts (unsaved link changes).
+    pub async fn keep_drafts(&self, shared: &Shared) -> sqlx::Result<()> {
+        let text = serde_json::to_string(&self.drafts).unwrap_or_else(|_| "{}".into());
+        sqlx::query("UPDATE console_sessions SET drafts = $1 WHERE id_hash = $2")
+            .bind(text)
+            .bind(&self.id_hash)
+            .execute(&shared.db.pool)
+            .await
+            .map(|_| ())
+    }
+}
+
+/// 256 random bits, as hex.
+pub fn random() -> String {
+    let mut bytes = [0u8; 32];
+    getrandom::fill(&mut bytes).expect("the OS's random numbers");
+    hex::encode(bytes)
+}
+
+/// Equal without telling how much of it was (a CSRF token is compared with
+/// what a page sent).
+fn same(a: &str, b: &str) -> bool {
+    a.len() == b.len() && a.bytes().zip(b.bytes()).fold(0u8, |d, (x, y)| d | (x ^ y)) == 0
+}
+
+pub fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|kv| kv.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v.to_string())
+}
+
+/// A `Set-Cookie` value: HttpOnly, SameSite=Strict, path /console.
+pub fn set_cookie(shared: &Shared, name: &str, value: &str, max_age: i64) -> HeaderValue {
+    let secure = match shared.config.tls.is_some() {
+        true => "; Secure",
+        false => "",
+    };
+    HeaderValue::from_str(&format!(
+        "{name}={value}; Path=/console; HttpOnly; SameSite=Strict; Max-Age={max_age}{secure}"
+    ))
+    .expect("cookie text is ASCII")
+}
+
+/// The signed-in browser, or where to sign in.
+pub async fn signed_in(shared: &Shared, headers: &HeaderMap) -> Result<Signed, Response> {
+    let to_login = || Redirect::to("/console/login").into_response();
+    let Some(id) = cookie(headers, COOKIE) else {
+        return Err(to_login());
+    };
+    let id_hash = token::hash(&id);
+    let row = sqlx::query(
+        "SELECT t.name, t.role, s.csrf, s.drafts FROM console_sessions s JOIN tokens t ON t.id = s.token_id
+         WHERE s.id_hash = $1 AND s.expires_at > now()",
+    )
+    .bind(&id_hash)
+    .fetch_optional(&shared.db.pool)
+    .await
+    .map_err(|e| super::page::unavailable(&e))?;
+    let Some(row) = row else {
+        return Err(to_login());
+    };
+    let role: String = row.get(1);
+    let drafts: String = row.get(3);
+    Ok(Signed {
+        name: row.get(0),
+        role: Role::parse(&role).ok_or_else(to_login)?,
+        csrf: row.get(2),
+        drafts: serde_json::from_str(&drafts).unwrap_or_default(),
+        id_hash,
+    })
+}
+
+/// The one check for a POST: a session, the form's CSRF token, the role.
+pub async fn allowed(
+    shared: &Shared,
+    headers: &HeaderMap,
+    fields: &Fields,
+    least: Role,
+) -> Result<Signed, Response> {
+    let signed = signed_in(shared, headers).await?;
+    let sent = fields.get("csrf").unwrap_or_default();
+    if !same(sent, &signed.csrf) {
+        return Err(refused(
+            "this form carries no valid CSRF token: reload the page and try again",
+        ));
+    }
+    if !signed.may(least) {
+        return Err(refused(&format!(
+            "token `{}` is a {}; this needs {}",
+            signed.name,
+            signed.role.as_str(),
+            least.as_str()
+        )));
+    }
+    Ok(signed)
+}
+
+fn refused(why: &str) -> Response {
+    (StatusCode::FORBIDDEN, super::page::bare("Refused", why)).into_response()
+}
+
+/// Signs in with `token`: a new session (id, CSRF token), or why not.
+pub async fn sign_in(shared: &Shared, token_text: &str) -> Result<Option<String>, sqlx::Error> {
+    let hash = token::hash(token_text.trim());
+    let Some((name, _role)) = shared.db.token(&hash).await? else {
+        return Ok(None);
+    };
+    let id = random();
+    let mut tx = shared.db.pool.begin().await?;
+    sqlx::query("DELETE FROM console_sessions WHERE expires_at < now()")
+        .execute(&mut *tx)
+        .await?;
+    sqlx::query(
+        "INSERT INTO console_sessions (id_hash, token_id, csrf, expires_at)
+         SELECT $1, id, $2, now() + make_interval(hours => $3) FROM tokens WHERE hash = $4",
+    )
+    .bind(token::hash(&id))
+    .bind(random())
+    .bind(HOURS)
+    .bind(&hash)
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    shared
+        .db
+        .audit(&format!("token:{name}"), "console.login", "console", None)
+        .await?;
+    Ok(Some(id))
+}
+
+pub async fn sign_out(shared: &Shared, headers: &HeaderMap) -> sqlx::Result<()> {
+    if let Some(id) = cookie(headers, COOKIE) {
+        sqlx::query("DELETE FROM console_sessions WHERE id_hash = $1")
+            .bind(token::hash(&id))
+            .execute(&shared.db.pool)
+            .await?;
+    }
+    Ok(())
+}
+
+/// Seconds a session cookie lives.
+pub const MAX_AGE: i64 = HOURS as i64 * 3600;
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn csrf_tokens_compare_whole() {
+        assert!(super::same("abc", "abc"));
+        assert!(!super::same("abc", "abd"));
+        assert!(!super::same("abc", "ab"));
+        assert!(!super::same("", "a"));
+    }
+
+    #[test]
+    fn cookies_are_found_by_name() {
+        let mut h = axum::http::HeaderMap::new();
+        h.insert(
+            axum::http::header::COOKIE,
+            "a=1; roster_session=xyz; b=2".parse().unwrap(),
+        );
+        assert_eq!(super::cookie(&h, "roster_session").as_deref(), Some("xyz"));
+        assert_eq!(super::cookie(&h, "c"), None);
+    }
+}
