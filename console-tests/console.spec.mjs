@@ -41,7 +41,10 @@ async function axe(page, name) {
   check(serious.length === 0, `${name}: no serious accessibility violation (axe-core ${result.testEngine.version})`);
 }
 
+let current = null;
+
 async function go(page, url) {
+  current = page;
   const t0 = Date.now();
   const answer = await page.goto(base + url);
   const ms = Date.now() - t0;
@@ -186,14 +189,39 @@ try {
   );
   const crmRun = await page.locator("main table tbody tr a").first().getAttribute("href");
 
+  // Options for a selected link, remove another, balance ranks: drafts
+  // until saved; Discard drops them and nothing is staged.
+  await go(page, "/console/pipelines/crm/links");
+  const other = page.locator(`input[name=select]:not([value="${craze}"])`).first();
+  const otherAddress = await other.getAttribute("value");
+  await other.check();
+  await page.selectOption("#sel-opt-task", "false");
+  await submit(page, page.getByRole("button", { name: "Set options" }));
+  const otherDraft = await page.locator("section.staged tr", { hasText: otherAddress }).textContent();
+  check(otherDraft.includes("options:") && otherDraft.includes("task=false"), `new options for ${otherAddress} are drafted`);
+  await page.locator(`input[name=select][value="${craze}"]`).check();
+  await submit(page, page.getByRole("button", { name: "Remove selected users" }));
+  check((await page.locator("section.staged tr", { hasText: craze }).textContent()).includes("unlink"), "removing Craze is drafted");
+  await submit(page, page.getByRole("button", { name: "Discard" }));
+  check((await page.getByText(/Not saved yet/).count()) === 0, "Discard drops the drafts");
+  await page.fill("#ranks", "2");
+  await submit(page, page.getByRole("button", { name: "Balance ranks" }));
+  const balanced = await page.locator("section.staged tbody tr").count();
+  check(balanced > 0 && (await page.locator("section.staged tr", { hasText: craze }).count()) === 0, `balance drafts ${balanced} links to a rank and leaves Craze's rank 2`);
+  await submit(page, page.getByRole("button", { name: "Discard" }));
+  check((await page.getByText(/Saved for the next apply/).count()) === 0, "the discarded drafts staged nothing");
+
   // Explain an account the filter drops; test its connection.
   await go(page, "/console/pipelines/crm/plan?kind=skipped");
   const filtered = (await page.locator("main table tbody tr", { hasText: "filtered" }).first().locator("td").first().textContent()).trim();
   await go(page, `/console/pipelines/crm/account?address=${encodeURIComponent(filtered)}`);
   const steps = await page.locator("table", { has: page.locator("caption", { hasText: "Each stage's decision" }) }).textContent();
-  check(steps.includes("filter"), `explain ${filtered}: the filter's decision is shown`);
+  check(steps.includes("dropped"), `explain ${filtered}: the filter's decision is shown`);
+  await go(page, `/console/pipelines/crm/account?address=${encodeURIComponent(craze)}`);
+  check((await page.locator("p", { hasText: "Linked to 953 (manual)" }).count()) === 1, "Craze's account shows its link by hand");
   await submit(page, page.getByRole("button", { name: /^Test connection for / }));
   check((await page.getByText(/^Tested at /).count()) === 1, "the account's connection test is shown");
+  check((await page.locator("td .badge", { hasText: /^ok$/ }).count()) === 2, "both connectors pass the test for Craze");
   await shot(page, "account");
   await axe(page, "account");
 
@@ -243,6 +271,12 @@ try {
   await submit(page, page.getByRole("button", { name: "Sign out" }));
   await go(page, "/console");
   check(page.url().endsWith("/console/login"), "signed out: sent to sign in again");
+} catch (e) {
+  if (current) {
+    fs.writeFileSync(path.join(shots, "failure.html"), await current.content());
+    await current.screenshot({ path: path.join(shots, "failure.png") });
+  }
+  throw e;
 } finally {
   fs.writeFileSync(path.join(shots, "pages.txt"), seen.join("\n"));
   await browser.close();

@@ -21,6 +21,7 @@ pub struct Cache {
     accounts: Mutex<HashMap<String, Arc<Kept<Loaded>>>>,
     tests: Mutex<HashMap<String, Arc<Kept<Tested>>>>,
     targets: Mutex<HashMap<String, Arc<Descriptor>>>,
+    loading: Mutex<std::collections::HashSet<String>>,
 }
 
 /// A value and when it was made (UTC, as people read it).
@@ -78,6 +79,15 @@ impl Cache {
             plans.remove(0);
         }
         kept
+    }
+
+    /// Whether this caller is the one to load `key` (no other is).
+    pub fn start_loading(&self, key: &str) -> bool {
+        lock(&self.loading).insert(key.to_string())
+    }
+
+    pub fn done_loading(&self, key: &str) {
+        lock(&self.loading).remove(key);
     }
 
     pub fn forget_plan(&self, key: &str) {

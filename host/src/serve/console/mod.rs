@@ -78,6 +78,27 @@ pub fn keep_waiting_plan(shared: &Shared, run: i64, text: String) {
     });
 }
 
+/// Reads and parses the plan waiting under `run` in the background if this
+/// node does not hold it yet (the overview asks, so that a plan made on
+/// another node opens at once by the time its reviewer clicks through).
+pub fn prefetch(shared: &Shared, run: i64) {
+    let key = format!("run:{run}");
+    if shared.console.plan(&key).is_some() || !shared.console.start_loading(&key) {
+        return;
+    }
+    let shared = shared.clone();
+    tokio::spawn(async move {
+        if let Ok(Some(text)) = shared.db.approval_plan(run).await {
+            let parsed =
+                tokio::task::spawn_blocking(move || crate::serve::reads::parse_plan(&text)).await;
+            if let Ok(Ok(plan)) = parsed {
+                shared.console.keep_plan(&key, plan);
+            }
+        }
+        shared.console.done_loading(&key);
+    });
+}
+
 /// What every console answer carries: no framing, no caching of pages that
 /// hold account data, no referrer, nothing but the binary's own assets.
 async fn headers(mut response: axum::response::Response) -> axum::response::Response {
