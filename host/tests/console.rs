@@ -237,3 +237,136 @@ fn the_seed_workflows_in_a_real_browser() {
         "a token in a page"
     );
 }
+
+/// The `Set-Cookie` value of `name` in an answer.
+fn set_cookie(r: &ureq::http::Response<ureq::Body>, name: &str) -> Option<String> {
+    r.headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.starts_with(&format!("{name}=")))
+        .map(|v| v.split(';').next().unwrap().to_string())
+}
+
+#[test]
+fn a_deleted_token_ends_its_console_sessions() {
+    let db = Database::new("console_revoke");
+    let w = Work::new();
+    csv_pipeline(&w, "small", 3, false);
+    let config =
+        "[[pipelines]]\nfile = \"small/pipeline.toml\"\nevery = \"24h\"\napproval = \"manual\"\n";
+    let node = Node::start(&w, &db, "revoke", config, &[]);
+    let out = w
+        .roster()
+        .args([
+            "serve",
+            "token",
+            "create",
+            "serve-revoke.toml",
+            "--role",
+            "operator",
+            "--name",
+            "leaver",
+        ])
+        .env("ROSTER_DATABASE_URL", db.url())
+        .output()
+        .unwrap();
+    let token = String::from_utf8(out.stdout).unwrap().trim().to_string();
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .max_redirects(0)
+        .build()
+        .into();
+
+    // Sign in as a browser would: the form's CSRF token and its cookie.
+    let form = agent.get(&node.url("/console/login")).call().unwrap();
+    let login_cookie = set_cookie(&form, "roster_login").expect("a sign-in cookie");
+    assert!(login_cookie.len() > 40);
+    let csrf = login_cookie.split_once('=').unwrap().1.to_string();
+    let without = agent
+        .post(&node.url("/console/login"))
+        .send_form([("csrf", csrf.as_str()), ("token", token.as_str())])
+        .unwrap();
+    assert_eq!(
+        without.status(),
+        403,
+        "a sign-in without its cookie is refused"
+    );
+    let signed = agent
+        .post(&node.url("/console/login"))
+        .header("Cookie", &login_cookie)
+        .send_form([("csrf", csrf.as_str()), ("token", token.as_str())])
+        .unwrap();
+    assert_eq!(signed.status(), 303);
+    let raw = signed
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap().to_string())
+        .find(|v| v.starts_with("roster_session="))
+        .expect("a session cookie");
+    for attribute in ["HttpOnly", "SameSite=Strict", "Path=/console"] {
+        assert!(raw.contains(attribute), "{attribute} missing: {raw}");
+    }
+    let session = raw.split(';').next().unwrap().to_string();
+    let overview = |cookie: &str| {
+        let r = agent
+            .get(&node.url("/console"))
+            .header("Cookie", cookie)
+            .call()
+            .unwrap();
+        let csp = r
+            .headers()
+            .get("content-security-policy")
+            .map(|v| v.to_str().unwrap().to_string());
+        (r.status().as_u16(), csp)
+    };
+    let (status, csp) = overview(&session);
+    assert_eq!(status, 200);
+    assert!(csp.unwrap().contains("default-src 'none'"));
+    assert_eq!(
+        overview("roster_session=forged").0,
+        303,
+        "an unknown session signs in again"
+    );
+
+    let deleted = w
+        .roster()
+        .args([
+            "serve",
+            "token",
+            "delete",
+            "serve-revoke.toml",
+            "--name",
+            "leaver",
+        ])
+        .env("ROSTER_DATABASE_URL", db.url())
+        .output()
+        .unwrap();
+    assert!(
+        deleted.status.success(),
+        "{}",
+        String::from_utf8_lossy(&deleted.stderr)
+    );
+    assert_eq!(
+        overview(&session).0,
+        303,
+        "the session ended with its token"
+    );
+    assert_eq!(get(&node.url("/api/v1/pipelines"), Some(&token)).0, 401);
+    let again = w
+        .roster()
+        .args([
+            "serve",
+            "token",
+            "delete",
+            "serve-revoke.toml",
+            "--name",
+            "leaver",
+        ])
+        .env("ROSTER_DATABASE_URL", db.url())
+        .output()
+        .unwrap();
+    assert_eq!(again.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&again.stderr).contains("no token named `leaver`"));
+}

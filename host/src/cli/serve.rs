@@ -48,6 +48,15 @@ enum TokenAction {
         #[arg(long)]
         name: String,
     },
+    /// Delete a token: the API refuses it from now on and the console
+    /// sessions signed in with it end.
+    Delete {
+        /// The service configuration (for its database).
+        config: PathBuf,
+        /// The token's name.
+        #[arg(long)]
+        name: String,
+    },
 }
 
 #[derive(clap::Args, Debug)]
@@ -69,6 +78,17 @@ impl Serve {
         match (self.action, self.config) {
             (Some(ServeAction::Token(TokenAction::Create { config, role, name })), _) => {
                 create_token(&config, &role, &name).await
+            }
+            (Some(ServeAction::Token(TokenAction::Delete { config, name })), _) => {
+                let (db, _) = database(&config).await?;
+                match db.delete_token(&name).await {
+                    Ok(true) => {
+                        eprintln!("token `{name}` deleted; its console sessions ended");
+                        Ok(ExitCode::SUCCESS)
+                    }
+                    Ok(false) => Err(Failure::Input(format!("no token named `{name}`"))),
+                    Err(e) => Err(Failure::Input(format!("cannot delete the token: {e}"))),
+                }
             }
             (Some(ServeAction::Check { config }), _) => check(&config),
             (Some(ServeAction::Openapi), _) => {

@@ -396,6 +396,21 @@ impl ServiceDb {
         tx.commit().await
     }
 
+    /// Deletes token `name` (its console sessions go with it); whether there was one.
+    pub async fn delete_token(&self, name: &str) -> sqlx::Result<bool> {
+        let mut tx = self.pool.begin().await?;
+        let gone = sqlx::query("DELETE FROM tokens WHERE name = $1")
+            .bind(name)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        if gone > 0 {
+            audit_in(&mut tx, &cli_actor(), "token.delete", name, None).await?;
+        }
+        tx.commit().await?;
+        Ok(gone > 0)
+    }
+
     /// The name and role of the token with this hash.
     pub async fn token(&self, hash: &str) -> sqlx::Result<Option<(String, Role)>> {
         let row = sqlx::query(

@@ -54,8 +54,8 @@ pub async fn show(
         (page::tabs(&name, "connectors"))
         @for c in check["connectors"].as_array().into_iter().flatten() {
             @let cname = s(&c["name"]);
-            @let granted: Vec<String> = c["allowed_hosts"].as_array().into_iter().flatten().map(s).collect();
-            @let wants: Vec<String> = declared.iter().find(|(n, _)| *n == cname).map(|(_, h)| h.clone()).unwrap_or_default();
+            @let granted: Vec<String> = c["allowed_hosts"].as_array().into_iter().flatten().map(|h| normal(&s(h))).collect();
+            @let wants: Vec<String> = declared.iter().find(|(n, _)| *n == cname).map(|(_, h)| h.iter().map(|h| normal(h)).collect()).unwrap_or_default();
             section aria-labelledby={ "c-" (cname) } {
                 h2 id={ "c-" (cname) } { (cname) " · " (s(&c["role"])) }
                 table {
@@ -93,4 +93,32 @@ pub async fn show(
         }
     };
     page::page(&format!("Connectors of {name}"), &who, body)
+}
+
+/// A host as the sandbox reads it (`https://host` for a bare host), so a
+/// declared `graph.microsoft.com` and a granted `https://graph.microsoft.com`
+/// are seen to be the same.
+fn normal(host: &str) -> String {
+    host.parse::<crate::runtime::http::HostPattern>()
+        .map(|p| p.to_string())
+        .unwrap_or_else(|_| host.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn declared_and_granted_hosts_compare_as_the_sandbox_reads_them() {
+        assert_eq!(
+            super::normal("graph.microsoft.com"),
+            super::normal("https://graph.microsoft.com/")
+        );
+        assert_ne!(
+            super::normal("graph.microsoft.com"),
+            super::normal("http://graph.microsoft.com")
+        );
+        assert_eq!(
+            super::normal("http://127.0.0.1:18401"),
+            "http://127.0.0.1:18401"
+        );
+    }
 }
