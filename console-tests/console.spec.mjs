@@ -250,6 +250,22 @@ try {
   await shot(page, "plan-large");
   await axe(page, "large plan");
   figure("plan-100k-again", (await go(page, `/console/runs/${bigRun}/plan`)).ms);
+  // Another node (sessions are in the shared database) pages it from the
+  // plan's rows in the database, not from a plan it parsed.
+  const otherNode = process.env.OTHER_URL.replace(/\/$/, "");
+  let t = Date.now();
+  await page.goto(`${otherNode}/console/runs/${bigRun}/plan`);
+  figure("plan-100k-other-node-first-open", Date.now() - t);
+  await keep(page);
+  check((await page.getByText("Page 1 of 1000").count()) === 1, "another node pages the large plan too");
+  t = Date.now();
+  await page.goto(`${otherNode}/console/runs/${bigRun}/plan?page=700`);
+  figure("plan-100k-other-node-page-700", Date.now() - t);
+  check((await page.getByText("Page 701 of 1000").count()) === 1, "another node opens page 701");
+  t = Date.now();
+  await page.goto(`${otherNode}/console/runs/${bigRun}/plan?q=big99998`);
+  figure("plan-100k-other-node-search", Date.now() - t);
+  check((await page.locator("main table tbody tr").count()) === 1, "another node finds one account among 100,000");
   figure("plan-100k-page-500", (await go(page, `/console/runs/${bigRun}/plan?page=500`)).ms);
   const search = await go(page, `/console/runs/${bigRun}/plan?q=big99999`);
   check((await page.locator("main table tbody tr").count()) === 1, "searching the large plan finds the one account");

@@ -146,12 +146,22 @@ fn the_seed_workflows_in_a_real_browser() {
         .as_i64()
         .unwrap();
 
+    // A second node on the same database: it did not make the large plan,
+    // so it pages it from its rows in the database.
+    wait_until(120, "the large plan's rows are in the database", || {
+        db.query(&format!(
+            "SELECT head IS NOT NULL FROM roster_serve.approvals WHERE run_id = {big_run}"
+        )) == "t"
+    });
+    let other = Node::start(&w, &db, "reviewer", config, &secrets);
+
     let shots = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/console-shots");
     std::fs::create_dir_all(&shots).unwrap();
     let out = Command::new("node")
         .arg(tests_dir().join("console.spec.mjs"))
         .current_dir(tests_dir())
         .env("ROSTER_URL", node.url(""))
+        .env("OTHER_URL", other.url(""))
         .env("ADMIN_TOKEN", &admin)
         .env("VIEWER_TOKEN", &viewer)
         .env("BIG_RUN", big_run.to_string())

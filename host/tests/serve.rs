@@ -1198,6 +1198,13 @@ fn finished_queue_jobs_older_than_a_month_are_forgotten() {
         db.query("UPDATE apalis.jobs SET status = 'Done', done_at = now() - interval '2 days' WHERE idempotency_key = 'p@2'");
         assert_eq!(service.prune_queue("roster", 30).await.unwrap(), 1);
         assert_eq!(service.prune_queue("other-queue", 0).await.unwrap(), 0);
+        // The console's rows of a plan decided long ago go; the plan stays.
+        db.query("INSERT INTO roster_serve.runs (id, pipeline, trigger, node, status) VALUES (1, 'p', 'schedule', 'n', 'applied'), (2, 'p', 'schedule', 'n', 'awaiting-approval')");
+        db.query("INSERT INTO roster_serve.approvals (run_id, pipeline, plan_id, plan, status, head, decided_at) VALUES (1, 'p', 'a', '{}', 'applied', '{}', now() - interval '40 days'), (2, 'p', 'b', '{}', 'pending', '{}', NULL)");
+        db.query("INSERT INTO roster_serve.approval_rows (run_id, seq, kind, search, body) VALUES (1, 0, 'create', 'x', '{}'), (2, 0, 'create', 'y', '{}')");
+        assert_eq!(service.prune_plan_rows(30).await.unwrap(), 1);
+        assert_eq!(db.query("SELECT string_agg(run_id::text, ' ') FROM roster_serve.approval_rows"), "2");
+        assert_eq!(db.query("SELECT count(*) FROM roster_serve.approvals WHERE head IS NULL AND plan = '{}'"), "1");
     });
     let left = db.query("SELECT string_agg(idempotency_key || ':' || status, ' ' ORDER BY idempotency_key) FROM apalis.jobs");
     assert_eq!(left, "p@2:Done p@3:Pending");

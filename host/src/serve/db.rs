@@ -492,6 +492,28 @@ impl ServiceDb {
         Ok(done.rows_affected())
     }
 
+    /// Drops the console's rows of plans decided over `days` ago (their
+    /// plan stays, read whole when asked for); how many plans.
+    pub async fn prune_plan_rows(&self, days: i32) -> sqlx::Result<u64> {
+        let mut tx = self.pool.begin().await?;
+        let old = "SELECT run_id FROM approvals WHERE status <> 'pending' AND head IS NOT NULL \
+                   AND coalesce(decided_at, created_at) < now() - make_interval(days => $1)";
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "DELETE FROM approval_rows WHERE run_id IN ({old})"
+        )))
+        .bind(days)
+        .execute(&mut *tx)
+        .await?;
+        let plans = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "UPDATE approvals SET head = NULL WHERE run_id IN ({old})"
+        )))
+        .bind(days)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(plans.rows_affected())
+    }
+
     /// Runs waiting in the queue (not yet claimed by a node).
     pub async fn queue_depth(&self, queue: &str) -> sqlx::Result<i64> {
         sqlx::query_scalar(

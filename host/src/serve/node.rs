@@ -358,6 +358,9 @@ async fn schedule(shared: Shared, quitting: watch::Receiver<bool>) {
                 Ok(n) => tracing::info!("forgot {n} queue job(s) finished over 30 days ago"),
                 Err(e) => tracing::warn!("cannot prune the queue: {e}"),
             }
+            if let Err(e) = shared.db.prune_plan_rows(30).await {
+                tracing::warn!("cannot prune the console's plan rows: {e}");
+            }
         }
         let paused = shared.db.paused().await.unwrap_or_default();
         let now = chrono::Utc::now();

@@ -15,6 +15,7 @@ mod login;
 mod overview;
 mod page;
 mod plan;
+mod rows;
 mod runs;
 mod session;
 
@@ -66,21 +67,37 @@ pub fn router(shared: Shared) -> axum::Router {
         .with_state(shared)
 }
 
-/// Keeps a plan that now waits for approval parsed, so that this node
-/// opens it for review at once (another node parses it on first open).
+/// Keeps a plan that now waits for approval parsed on this node, and its
+/// rows in the service database, so that any node opens it for review at
+/// once.
 pub fn keep_waiting_plan(shared: &Shared, run: i64, text: String) {
-    let cache = shared.console.clone();
-    tokio::task::spawn_blocking(move || match crate::serve::reads::parse_plan(&text) {
-        Ok(plan) => {
-            cache.keep_plan(&format!("run:{run}"), plan);
+    let shared = shared.clone();
+    tokio::spawn(async move {
+        if let Err(e) = take_in(&shared, run, text).await {
+            tracing::warn!("the plan of run {run} does not read: {e}");
         }
-        Err(e) => tracing::warn!("the plan of run {run} does not read: {e}"),
     });
 }
 
-/// Reads and parses the plan waiting under `run` in the background if this
-/// node does not hold it yet (the overview asks, so that a plan made on
-/// another node opens at once by the time its reviewer clicks through).
+/// Parses the plan waiting under `run` (`text`, as kept), keeps it in this
+/// node's memory and its rows in the service database (once).
+async fn take_in(
+    shared: &Shared,
+    run: i64,
+    text: String,
+) -> Result<std::sync::Arc<cache::Kept<crate::plan::Plan>>, crate::error::Failure> {
+    let plan = tokio::task::spawn_blocking(move || crate::serve::reads::parse_plan(&text))
+        .await
+        .map_err(|e| crate::error::Failure::Input(format!("the read stopped: {e}")))??;
+    let kept = shared.console.keep_plan(&format!("run:{run}"), plan);
+    if let Err(e) = rows::store(shared, run, &kept.value).await {
+        tracing::warn!("the rows of run {run}'s plan are not kept: {e}");
+    }
+    Ok(kept)
+}
+
+/// Makes sure this node can open the plan waiting under `run` at once (the
+/// overview asks): its rows in the database, else parsed here.
 pub fn prefetch(shared: &Shared, run: i64) {
     let key = format!("run:{run}");
     if shared.console.plan(&key).is_some() || !shared.console.start_loading(&key) {
@@ -88,12 +105,17 @@ pub fn prefetch(shared: &Shared, run: i64) {
     }
     let shared = shared.clone();
     tokio::spawn(async move {
-        if let Ok(Some(text)) = shared.db.approval_plan(run).await {
-            let parsed =
-                tokio::task::spawn_blocking(move || crate::serve::reads::parse_plan(&text)).await;
-            if let Ok(Ok(plan)) = parsed {
-                shared.console.keep_plan(&key, plan);
-            }
+        let stored: Option<bool> =
+            sqlx::query_scalar("SELECT head IS NOT NULL FROM approvals WHERE run_id = $1")
+                .bind(run)
+                .fetch_optional(&shared.db.pool)
+                .await
+                .ok()
+                .flatten();
+        if stored != Some(true)
+            && let Ok(Some(text)) = shared.db.approval_plan(run).await
+        {
+            let _ = take_in(&shared, run, text).await;
         }
         shared.console.done_loading(&key);
     });

@@ -4,9 +4,9 @@
 //! for a plan that waits, Approve / Reject with a comment. The parsed plan
 //! stays in memory (`Cache`), so paging a 100,000-change plan reads it once.
 
-use super::cache::Kept;
 use super::form::Fields;
 use super::page::{self, enc, notice};
+use super::rows::{self, Row, View};
 use super::session::{Signed, allowed, signed_in};
 use crate::model::Operation;
 use crate::plan::{NoteLevel, Plan, PlannedChange};
@@ -16,7 +16,6 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use maud::{Markup, html};
-use std::sync::Arc;
 
 #[derive(serde::Deserialize, Default)]
 pub struct Filter {
@@ -79,12 +78,13 @@ pub async fn current(
             button type="submit" { "Plan again" }
         }
     };
+    let view = rows::in_memory(&kept.value, &filter.kind, &filter.q, filter.page);
     review(
         &who,
         &format!("Plan of {name}"),
         head,
         &base,
-        &kept,
+        &view,
         &filter,
     )
 }
@@ -118,22 +118,9 @@ pub async fn kept(
         Ok(None) => return page::not_found(&who, &format!("run {id} keeps no plan")),
         Err(e) => return page::unavailable(&e),
     };
-    let key = format!("run:{id}");
-    let kept = match shared.console.plan(&key) {
-        Some(k) => k,
-        None => {
-            let text = match shared.db.approval_plan(id).await {
-                Ok(Some(t)) => t,
-                Ok(None) => return page::not_found(&who, &format!("run {id} keeps no plan")),
-                Err(e) => return page::unavailable(&e),
-            };
-            match tokio::task::spawn_blocking(move || crate::serve::reads::parse_plan(&text)).await
-            {
-                Ok(Ok(plan)) => shared.console.keep_plan(&key, plan),
-                Ok(Err(e)) => return page::failed(&who, "Plan", &e),
-                Err(e) => return page::page("Plan", &who, notice("error", &e.to_string())),
-            }
-        }
+    let view = match view_of_kept(&shared, id, &filter).await {
+        Ok(v) => v,
+        Err(r) => return r(&who),
     };
     let head = html! {
         (page::tabs(&approval.pipeline, ""))
@@ -145,9 +132,39 @@ pub async fn kept(
         &title,
         head,
         &format!("/console/runs/{id}/plan"),
-        &kept,
+        &view,
         &filter,
     )
+}
+
+type Failed = Box<dyn FnOnce(&Signed) -> Response + Send>;
+
+/// A page of the plan kept under run `id`: from this node's memory, else
+/// from its rows in the service database, else (rows not in yet) parsed
+/// whole, kept, and its rows stored for the next reader.
+async fn view_of_kept(shared: &Shared, id: i64, f: &Filter) -> Result<View, Failed> {
+    let key = format!("run:{id}");
+    if let Some(kept) = shared.console.plan(&key) {
+        return Ok(rows::in_memory(&kept.value, &f.kind, &f.q, f.page));
+    }
+    match rows::in_database(shared, id, &f.kind, &f.q, f.page).await {
+        Ok(Some(view)) => return Ok(view),
+        Ok(None) => {}
+        Err(e) => return Err(Box::new(move |_: &Signed| page::unavailable(&e))),
+    }
+    let text = match shared.db.approval_plan(id).await {
+        Ok(Some(t)) => t,
+        Ok(None) => {
+            return Err(Box::new(move |w: &Signed| {
+                page::not_found(w, &format!("run {id} keeps no plan"))
+            }));
+        }
+        Err(e) => return Err(Box::new(move |_: &Signed| page::unavailable(&e))),
+    };
+    let kept = super::take_in(shared, id, text)
+        .await
+        .map_err(|e| -> Failed { Box::new(move |w: &Signed| page::failed(w, "Plan", &e)) })?;
+    Ok(rows::in_memory(&kept.value, &f.kind, &f.q, f.page))
 }
 
 /// The approval's state, and its buttons while it waits (operators).
@@ -227,17 +244,16 @@ fn review(
     title: &str,
     head: Markup,
     base: &str,
-    kept: &Arc<Kept<Plan>>,
+    view: &View,
     f: &Filter,
 ) -> Response {
-    let plan = &kept.value;
-    let q = f.q.trim().to_lowercase();
-    let (rows, total) = rows(plan, &f.kind, &q, f.page);
+    let plan = &view.head;
     let s = &plan.summary;
+    let count = |kind: &str| view.counts.get(kind).copied().unwrap_or(0);
     let body = html! {
         (head)
         @if let Some(why) = &plan.refused { (notice("error", &format!("refused: {why}"))) }
-        @if plan.is_empty() && plan.refused.is_none() { (notice("ok", "Nothing to change: the target is in sync.")) }
+        @if view.empty() && plan.refused.is_none() { (notice("ok", "Nothing to change: the target is in sync.")) }
         div.cards {
             (card("to create", s.creates)) (card("to update", s.updates)) (card("merges", s.merges))
             (card("to disable", s.disables)) (card("to delete", s.deletes)) (card("new links", s.new_links))
@@ -249,8 +265,8 @@ fn review(
         nav.kinds aria-label="Kinds of change" {
             @for (kind, label) in KINDS {
                 @let href = format!("{base}?kind={kind}&q={}", enc(&f.q));
-                @if kind == f.kind { a href=(href) aria-current="page" { (label) " (" (count(plan, kind)) ")" } }
-                @else { a href=(href) { (label) " (" (count(plan, kind)) ")" } }
+                @if kind == f.kind { a href=(href) aria-current="page" { (label) " (" (count(kind)) ")" } }
+                @else { a href=(href) { (label) " (" (count(kind)) ")" } }
             }
         }
         form.toolbar method="get" action=(base) role="search" {
@@ -259,8 +275,8 @@ fn review(
             input #q type="search" name="q" value=(f.q) placeholder="address, key or id";
             button type="submit" { "Search" }
         }
-        (rows)
-        (page::pager(base, &[("kind", &f.kind), ("q", &f.q)], f.page, total))
+        (rows(&f.kind, &view.rows))
+        (page::pager(base, &[("kind", &f.kind), ("q", &f.q)], f.page, view.total))
     };
     page::page(title, who, body)
 }
@@ -289,99 +305,39 @@ fn notes(plan: &Plan) -> Markup {
     }
 }
 
-fn count(plan: &Plan, kind: &str) -> usize {
+/// One page of rows, as the table of their kind.
+fn rows(kind: &str, rows: &[Row]) -> Markup {
     match kind {
-        "" => plan.changes.len(),
-        "link" => plan.links.len(),
-        "unlink" => plan.unlinks.len(),
-        "skipped" => plan.skipped.len(),
-        k => plan
-            .changes
-            .iter()
-            .filter(|c| c.action.as_str() == k)
-            .count(),
-    }
-}
-
-fn matches(q: &str, texts: &[&str]) -> bool {
-    q.is_empty() || texts.iter().any(|t| t.to_lowercase().contains(q))
-}
-
-/// One page of the rows of `kind` that match `q`, and how many match.
-fn rows(plan: &Plan, kind: &str, q: &str, page: usize) -> (Markup, usize) {
-    match kind {
-        "link" => {
-            let hits: Vec<_> = plan
-                .links
-                .iter()
-                .filter(|l| {
-                    matches(
-                        q,
-                        &[
-                            &l.source_email,
-                            &l.source_key,
-                            l.target_id.as_deref().unwrap_or(""),
-                        ],
-                    )
-                })
-                .collect();
-            let m = html! {
-                table { thead { tr { th scope="col" { "Source account" } th scope="col" { "Target id" } th scope="col" { "How" } th scope="col" { "Options" } } }
-                tbody { @for l in page::slice(&hits, page) { tr {
-                    td { (l.source_email) } td.mono { (l.target_id.as_deref().unwrap_or("(new)")) }
-                    td { (l.how.as_str()) } td { (crate::plan::options_text(&l.options)) }
-                } } } }
-            };
-            (m, hits.len())
-        }
-        "unlink" => {
-            let hits: Vec<_> = plan
-                .unlinks
-                .iter()
-                .filter(|u| matches(q, &[&u.source_email, &u.source_key]))
-                .collect();
-            let m = html! {
-                table { thead { tr { th scope="col" { "Source account" } th scope="col" { "Target id" } } }
-                tbody { @for u in page::slice(&hits, page) { tr {
-                    td { (u.source_email) } td.mono { (u.target_id.as_deref().unwrap_or("")) }
-                } } } }
-            };
-            (m, hits.len())
-        }
-        "skipped" => {
-            let hits: Vec<_> = plan
-                .skipped
-                .iter()
-                .filter(|s| matches(q, &[&s.account]))
-                .collect();
-            let m = html! {
-                table { thead { tr { th scope="col" { "Account" } th scope="col" { "Reason" } th scope="col" { "Why" } } }
-                tbody { @for s in page::slice(&hits, page) { tr {
-                    td { (s.account) }
-                    td { (s.reason.as_str()) @if let Some(r) = &s.rule { " (" code { (r) } ")" } }
-                    td { (s.detail) }
-                } } } }
-            };
-            (m, hits.len())
-        }
-        kind => {
-            let hits: Vec<&PlannedChange> = plan
-                .changes
-                .iter()
-                .filter(|c| kind.is_empty() || c.action.as_str() == kind)
-                .filter(|c| matches(q, &[&c.email, c.source_key.as_deref().unwrap_or("")]))
-                .collect();
-            let m = html! {
-                table { thead { tr { th scope="col" { "Change" } th scope="col" { "Account" } th scope="col" { "What" } th scope="col" { "Options" } } }
-                tbody { @for c in page::slice(&hits, page) { tr {
-                    td { span class={ "badge " (badge(c)) } { (c.action.as_str()) } }
-                    td { (c.email) }
-                    td { (what(c)) }
-                    td { (crate::plan::options_text(&c.change.options)) }
-                } } } }
-            };
-            (m, hits.len())
-        }
+        "link" => html! {
+            table { thead { tr { th scope="col" { "Source account" } th scope="col" { "Target id" } th scope="col" { "How" } th scope="col" { "Options" } } }
+            tbody { @for r in rows { @if let Row::Link(l) = r { tr {
+                td { (l.source_email) } td.mono { (l.target_id.as_deref().unwrap_or("(new)")) }
+                td { (l.how.as_str()) } td { (crate::plan::options_text(&l.options)) }
+            } } } } }
+        },
+        "unlink" => html! {
+            table { thead { tr { th scope="col" { "Source account" } th scope="col" { "Target id" } } }
+            tbody { @for r in rows { @if let Row::Unlink(u) = r { tr {
+                td { (u.source_email) } td.mono { (u.target_id.as_deref().unwrap_or("")) }
+            } } } } }
+        },
+        "skipped" => html! {
+            table { thead { tr { th scope="col" { "Account" } th scope="col" { "Reason" } th scope="col" { "Why" } } }
+            tbody { @for r in rows { @if let Row::Skipped(s) = r { tr {
+                td { (s.account) }
+                td { (s.reason.as_str()) @if let Some(rule) = &s.rule { " (" code { (rule) } ")" } }
+                td { (s.detail) }
+            } } } } }
+        },
+        _ => html! {
+            table { thead { tr { th scope="col" { "Change" } th scope="col" { "Account" } th scope="col" { "What" } th scope="col" { "Options" } } }
+            tbody { @for r in rows { @if let Row::Change(c) = r { tr {
+                td { span class={ "badge " (badge(c)) } { (c.action.as_str()) } }
+                td { (c.email) }
+                td { (what(c)) }
+                td { (crate::plan::options_text(&c.change.options)) }
+            } } } } }
+        },
     }
 }
 
