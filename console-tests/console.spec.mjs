@@ -43,6 +43,32 @@ async function axe(page, name) {
 
 let current = null;
 
+// Every visible control is reached by Tab alone (a radio group counts once:
+// arrow keys move within it).
+async function keyboard(page, name) {
+  const wanted = await page.evaluate(() => {
+    const controls = [...document.querySelectorAll("a[href], button, input:not([type=hidden]), select, textarea, summary")].filter((e) => {
+      const r = e.getBoundingClientRect();
+      return (r.width > 0 && r.height > 0) || e.classList.contains("skip");
+    });
+    const keys = new Set();
+    controls.forEach((e, i) => {
+      e.dataset.kb = e.type === "radio" ? `radio:${e.name}` : `c${i}`;
+      keys.add(e.dataset.kb);
+    });
+    document.activeElement?.blur();
+    return [...keys];
+  });
+  const reached = new Set();
+  for (let i = 0; i < wanted.length * 2 + 10 && reached.size < wanted.length; i++) {
+    await page.keyboard.press("Tab");
+    const key = await page.evaluate(() => document.activeElement?.dataset?.kb);
+    if (key) reached.add(key);
+  }
+  const missed = wanted.filter((k) => !reached.has(k));
+  check(missed.length === 0, `${name}: all ${wanted.length} controls reached by Tab${missed.length ? ` (missed ${missed.join(", ")})` : ""}`);
+}
+
 async function go(page, url) {
   current = page;
   const t0 = Date.now();
@@ -64,6 +90,7 @@ async function signIn(context, token, first) {
   if (first) {
     await shot(page, "login");
     await axe(page, "login");
+  await keyboard(page, "login");
   }
   await page.fill("#token", token);
   await submit(page, page.getByRole("button", { name: "Sign in" }));
@@ -104,6 +131,7 @@ try {
     check((await page.locator("tr", { has: page.locator("strong", { hasText: new RegExp(`^${name}$`) }) }).count()) === 1, `overview lists ${name}`);
   }
   await axe(page, "overview");
+  await keyboard(page, "overview");
 
   // Mail (manual approval): its scheduled run's plan waits; refuse forged
   // and CSRF-less posts, then approve.
@@ -137,6 +165,7 @@ try {
   check((await page.locator("main table tbody tr").count()) > 0, "the plan lists its changes");
   await shot(page, "plan-review");
   await axe(page, "plan review");
+  await keyboard(page, "plan review");
   await page.fill("#comment", "reviewed in the console");
   await submit(page, page.getByRole("button", { name: "Approve" }));
   check(page.url().endsWith(`/console/runs/${run}`), "approved: the run's page");
@@ -167,6 +196,7 @@ try {
   check((await draft.textContent()).includes("link to 953 (diary=false, rank=2)"), "Craze is drafted to 953 with Diary off and rank 2");
   await shot(page, "links");
   await axe(page, "links");
+  await keyboard(page, "links");
   await submit(page, page.getByRole("button", { name: /^Save \d+ changes$/ }));
   check((await page.getByText(/^Saved: \d+ link change/).count()) === 1, "saved: staged for the next apply");
 
@@ -224,6 +254,7 @@ try {
   check((await page.locator("td .badge", { hasText: /^ok$/ }).count()) === 2, "both connectors pass the test for Craze");
   await shot(page, "account");
   await axe(page, "account");
+  await keyboard(page, "account");
 
   // Runs, a run's outcomes, the exports; connectors.
   await go(page, "/console/runs");
@@ -242,6 +273,7 @@ try {
   check((await page.getByText("Declared hosts").count()) >= 2, "each connector's declared hosts are shown");
   await shot(page, "connectors");
   await axe(page, "connectors");
+  await keyboard(page, "connectors");
 
   // A 100,000-change plan, paged on the server; 10,000 links searched.
   const open = await go(page, `/console/runs/${bigRun}/plan`);

@@ -69,9 +69,9 @@ pub async fn serve(mut config: ServeConfig, cache_dir: Option<PathBuf>) -> Resul
     tracing::info!(node, listen = %shared.config.listen, pipelines = shared.config.pipelines.len(), "serving");
     let scheme = if tls.is_some() { "https" } else { "http" };
     eprintln!(
-        "roster serve: node {node}, {} pipeline(s), API on {scheme}://{}",
+        "roster serve: node {node}, {} pipeline(s), API on {scheme}://{listen}, console on {scheme}://{listen}/console",
         shared.config.pipelines.len(),
-        shared.config.listen
+        listen = shared.config.listen
     );
     let api = {
         let mut quitting = quitting.clone();
