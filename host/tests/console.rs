@@ -258,6 +258,15 @@ fn set_cookie(r: &ureq::http::Response<ureq::Body>, name: &str) -> Option<String
         .map(|v| v.split(';').next().unwrap().to_string())
 }
 
+/// `roster ARGS` against the service database `db`.
+fn serve(w: &Work, db: &Database, args: &[&str]) -> std::process::Output {
+    w.roster()
+        .args(args)
+        .env("ROSTER_DATABASE_URL", db.url())
+        .output()
+        .unwrap()
+}
+
 #[test]
 fn a_deleted_token_ends_its_console_sessions() {
     let db = Database::new("console_revoke");
@@ -266,9 +275,10 @@ fn a_deleted_token_ends_its_console_sessions() {
     let config =
         "[[pipelines]]\nfile = \"small/pipeline.toml\"\nevery = \"24h\"\napproval = \"manual\"\n";
     let node = Node::start(&w, &db, "revoke", config, &[]);
-    let out = w
-        .roster()
-        .args([
+    let out = serve(
+        &w,
+        &db,
+        &[
             "serve",
             "token",
             "create",
@@ -277,10 +287,8 @@ fn a_deleted_token_ends_its_console_sessions() {
             "operator",
             "--name",
             "leaver",
-        ])
-        .env("ROSTER_DATABASE_URL", db.url())
-        .output()
-        .unwrap();
+        ],
+    );
     let token = String::from_utf8(out.stdout).unwrap().trim().to_string();
     let agent: ureq::Agent = ureq::Agent::config_builder()
         .http_status_as_error(false)
@@ -340,19 +348,18 @@ fn a_deleted_token_ends_its_console_sessions() {
         "an unknown session signs in again"
     );
 
-    let deleted = w
-        .roster()
-        .args([
+    let deleted = serve(
+        &w,
+        &db,
+        &[
             "serve",
             "token",
             "delete",
             "serve-revoke.toml",
             "--name",
             "leaver",
-        ])
-        .env("ROSTER_DATABASE_URL", db.url())
-        .output()
-        .unwrap();
+        ],
+    );
     assert!(
         deleted.status.success(),
         "{}",
@@ -364,19 +371,18 @@ fn a_deleted_token_ends_its_console_sessions() {
         "the session ended with its token"
     );
     assert_eq!(get(&node.url("/api/v1/pipelines"), Some(&token)).0, 401);
-    let again = w
-        .roster()
-        .args([
+    let again = serve(
+        &w,
+        &db,
+        &[
             "serve",
             "token",
             "delete",
             "serve-revoke.toml",
             "--name",
             "leaver",
-        ])
-        .env("ROSTER_DATABASE_URL", db.url())
-        .output()
-        .unwrap();
+        ],
+    );
     assert_eq!(again.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&again.stderr).contains("no token named `leaver`"));
 }

@@ -5,7 +5,7 @@
 use super::cache::{Kept, Tested};
 use super::form::Fields;
 use super::page::{self, enc, notice};
-use super::session::{Signed, allowed, signed_in};
+use super::session::{Signed, reading, writing};
 use crate::serve::db::Role;
 use crate::serve::node::Shared;
 use crate::state::{AccountError, JournalRow};
@@ -34,13 +34,7 @@ pub async fn show(
     Path(name): Path<String>,
     Query(ask): Query<Ask>,
 ) -> Response {
-    let who = match signed_in(&shared, &headers).await {
-        Ok(w) => w,
-        Err(r) => return r,
-    };
-    let Some(served) = shared.config.pipelines.get(&name).cloned() else {
-        return page::not_found(&who, &format!("no pipeline `{name}`"));
-    };
+    let (who, served) = or_answer!(reading(&shared, &headers, &name).await);
     let address = ask.address.trim().to_string();
     let base = format!("/console/pipelines/{}/account", enc(&name));
     let form = html! {
@@ -60,16 +54,15 @@ pub async fn show(
     };
     let cache = shared.cache_dir.clone();
     let asked = address.clone();
-    let read = tokio::task::spawn_blocking(move || {
+    let read = super::off_thread(move || {
         let text = crate::serve::reads::explain(&served, cache, &asked)?;
         let history = history(&served, &asked, &runs)?;
         Ok::<_, crate::error::Failure>((text, history))
     })
     .await;
     let (text, history) = match read {
-        Ok(Ok(x)) => x,
-        Ok(Err(e)) => return page::failed(&who, &format!("Account {address}"), &e),
-        Err(e) => return page::page("Account", &who, notice("error", &e.to_string())),
+        Ok(x) => x,
+        Err(e) => return page::failed(&who, &format!("Account {address}"), &e),
     };
     let explained: Value = serde_json::from_str(&text).unwrap_or_default();
     let test = shared
@@ -200,22 +193,16 @@ pub async fn test(
     Path(name): Path<String>,
     fields: Fields,
 ) -> Response {
-    let who = match allowed(&shared, &headers, &fields, Role::Operator).await {
-        Ok(w) => w,
-        Err(r) => return r,
-    };
-    let Some(served) = shared.config.pipelines.get(&name).cloned() else {
-        return page::not_found(&who, &format!("no pipeline `{name}`"));
-    };
+    let (who, served) =
+        or_answer!(writing(&shared, &headers, &fields, Role::Operator, &name).await);
     let address = fields.text("address").map(str::to_string);
     let cache = shared.cache_dir.clone();
     let asked = address.clone();
-    let tested = tokio::task::spawn_blocking(move || {
-        crate::serve::reads::test_connection(&served, cache, asked)
-    })
-    .await;
+    let tested =
+        super::off_thread(move || crate::serve::reads::test_connection(&served, cache, asked))
+            .await;
     match tested {
-        Ok(Ok(results)) => {
+        Ok(results) => {
             shared.console.keep_test(
                 &name,
                 Tested {
@@ -233,7 +220,6 @@ pub async fn test(
             };
             Redirect::to(&to).into_response()
         }
-        Ok(Err(e)) => page::failed(&who, "Test connection", &e),
-        Err(e) => page::page("Test connection", &who, notice("error", &e.to_string())),
+        Err(e) => page::failed(&who, "Test connection", &e),
     }
 }

@@ -4,7 +4,7 @@
 //! pipeline's last connection test.
 
 use super::page::{self, enc, notice};
-use super::session::signed_in;
+use super::session::reading;
 use crate::serve::db::Role;
 use crate::serve::node::Shared;
 use axum::extract::{Path, State};
@@ -18,15 +18,9 @@ pub async fn show(
     headers: HeaderMap,
     Path(name): Path<String>,
 ) -> Response {
-    let who = match signed_in(&shared, &headers).await {
-        Ok(w) => w,
-        Err(r) => return r,
-    };
-    let Some(served) = shared.config.pipelines.get(&name).cloned() else {
-        return page::not_found(&who, &format!("no pipeline `{name}`"));
-    };
+    let (who, served) = or_answer!(reading(&shared, &headers, &name).await);
     let cache = shared.cache_dir.clone();
-    let read = tokio::task::spawn_blocking(move || {
+    let read = super::off_thread(move || {
         let check = crate::serve::reads::connectors(&served, cache.clone())?;
         let mut declared = vec![];
         for c in served.pipeline.connectors.keys() {
@@ -39,9 +33,8 @@ pub async fn show(
     })
     .await;
     let (check, declared) = match read {
-        Ok(Ok(x)) => x,
-        Ok(Err(e)) => return page::failed(&who, &format!("Connectors of {name}"), &e),
-        Err(e) => return page::page("Connectors", &who, notice("error", &e.to_string())),
+        Ok(x) => x,
+        Err(e) => return page::failed(&who, &format!("Connectors of {name}"), &e),
     };
     let check: Value = serde_json::from_str(&check).unwrap_or_default();
     let s = |v: &Value| match v {

@@ -9,7 +9,7 @@
 use super::draft::Draft;
 use super::form::Fields;
 use super::page::{self, enc, notice};
-use super::session::{Signed, allowed, signed_in};
+use super::session::{Signed, reading, writing};
 use crate::links::{LinkEdit, LinkHow, StoredLink};
 use crate::model::{Account, Descriptor};
 use crate::serve::db::Role;
@@ -39,7 +39,7 @@ struct Held {
 
 async fn held(shared: &Shared, name: &str) -> Result<Held, crate::error::Failure> {
     let served = shared.config.pipelines[name].clone();
-    blocking(move || {
+    super::off_thread(move || {
         let state = served.pipeline.open_state()?;
         let (links, _) = state.links_as_stored()?;
         Ok(Held {
@@ -50,14 +50,6 @@ async fn held(shared: &Shared, name: &str) -> Result<Held, crate::error::Failure
     .await
 }
 
-async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> Result<T, crate::error::Failure> + Send + 'static,
-) -> Result<T, crate::error::Failure> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(|e| crate::error::Failure::Input(format!("the read stopped: {e}")))?
-}
-
 /// The target connector's descriptor, described once per node.
 async fn target(shared: &Shared, name: &str) -> Result<Arc<Descriptor>, crate::error::Failure> {
     if let Some(d) = shared.console.target(name) {
@@ -65,7 +57,7 @@ async fn target(shared: &Shared, name: &str) -> Result<Arc<Descriptor>, crate::e
     }
     let served = shared.config.pipelines[name].clone();
     let cache = shared.cache_dir.clone();
-    let d = blocking(move || crate::serve::reads::describe_target(&served, cache)).await?;
+    let d = super::off_thread(move || crate::serve::reads::describe_target(&served, cache)).await?;
     Ok(shared.console.keep_target(name, d))
 }
 
@@ -88,13 +80,7 @@ pub async fn show(
     Path(name): Path<String>,
     Query(f): Query<Filter>,
 ) -> Response {
-    let who = match signed_in(&shared, &headers).await {
-        Ok(w) => w,
-        Err(r) => return r,
-    };
-    if !shared.config.pipelines.contains_key(&name) {
-        return page::not_found(&who, &format!("no pipeline `{name}`"));
-    }
+    let (who, _) = or_answer!(reading(&shared, &headers, &name).await);
     let (held, target) = match tokio::try_join!(held(&shared, &name), target(&shared, &name)) {
         Ok(x) => x,
         Err(e) => return page::failed(&who, &format!("Links of {name}"), &e),
@@ -306,15 +292,10 @@ pub async fn load(
     Path(name): Path<String>,
     fields: Fields,
 ) -> Response {
-    let who = match allowed(&shared, &headers, &fields, Role::Operator).await {
-        Ok(w) => w,
-        Err(r) => return r,
-    };
-    let Some(served) = shared.config.pipelines.get(&name).cloned() else {
-        return page::not_found(&who, &format!("no pipeline `{name}`"));
-    };
+    let (who, served) =
+        or_answer!(writing(&shared, &headers, &fields, Role::Operator, &name).await);
     let cache = shared.cache_dir.clone();
-    match blocking(move || crate::serve::reads::accounts(&served, cache)).await {
+    match super::off_thread(move || crate::serve::reads::accounts(&served, cache)).await {
         Ok((source, target)) => {
             shared
                 .console
@@ -331,23 +312,10 @@ pub async fn auto(
     headers: HeaderMap,
     Path(name): Path<String>,
 ) -> Response {
-    let who = match signed_in(&shared, &headers).await {
-        Ok(w) => w,
-        Err(r) => return r,
-    };
-    let Some(served) = shared.config.pipelines.get(&name).cloned() else {
-        return page::not_found(&who, &format!("no pipeline `{name}`"));
-    };
-    let key = format!("pipeline:{name}");
-    let plan = match shared.console.plan(&key) {
-        Some(p) => p,
-        None => {
-            let cache = shared.cache_dir.clone();
-            match blocking(move || crate::serve::reads::masked_plan(&served, cache)).await {
-                Ok(p) => shared.console.keep_plan(&key, p),
-                Err(e) => return page::failed(&who, "Auto link users", &e),
-            }
-        }
+    let (who, served) = or_answer!(reading(&shared, &headers, &name).await);
+    let plan = match super::plan::current_plan(&shared, &name, served).await {
+        Ok(p) => p,
+        Err(e) => return page::failed(&who, "Auto link users", &e),
     };
     let pairs: Vec<_> = plan
         .value
@@ -390,13 +358,7 @@ pub async fn draft(
     Path(name): Path<String>,
     fields: Fields,
 ) -> Response {
-    let mut who = match allowed(&shared, &headers, &fields, Role::Operator).await {
-        Ok(w) => w,
-        Err(r) => return r,
-    };
-    if !shared.config.pipelines.contains_key(&name) {
-        return page::not_found(&who, &format!("no pipeline `{name}`"));
-    }
+    let (mut who, _) = or_answer!(writing(&shared, &headers, &fields, Role::Operator, &name).await);
     if let Err(e) = drafted(&shared, &name, &mut who, &fields).await {
         let body = html! { (page::tabs(&name, "links")) (notice("error", &e)) p { a href={ "/console/pipelines/" (enc(&name)) "/links" } { "Back to the links" } } };
         return (StatusCode::BAD_REQUEST, page::page("Links", &who, body)).into_response();
@@ -529,13 +491,8 @@ pub async fn save(
     Path(name): Path<String>,
     fields: Fields,
 ) -> Response {
-    let mut who = match allowed(&shared, &headers, &fields, Role::Operator).await {
-        Ok(w) => w,
-        Err(r) => return r,
-    };
-    let Some(served) = shared.config.pipelines.get(&name).cloned() else {
-        return page::not_found(&who, &format!("no pipeline `{name}`"));
-    };
+    let (mut who, served) =
+        or_answer!(writing(&shared, &headers, &fields, Role::Operator, &name).await);
     let target = match target(&shared, &name).await {
         Ok(t) => t,
         Err(e) => return page::failed(&who, "Save", &e),
@@ -557,7 +514,7 @@ pub async fn save(
         .iter()
         .map(|(s, d)| format!("{s}: {}", d.what()))
         .collect();
-    let staged = blocking(move || {
+    let staged = super::off_thread(move || {
         let mut state = served.pipeline.open_state()?;
         crate::operation::links::stage_all(&mut *state, &edits, &target)
     })

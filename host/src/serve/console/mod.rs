@@ -5,6 +5,16 @@
 //! staged links, runs, pause), audit-logged with the signed-in token's
 //! name. docs/console.md walks through it.
 
+/// The value of a guard or a read, or the answer that ends the request.
+macro_rules! or_answer {
+    ($e:expr) => {
+        match $e {
+            Ok(v) => v,
+            Err(answer) => return answer,
+        }
+    };
+}
+
 mod account;
 mod cache;
 mod connectors;
@@ -67,6 +77,16 @@ pub fn router(shared: Shared) -> axum::Router {
         .with_state(shared)
 }
 
+/// Runs `f` (a library call that blocks: a connector, the state) on a
+/// blocking thread.
+async fn off_thread<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, crate::error::Failure> + Send + 'static,
+) -> Result<T, crate::error::Failure> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| crate::error::Failure::Input(format!("the call stopped: {e}")))?
+}
+
 /// Keeps a plan that now waits for approval parsed on this node, and its
 /// rows in the service database, so that any node opens it for review at
 /// once.
@@ -86,9 +106,7 @@ async fn take_in(
     run: i64,
     text: String,
 ) -> Result<std::sync::Arc<cache::Kept<crate::plan::Plan>>, crate::error::Failure> {
-    let plan = tokio::task::spawn_blocking(move || crate::serve::reads::parse_plan(&text))
-        .await
-        .map_err(|e| crate::error::Failure::Input(format!("the read stopped: {e}")))??;
+    let plan = off_thread(move || crate::serve::reads::parse_plan(&text)).await?;
     let kept = shared.console.keep_plan(&format!("run:{run}"), plan);
     if let Err(e) = rows::store(shared, run, &kept.value).await {
         tracing::warn!("the rows of run {run}'s plan are not kept: {e}");

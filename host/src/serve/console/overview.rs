@@ -5,7 +5,7 @@
 
 use super::form::Fields;
 use super::page::{self, enc};
-use super::session::{allowed, signed_in};
+use super::session::{allowed, signed_in, writing};
 use crate::serve::db::{Role, RunRecord};
 use crate::serve::node::Shared;
 use axum::extract::{Path, State};
@@ -14,10 +14,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use maud::{Markup, html};
 
 pub async fn show(State(shared): State<Shared>, headers: HeaderMap) -> Response {
-    let who = match signed_in(&shared, &headers).await {
-        Ok(w) => w,
-        Err(r) => return r,
-    };
+    let who = or_answer!(signed_in(&shared, &headers).await);
     let (paused, waiting) = match tokio::try_join!(shared.db.paused(), shared.db.approvals(true)) {
         Ok(x) => x,
         Err(e) => return page::unavailable(&e),
@@ -152,10 +149,7 @@ pub async fn trigger(
     Path(name): Path<String>,
     fields: Fields,
 ) -> Response {
-    let who = match allowed(&shared, &headers, &fields, Role::Operator).await {
-        Ok(w) => w,
-        Err(r) => return r,
-    };
+    let who = or_answer!(allowed(&shared, &headers, &fields, Role::Operator).await);
     match crate::serve::api::queue_run(&shared, &name, &who.actor()).await {
         Ok(_) => Redirect::to(&format!("/console/runs?pipeline={}", enc(&name))).into_response(),
         Err(e) => page::page("Run now", &who, page::notice("error", &e)),
@@ -168,13 +162,7 @@ pub async fn pause(
     Path(name): Path<String>,
     fields: Fields,
 ) -> Response {
-    let who = match allowed(&shared, &headers, &fields, Role::Operator).await {
-        Ok(w) => w,
-        Err(r) => return r,
-    };
-    if !shared.config.pipelines.contains_key(&name) {
-        return page::not_found(&who, &format!("no pipeline `{name}`"));
-    }
+    let (who, _) = or_answer!(writing(&shared, &headers, &fields, Role::Operator, &name).await);
     let paused = fields.get("paused") == Some("true");
     match shared.db.set_paused(&name, paused, &who.actor()).await {
         Ok(()) => Redirect::to("/console").into_response(),

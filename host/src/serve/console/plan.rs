@@ -7,7 +7,7 @@
 use super::form::Fields;
 use super::page::{self, enc, notice};
 use super::rows::{self, Row, View};
-use super::session::{Signed, allowed, signed_in};
+use super::session::{Signed, allowed, reading, signed_in};
 use crate::model::Operation;
 use crate::plan::{NoteLevel, Plan, PlannedChange};
 use crate::serve::db::{ApprovalRecord, DecideError, Role};
@@ -46,28 +46,10 @@ pub async fn current(
     Path(name): Path<String>,
     Query(filter): Query<Filter>,
 ) -> Response {
-    let who = match signed_in(&shared, &headers).await {
-        Ok(w) => w,
-        Err(r) => return r,
-    };
-    let Some(served) = shared.config.pipelines.get(&name).cloned() else {
-        return page::not_found(&who, &format!("no pipeline `{name}`"));
-    };
-    let key = format!("pipeline:{name}");
-    let kept = match shared.console.plan(&key) {
-        Some(k) => k,
-        None => {
-            let cache = shared.cache_dir.clone();
-            let made = tokio::task::spawn_blocking(move || {
-                crate::serve::reads::masked_plan(&served, cache)
-            })
-            .await;
-            match made {
-                Ok(Ok(plan)) => shared.console.keep_plan(&key, plan),
-                Ok(Err(e)) => return page::failed(&who, &format!("Plan of {name}"), &e),
-                Err(e) => return page::page("Plan", &who, notice("error", &e.to_string())),
-            }
-        }
+    let (who, served) = or_answer!(reading(&shared, &headers, &name).await);
+    let kept = match current_plan(&shared, &name, served).await {
+        Ok(k) => k,
+        Err(e) => return page::failed(&who, &format!("Plan of {name}"), &e),
     };
     let base = format!("/console/pipelines/{}/plan", enc(&name));
     let head = html! {
@@ -87,6 +69,22 @@ pub async fn current(
         &view,
         &filter,
     )
+}
+
+/// The plan pipeline `name` would carry out now: made once, kept until
+/// "Plan again".
+pub(super) async fn current_plan(
+    shared: &Shared,
+    name: &str,
+    served: crate::serve::config::Served,
+) -> Result<std::sync::Arc<super::cache::Kept<Plan>>, crate::error::Failure> {
+    let key = format!("pipeline:{name}");
+    if let Some(kept) = shared.console.plan(&key) {
+        return Ok(kept);
+    }
+    let cache = shared.cache_dir.clone();
+    let plan = super::off_thread(move || crate::serve::reads::masked_plan(&served, cache)).await?;
+    Ok(shared.console.keep_plan(&key, plan))
 }
 
 pub async fn refresh(
@@ -109,10 +107,7 @@ pub async fn kept(
     Path(id): Path<i64>,
     Query(filter): Query<Filter>,
 ) -> Response {
-    let who = match signed_in(&shared, &headers).await {
-        Ok(w) => w,
-        Err(r) => return r,
-    };
+    let who = or_answer!(signed_in(&shared, &headers).await);
     let approval = match shared.db.approval(id).await {
         Ok(Some(a)) => a,
         Ok(None) => return page::not_found(&who, &format!("run {id} keeps no plan")),
@@ -199,10 +194,7 @@ pub async fn decide(
     Path(id): Path<i64>,
     fields: Fields,
 ) -> Response {
-    let who = match allowed(&shared, &headers, &fields, Role::Operator).await {
-        Ok(w) => w,
-        Err(r) => return r,
-    };
+    let who = or_answer!(allowed(&shared, &headers, &fields, Role::Operator).await);
     let approve = match fields.get("decision") {
         Some("approve") => true,
         Some("reject") => false,

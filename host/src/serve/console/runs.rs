@@ -26,10 +26,7 @@ pub async fn list(
     headers: HeaderMap,
     Query(f): Query<Filter>,
 ) -> Response {
-    let who = match signed_in(&shared, &headers).await {
-        Ok(w) => w,
-        Err(r) => return r,
-    };
+    let who = or_answer!(signed_in(&shared, &headers).await);
     let only = Some(f.pipeline.as_str()).filter(|p| !p.is_empty());
     let runs = match shared.db.runs(only, 1000).await {
         Ok(r) => r,
@@ -77,12 +74,10 @@ async fn outcomes(
         return Ok((run, None));
     };
     let read =
-        tokio::task::spawn_blocking(move || crate::serve::reads::outcomes(&served, id, &plan_id))
-            .await;
+        super::off_thread(move || crate::serve::reads::outcomes(&served, id, &plan_id)).await;
     match read {
-        Ok(Ok(text)) => Ok((run, serde_json::from_str(&text).ok())),
-        Ok(Err(e)) => Err(page::failed(who, "Run", &e)),
-        Err(e) => Err(page::page("Run", who, notice("error", &e.to_string()))),
+        Ok(text) => Ok((run, serde_json::from_str(&text).ok())),
+        Err(e) => Err(page::failed(who, "Run", &e)),
     }
 }
 
@@ -138,10 +133,7 @@ pub async fn show(
     headers: HeaderMap,
     Path(id): Path<i64>,
 ) -> Response {
-    let who = match signed_in(&shared, &headers).await {
-        Ok(w) => w,
-        Err(r) => return r,
-    };
+    let who = or_answer!(signed_in(&shared, &headers).await);
     let (run, outcomes) = match outcomes(&shared, &who, id).await {
         Ok(x) => x,
         Err(r) => return r,
@@ -208,10 +200,7 @@ pub async fn json(
 }
 
 async fn export(shared: Shared, headers: HeaderMap, id: i64, csv: bool) -> Response {
-    let who = match signed_in(&shared, &headers).await {
-        Ok(w) => w,
-        Err(r) => return r,
-    };
+    let who = or_answer!(signed_in(&shared, &headers).await);
     let (_, outcomes) = match outcomes(&shared, &who, id).await {
         Ok(x) => x,
         Err(r) => return r,

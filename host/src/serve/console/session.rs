@@ -7,6 +7,7 @@
 
 use super::draft::Drafts;
 use super::form::Fields;
+use crate::serve::config::Served;
 use crate::serve::db::Role;
 use crate::serve::node::Shared;
 use crate::serve::token;
@@ -116,6 +117,38 @@ pub async fn signed_in(shared: &Shared, headers: &HeaderMap) -> Result<Signed, R
         drafts: serde_json::from_str(&drafts).unwrap_or_default(),
         id_hash,
     })
+}
+
+/// A signed-in reader of pipeline `name`, with the pipeline.
+pub async fn reading(
+    shared: &Shared,
+    headers: &HeaderMap,
+    name: &str,
+) -> Result<(Signed, Served), Response> {
+    let who = signed_in(shared, headers).await?;
+    pipeline(shared, who, name)
+}
+
+/// A POST on pipeline `name` that passed [`allowed`], with the pipeline.
+pub async fn writing(
+    shared: &Shared,
+    headers: &HeaderMap,
+    fields: &Fields,
+    least: Role,
+    name: &str,
+) -> Result<(Signed, Served), Response> {
+    let who = allowed(shared, headers, fields, least).await?;
+    pipeline(shared, who, name)
+}
+
+fn pipeline(shared: &Shared, who: Signed, name: &str) -> Result<(Signed, Served), Response> {
+    match shared.config.pipelines.get(name) {
+        Some(served) => Ok((who, served.clone())),
+        None => Err(super::page::not_found(
+            &who,
+            &format!("no pipeline `{name}`"),
+        )),
+    }
 }
 
 /// The one check for a POST: a session, the form's CSRF token, the role.
