@@ -258,15 +258,6 @@ fn set_cookie(r: &ureq::http::Response<ureq::Body>, name: &str) -> Option<String
         .map(|v| v.split(';').next().unwrap().to_string())
 }
 
-/// `roster ARGS` against the service database `db`.
-fn serve(w: &Work, db: &Database, args: &[&str]) -> std::process::Output {
-    w.roster()
-        .args(args)
-        .env("ROSTER_DATABASE_URL", db.url())
-        .output()
-        .unwrap()
-}
-
 #[test]
 fn a_deleted_token_ends_its_console_sessions() {
     let db = Database::new("console_revoke");
@@ -275,7 +266,7 @@ fn a_deleted_token_ends_its_console_sessions() {
     let config =
         "[[pipelines]]\nfile = \"small/pipeline.toml\"\nevery = \"24h\"\napproval = \"manual\"\n";
     let node = Node::start(&w, &db, "revoke", config, &[]);
-    let out = serve(
+    let out = on_database(
         &w,
         &db,
         &[
@@ -348,18 +339,21 @@ fn a_deleted_token_ends_its_console_sessions() {
         "an unknown session signs in again"
     );
 
-    let deleted = serve(
-        &w,
-        &db,
-        &[
-            "serve",
-            "token",
-            "delete",
-            "serve-revoke.toml",
-            "--name",
-            "leaver",
-        ],
-    );
+    let delete = || {
+        on_database(
+            &w,
+            &db,
+            &[
+                "serve",
+                "token",
+                "delete",
+                "serve-revoke.toml",
+                "--name",
+                "leaver",
+            ],
+        )
+    };
+    let deleted = delete();
     assert!(
         deleted.status.success(),
         "{}",
@@ -371,18 +365,7 @@ fn a_deleted_token_ends_its_console_sessions() {
         "the session ended with its token"
     );
     assert_eq!(get(&node.url("/api/v1/pipelines"), Some(&token)).0, 401);
-    let again = serve(
-        &w,
-        &db,
-        &[
-            "serve",
-            "token",
-            "delete",
-            "serve-revoke.toml",
-            "--name",
-            "leaver",
-        ],
-    );
+    let again = delete();
     assert_eq!(again.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&again.stderr).contains("no token named `leaver`"));
 }

@@ -172,23 +172,25 @@ pub fn unsafe_term(pid: u32) {
         .status();
 }
 
-/// A token of `role`, made with the CLI.
-pub fn token(w: &Work, db: &Database, config: &str, role: &str) -> String {
-    let out = w
-        .roster()
-        .args([
-            "serve",
-            "token",
-            "create",
-            config,
-            "--role",
-            role,
-            "--name",
-            &format!("{role}-{}", fastrand_name()),
-        ])
+/// `roster ARGS` against the service database `db`.
+pub fn on_database(w: &Work, db: &Database, args: &[&str]) -> std::process::Output {
+    w.roster()
+        .args(args)
         .env("ROSTER_DATABASE_URL", db.url())
         .output()
-        .unwrap();
+        .unwrap()
+}
+
+/// A token of `role`, made with the CLI.
+pub fn token(w: &Work, db: &Database, config: &str, role: &str) -> String {
+    let name = format!("{role}-{}", fastrand_name());
+    let out = on_database(
+        w,
+        db,
+        &[
+            "serve", "token", "create", config, "--role", role, "--name", &name,
+        ],
+    );
     assert!(
         out.status.success(),
         "{}",

@@ -20,6 +20,15 @@ pub struct Draft {
 }
 
 impl Draft {
+    /// A link of the source account to `target` (by hand), with `options`.
+    pub fn link(target: &str, options: BTreeMap<String, String>) -> Draft {
+        Draft {
+            target: Some(target.to_string()),
+            options,
+            options_only: false,
+        }
+    }
+
     pub fn what(&self) -> String {
         let options = crate::plan::options_text(&self.options);
         match (&self.target, self.options_only) {

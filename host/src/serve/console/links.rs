@@ -398,15 +398,7 @@ async fn drafted(
                 return Err("choose a source account and a target account to link".into());
             };
             let source = crate::operation::links::normalize(source).map_err(shown)?;
-            who.drafts.put(
-                name,
-                source,
-                Draft {
-                    target: Some(target.to_string()),
-                    options,
-                    options_only: false,
-                },
-            );
+            who.drafts.put(name, source, Draft::link(target, options));
         }
         "auto" => {
             for pair in fields.all("pair") {
@@ -414,15 +406,8 @@ async fn drafted(
                     continue;
                 };
                 let source = crate::operation::links::normalize(source).map_err(shown)?;
-                who.drafts.put(
-                    name,
-                    source,
-                    Draft {
-                        target: Some(target.to_string()),
-                        options: BTreeMap::new(),
-                        options_only: false,
-                    },
-                );
+                who.drafts
+                    .put(name, source, Draft::link(target, BTreeMap::new()));
             }
         }
         "options" | "remove" => {

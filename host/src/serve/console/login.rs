@@ -22,12 +22,7 @@ fn sign_in_page(csrf: &str, error: Option<&str>) -> Html<String> {
         html! {
             (DOCTYPE)
             html lang="en" {
-                head {
-                    meta charset="utf-8";
-                    meta name="viewport" content="width=device-width, initial-scale=1";
-                    title { "Sign in · Roster" }
-                    link rel="stylesheet" href="/console/assets/console.css";
-                }
+                (page::head("Sign in"))
                 body {
                     main #main .narrow {
                         h1 { "Roster console" }

@@ -17,18 +17,25 @@ pub const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; 
 /// Rows per page of a long list.
 pub const PAGE: usize = 100;
 
+/// The `<head>` of every page.
+pub fn head(title: &str) -> Markup {
+    html! {
+        head {
+            meta charset="utf-8";
+            meta name="viewport" content="width=device-width, initial-scale=1";
+            title { (title) " · Roster" }
+            link rel="stylesheet" href="/console/assets/console.css";
+            script src="/console/assets/console.js" defer {}
+        }
+    }
+}
+
 /// A whole page: header, navigation, `body`.
 pub fn page(title: &str, who: &Signed, body: Markup) -> Response {
     let markup = html! {
         (DOCTYPE)
         html lang="en" {
-            head {
-                meta charset="utf-8";
-                meta name="viewport" content="width=device-width, initial-scale=1";
-                title { (title) " · Roster" }
-                link rel="stylesheet" href="/console/assets/console.css";
-                script src="/console/assets/console.js" defer {}
-            }
+            (head(title))
             body {
                 a.skip href="#main" { "Skip to content" }
                 header.top {
@@ -59,11 +66,7 @@ pub fn bare(title: &str, message: &str) -> Html<String> {
         html! {
             (DOCTYPE)
             html lang="en" {
-                head {
-                    meta charset="utf-8";
-                    title { (title) " · Roster" }
-                    link rel="stylesheet" href="/console/assets/console.css";
-                }
+                (head(title))
                 body {
                     main #main .narrow {
                         h1 { (title) }

@@ -126,7 +126,13 @@ pub async fn reading(
     name: &str,
 ) -> Result<(Signed, Served), Response> {
     let who = signed_in(shared, headers).await?;
-    pipeline(shared, who, name)
+    match shared.config.pipelines.get(name) {
+        Some(served) => Ok((who, served.clone())),
+        None => Err(super::page::not_found(
+            &who,
+            &format!("no pipeline `{name}`"),
+        )),
+    }
 }
 
 /// A POST on pipeline `name` that passed [`allowed`], with the pipeline.
@@ -137,15 +143,11 @@ pub async fn writing(
     least: Role,
     name: &str,
 ) -> Result<(Signed, Served), Response> {
-    let who = allowed(shared, headers, fields, least).await?;
-    pipeline(shared, who, name)
-}
-
-fn pipeline(shared: &Shared, who: Signed, name: &str) -> Result<(Signed, Served), Response> {
+    let signed = allowed(shared, headers, fields, least).await?;
     match shared.config.pipelines.get(name) {
-        Some(served) => Ok((who, served.clone())),
+        Some(served) => Ok((signed, served.clone())),
         None => Err(super::page::not_found(
-            &who,
+            &signed,
             &format!("no pipeline `{name}`"),
         )),
     }
