@@ -12,7 +12,16 @@ use axum::response::{Html, IntoResponse, Redirect, Response};
 use maud::{DOCTYPE, html};
 
 pub async fn form(State(shared): State<Shared>) -> Response {
-    let csrf = session::random();
+    let csrf = match session::random() {
+        Ok(c) => c,
+        Err(e) => {
+            return (
+                StatusCode::SERVICE_UNAVAILABLE,
+                page::bare("Unavailable", &e),
+            )
+                .into_response();
+        }
+    };
     let cookie = session::set_cookie(&shared, LOGIN_COOKIE, &csrf, 3600);
     ([(header::SET_COOKIE, cookie)], sign_in_page(&csrf, None)).into_response()
 }
@@ -48,7 +57,7 @@ fn sign_in_page(csrf: &str, error: Option<&str>) -> Html<String> {
 pub async fn submit(State(shared): State<Shared>, headers: HeaderMap, fields: Fields) -> Response {
     let sent = fields.get("csrf").unwrap_or_default();
     let expected = session::cookie(&headers, LOGIN_COOKIE).unwrap_or_default();
-    if expected.is_empty() || sent != expected {
+    if expected.is_empty() || !session::same(sent, &expected) {
         return (
             StatusCode::FORBIDDEN,
             page::bare(
@@ -73,7 +82,11 @@ pub async fn submit(State(shared): State<Shared>, headers: HeaderMap, fields: Fi
             sign_in_page(&expected, Some("unknown token")),
         )
             .into_response(),
-        Err(e) => page::unavailable(&e),
+        Err(e) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            page::bare("Unavailable", &e),
+        )
+            .into_response(),
     }
 }
 

@@ -54,16 +54,16 @@ impl Signed {
     }
 }
 
-/// 256 random bits, as hex.
-pub fn random() -> String {
+/// 256 random bits from the OS, as hex.
+pub fn random() -> Result<String, String> {
     let mut bytes = [0u8; 32];
-    getrandom::fill(&mut bytes).expect("the OS's random numbers");
-    hex::encode(bytes)
+    getrandom::fill(&mut bytes).map_err(|e| format!("no random numbers from the system: {e}"))?;
+    Ok(hex::encode(bytes))
 }
 
 /// Equal without telling how much of it was (a CSRF token is compared with
 /// what a page sent).
-fn same(a: &str, b: &str) -> bool {
+pub fn same(a: &str, b: &str) -> bool {
     a.len() == b.len() && a.bytes().zip(b.bytes()).fold(0u8, |d, (x, y)| d | (x ^ y)) == 0
 }
 
@@ -182,13 +182,28 @@ fn refused(why: &str) -> Response {
     (StatusCode::FORBIDDEN, super::page::bare("Refused", why)).into_response()
 }
 
-/// Signs in with `token`: a new session (id, CSRF token), or why not.
-pub async fn sign_in(shared: &Shared, token_text: &str) -> Result<Option<String>, sqlx::Error> {
+/// Signs in with `token`: a new session's id (`None`: no such token), or
+/// why there is none.
+pub async fn sign_in(shared: &Shared, token_text: &str) -> Result<Option<String>, String> {
     let hash = token::hash(token_text.trim());
-    let Some((name, _role)) = shared.db.token(&hash).await? else {
+    let db = |e: sqlx::Error| {
+        tracing::error!("service database: {e}");
+        "the service database is unavailable".to_string()
+    };
+    let Some((name, _role)) = shared.db.token(&hash).await.map_err(db)? else {
         return Ok(None);
     };
-    let id = random();
+    let (id, csrf) = (random()?, random()?);
+    new_session(shared, &hash, &id, &csrf).await.map_err(db)?;
+    shared
+        .db
+        .audit(&format!("token:{name}"), "console.login", "console", None)
+        .await
+        .map_err(db)?;
+    Ok(Some(id))
+}
+
+async fn new_session(shared: &Shared, token_hash: &str, id: &str, csrf: &str) -> sqlx::Result<()> {
     let mut tx = shared.db.pool.begin().await?;
     sqlx::query("DELETE FROM console_sessions WHERE expires_at < now()")
         .execute(&mut *tx)
@@ -197,18 +212,13 @@ pub async fn sign_in(shared: &Shared, token_text: &str) -> Result<Option<String>
         "INSERT INTO console_sessions (id_hash, token_id, csrf, expires_at)
          SELECT $1, id, $2, now() + make_interval(hours => $3) FROM tokens WHERE hash = $4",
     )
-    .bind(token::hash(&id))
-    .bind(random())
+    .bind(token::hash(id))
+    .bind(csrf)
     .bind(HOURS)
-    .bind(&hash)
+    .bind(token_hash)
     .execute(&mut *tx)
     .await?;
-    tx.commit().await?;
-    shared
-        .db
-        .audit(&format!("token:{name}"), "console.login", "console", None)
-        .await?;
-    Ok(Some(id))
+    tx.commit().await
 }
 
 pub async fn sign_out(shared: &Shared, headers: &HeaderMap) -> sqlx::Result<()> {
