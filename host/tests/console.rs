@@ -259,7 +259,7 @@ fn set_cookie(r: &ureq::http::Response<ureq::Body>, name: &str) -> Option<String
 }
 
 #[test]
-fn a_deleted_token_ends_its_console_sessions() {
+fn sessions_headers_and_page_numbers_over_plain_http() {
     let db = Database::new("console_revoke");
     let w = Work::new();
     csv_pipeline(&w, "small", 3, false);
@@ -338,6 +338,36 @@ fn a_deleted_token_ends_its_console_sessions() {
         303,
         "an unknown session signs in again"
     );
+
+    // Absurd page numbers are pages past the end, not a crash.
+    wait_until(60, "the small plan waits for approval", || {
+        json(&get(&node.url("/api/v1/approvals?pending=true"), Some(&token)).1)
+            .as_array()
+            .is_some_and(|a| !a.is_empty())
+    });
+    let run = json(&get(&node.url("/api/v1/approvals?pending=true"), Some(&token)).1)[0]["run_id"]
+        .as_i64()
+        .unwrap();
+    let huge = u64::MAX;
+    for path in [
+        format!("/console/runs/{run}/plan?page={huge}"),
+        format!("/console/runs/{run}/plan?kind=skipped&page={huge}"),
+        format!("/console/runs?page={huge}"),
+        format!("/console/pipelines/small/links?page={huge}"),
+    ] {
+        let r = agent
+            .get(&node.url(&path))
+            .header("Cookie", &session)
+            .call()
+            .unwrap();
+        assert_eq!(r.status(), 200, "{path}");
+    }
+    let r = agent
+        .get(&node.url(&format!("/console/runs/{run}/plan?page=1{huge}")))
+        .header("Cookie", &session)
+        .call()
+        .unwrap();
+    assert_eq!(r.status(), 400, "a page number too large to be one");
 
     let delete = || {
         on_database(

@@ -123,15 +123,15 @@ pub fn pager(base: &str, query: &[(&str, &str)], page: usize, total: usize) -> M
     html! {
         nav.pager aria-label="Pages" {
             @if page > 0 { a href=(link(page - 1)) rel="prev" { "← Previous" } }
-            span { "Page " (page + 1) " of " (pages) " · " (total) " rows" }
-            @if page + 1 < pages { a href=(link(page + 1)) rel="next" { "Next →" } }
+            span { "Page " (page.saturating_add(1)) " of " (pages) " · " (total) " rows" }
+            @if page.saturating_add(1) < pages { a href=(link(page + 1)) rel="next" { "Next →" } }
         }
     }
 }
 
 /// `items[page*PAGE..]`, at most PAGE of them.
 pub fn slice<T>(items: &[T], page: usize) -> &[T] {
-    let start = (page * PAGE).min(items.len());
+    let start = page.saturating_mul(PAGE).min(items.len());
     &items[start..(start + PAGE).min(items.len())]
 }
 

@@ -284,7 +284,7 @@ pub async fn in_database(
     .bind(kind)
     .bind(&pattern)
     .bind(PAGE as i64)
-    .bind((page * PAGE) as i64)
+    .bind(i64::try_from(page.saturating_mul(PAGE)).unwrap_or(i64::MAX))
     .fetch_all(pool)
     .await?;
     let rows = found
