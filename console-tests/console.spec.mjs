@@ -83,7 +83,7 @@ async function submit(page, locator) {
   await keep(page);
 }
 
-async function signIn(context, token, first) {
+async function signIn(context, credential, first) {
   const page = await context.newPage();
   await go(page, "/console");
   check(page.url().endsWith("/console/login"), "no session: sent to sign in");
@@ -92,7 +92,12 @@ async function signIn(context, token, first) {
     await axe(page, "login");
   await keyboard(page, "login");
   }
-  await page.fill("#token", token);
+  if (credential.token) {
+    await page.fill("#token", credential.token);
+  } else {
+    await page.fill("#name", credential.name);
+    await page.fill("#password", credential.password);
+  }
   await submit(page, page.getByRole("button", { name: "Sign in" }));
   check(page.url().endsWith("/console"), "signed in: the overview");
   return page;
@@ -122,7 +127,7 @@ const browser = await chromium.launch({
 const viewport = { width: 1280, height: 800 };
 try {
   const admin = await browser.newContext({ viewport });
-  const page = await signIn(admin, process.env.ADMIN_TOKEN, true);
+  const page = await signIn(admin, { token: process.env.ADMIN_TOKEN }, true);
 
   // Keyboard: the first Tab reaches the skip link.
   await page.keyboard.press("Tab");
@@ -144,7 +149,8 @@ try {
   const run = review.match(/runs\/(\d+)\/plan/)[1];
 
   const viewerContext = await browser.newContext({ viewport });
-  const viewer = await signIn(viewerContext, process.env.VIEWER_TOKEN, false);
+  // The viewer signs in with a name and password (a viewer token would do the same).
+  const viewer = await signIn(viewerContext, { name: "vera", password: process.env.VIEWER_PASSWORD }, false);
   await go(viewer, review);
   check((await viewer.getByRole("button", { name: "Approve" }).count()) === 0, "a viewer sees no Approve button");
   check((await viewer.getByText("Waiting for an operator").count()) === 1, "a viewer is told the plan waits for an operator");

@@ -109,7 +109,8 @@ fn the_seed_workflows_in_a_real_browser() {
     ];
     let node = Node::start(&w, &db, "console", config, &secrets);
     let admin = token(&w, &db, "serve-console.toml", "admin");
-    let viewer = token(&w, &db, "serve-console.toml", "viewer");
+    let vera = "vera-reads-plans-1";
+    user(&w, &db, "serve-console.toml", "vera", "viewer", vera);
 
     // A starting node runs each pipeline's latest tick: the large plan and
     // the many links are made before the browser comes; mail and crm wait
@@ -163,7 +164,7 @@ fn the_seed_workflows_in_a_real_browser() {
         .env("ROSTER_URL", node.url(""))
         .env("OTHER_URL", other.url(""))
         .env("ADMIN_TOKEN", &admin)
-        .env("VIEWER_TOKEN", &viewer)
+        .env("VIEWER_PASSWORD", vera)
         .env("BIG_RUN", big_run.to_string())
         .env("CRAZE", format!("craze.dash{Z}"))
         .env("SHOTS", &shots)
@@ -242,10 +243,40 @@ fn the_seed_workflows_in_a_real_browser() {
     for (_, secret) in secrets {
         assert!(!pages.contains(secret), "{secret} in a page");
     }
-    assert!(
-        !pages.contains(&admin) && !pages.contains(&viewer),
-        "a token in a page"
-    );
+    assert!(!pages.contains(&admin), "a token in a page");
+}
+
+/// `roster serve user create` with `password` on standard input.
+fn user(
+    w: &Work,
+    db: &Database,
+    config: &str,
+    name: &str,
+    role: &str,
+    password: &str,
+) -> std::process::Output {
+    use std::io::Write;
+    let mut child = w
+        .roster()
+        .args([
+            "serve",
+            "user",
+            "create",
+            config,
+            "--role",
+            role,
+            "--name",
+            name,
+            "--password-stdin",
+        ])
+        .env("ROSTER_DATABASE_URL", db.url())
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    writeln!(child.stdin.take().unwrap(), "{password}").unwrap();
+    child.wait_with_output().unwrap()
 }
 
 /// The `Set-Cookie` value of `name` in an answer.
@@ -368,6 +399,60 @@ fn sessions_headers_and_page_numbers_over_plain_http() {
         .call()
         .unwrap();
     assert_eq!(r.status(), 400, "a page number too large to be one");
+
+    // A user signs in with name and password; a wrong one is refused, the
+    // same answer as an unknown name; deleting the user ends the session.
+    let short = user(&w, &db, "serve-revoke.toml", "uma", "operator", "too-short");
+    assert_eq!(short.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&short.stderr).contains("at least 12 characters"));
+    let made = user(
+        &w,
+        &db,
+        "serve-revoke.toml",
+        "uma",
+        "operator",
+        "uma-has-a-long-one",
+    );
+    assert!(
+        made.status.success(),
+        "{}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+    let sign_in = |name: &str, password: &str| {
+        agent
+            .post(&node.url("/console/login"))
+            .header("Cookie", &login_cookie)
+            .send_form([
+                ("csrf", csrf.as_str()),
+                ("name", name),
+                ("password", password),
+            ])
+            .unwrap()
+    };
+    assert_eq!(sign_in("uma", "uma-has-a-long-onE").status(), 401);
+    assert_eq!(sign_in("nobody", "uma-has-a-long-one").status(), 401);
+    let uma = sign_in("uma", "uma-has-a-long-one");
+    assert_eq!(uma.status(), 303);
+    let uma = set_cookie(&uma, "roster_session").expect("a session for uma");
+    assert_eq!(overview(&uma).0, 200);
+    let gone = on_database(
+        &w,
+        &db,
+        &[
+            "serve",
+            "user",
+            "delete",
+            "serve-revoke.toml",
+            "--name",
+            "uma",
+        ],
+    );
+    assert!(
+        gone.status.success(),
+        "{}",
+        String::from_utf8_lossy(&gone.stderr)
+    );
+    assert_eq!(overview(&uma).0, 303, "the session ended with its user");
 
     let delete = || {
         on_database(

@@ -1,14 +1,28 @@
--- The web console's sessions: a browser signed in with an API token. Only a
--- SHA-256 of the session id (the cookie) is kept; a session ends with its
--- token (deleted) or after its lifetime. `drafts` holds the link changes the
--- admin staged in the console and has not saved yet (JSON, per pipeline).
+-- People who sign in to the web console with a name and a password (the
+-- password only as argon2id, a PHC string with its salt and parameters).
+CREATE TABLE console_users (
+    id BIGSERIAL PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE,
+    role TEXT NOT NULL,
+    hash TEXT NOT NULL,
+    created_at TIMESTAMPTZ NOT NULL DEFAULT now(),
+    last_login_at TIMESTAMPTZ
+);
+
+-- The web console's sessions: a browser signed in with an API token or as a
+-- user. Only a SHA-256 of the session id (the cookie) is kept; a session
+-- ends with its token or user (deleted) or after its lifetime. `drafts`
+-- holds the link changes staged in the console and not saved yet (JSON, per
+-- pipeline).
 CREATE TABLE console_sessions (
     id_hash TEXT PRIMARY KEY,
-    token_id BIGINT NOT NULL REFERENCES tokens (id) ON DELETE CASCADE,
+    token_id BIGINT REFERENCES tokens (id) ON DELETE CASCADE,
+    user_id BIGINT REFERENCES console_users (id) ON DELETE CASCADE,
     csrf TEXT NOT NULL,
     drafts TEXT NOT NULL DEFAULT '{}',
     created_at TIMESTAMPTZ NOT NULL DEFAULT now(),
-    expires_at TIMESTAMPTZ NOT NULL
+    expires_at TIMESTAMPTZ NOT NULL,
+    CHECK ((token_id IS NULL) <> (user_id IS NULL))
 );
 CREATE INDEX console_sessions_expiry ON console_sessions (expires_at);
 

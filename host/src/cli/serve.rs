@@ -24,6 +24,9 @@ enum ServeAction {
     /// API tokens.
     #[command(subcommand)]
     Token(TokenAction),
+    /// People who sign in to the web console with a name and a password.
+    #[command(subcommand)]
+    User(UserAction),
     /// The API's OpenAPI document on stdout (as `GET /api/v1/openapi.json`).
     Openapi,
     /// Check the configuration and every pipeline it names, and show when
@@ -54,6 +57,34 @@ enum TokenAction {
         /// The service configuration (for its database).
         config: PathBuf,
         /// The token's name.
+        #[arg(long)]
+        name: String,
+    },
+}
+
+#[derive(clap::Subcommand, Debug)]
+enum UserAction {
+    /// Add a console user; the password (at least 12 characters) is read
+    /// from the first line of standard input, never from the command line.
+    Create {
+        /// The service configuration (for its database).
+        config: PathBuf,
+        /// What the user may do in the console (as a token's role).
+        #[arg(long, value_parser = ["viewer", "operator", "admin"])]
+        role: String,
+        /// The name to sign in with, shown in the audit log as `user:NAME`.
+        #[arg(long)]
+        name: String,
+        /// Read the password from standard input (required: a password on
+        /// the command line would show in the process list and the shell's
+        /// history).
+        #[arg(long, required = true)]
+        password_stdin: bool,
+    },
+    /// Delete a console user: their sessions end.
+    Delete {
+        /// The service configuration (for its database).
+        config: PathBuf,
         #[arg(long)]
         name: String,
     },
@@ -90,6 +121,7 @@ impl Serve {
                     Err(e) => Err(Failure::Input(format!("cannot delete the token: {e}"))),
                 }
             }
+            (Some(ServeAction::User(action)), _) => user(action).await,
             (Some(ServeAction::Check { config }), _) => check(&config),
             (Some(ServeAction::Openapi), _) => {
                 print!("{}", crate::serve::api::openapi_json());
@@ -152,6 +184,42 @@ async fn database(config: &std::path::Path) -> Result<(ServiceDb, String), Failu
         .await
         .map_err(|e| Failure::Input(format!("{e:#}")))?;
     Ok((db, queue))
+}
+
+async fn user(action: UserAction) -> Result<ExitCode, Failure> {
+    match action {
+        UserAction::Create {
+            config, role, name, ..
+        } => {
+            let role =
+                Role::parse(&role).ok_or_else(|| Failure::Input(format!("--role {role}")))?;
+            let mut line = String::new();
+            std::io::stdin()
+                .read_line(&mut line)
+                .map_err(|e| Failure::Input(format!("cannot read the password: {e}")))?;
+            let phc = crate::serve::password::hash(line.trim_end_matches(['\r', '\n']))
+                .map_err(Failure::Input)?;
+            let (db, _) = database(&config).await?;
+            db.create_user(&name, role, &phc)
+                .await
+                .map_err(|e| match &e {
+                    sqlx::Error::Database(d) if d.code().as_deref() == Some("23505") => {
+                        Failure::Input(format!("a user named `{name}` exists already"))
+                    }
+                    _ => Failure::Input(format!("cannot store the user: {e}")),
+                })?;
+            eprintln!("user `{name}` ({}) made", role.as_str());
+        }
+        UserAction::Delete { config, name } => {
+            let (db, _) = database(&config).await?;
+            match db.delete_user(&name).await {
+                Ok(true) => eprintln!("user `{name}` deleted; their console sessions ended"),
+                Ok(false) => return Err(Failure::Input(format!("no user named `{name}`"))),
+                Err(e) => return Err(Failure::Input(format!("cannot delete the user: {e}"))),
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 async fn create_token(

@@ -396,6 +396,49 @@ impl ServiceDb {
         tx.commit().await
     }
 
+    /// Adds console user `name` with `role` and the password hash `phc`.
+    pub async fn create_user(&self, name: &str, role: Role, phc: &str) -> sqlx::Result<()> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("INSERT INTO console_users (name, role, hash) VALUES ($1, $2, $3)")
+            .bind(name)
+            .bind(role.as_str())
+            .bind(phc)
+            .execute(&mut *tx)
+            .await?;
+        audit_in(
+            &mut tx,
+            &cli_actor(),
+            "user.create",
+            name,
+            Some(role.as_str()),
+        )
+        .await?;
+        tx.commit().await
+    }
+
+    /// Deletes console user `name` (its sessions go with it); whether there was one.
+    pub async fn delete_user(&self, name: &str) -> sqlx::Result<bool> {
+        let mut tx = self.pool.begin().await?;
+        let gone = sqlx::query("DELETE FROM console_users WHERE name = $1")
+            .bind(name)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        if gone > 0 {
+            audit_in(&mut tx, &cli_actor(), "user.delete", name, None).await?;
+        }
+        tx.commit().await?;
+        Ok(gone > 0)
+    }
+
+    /// The id and password hash of console user `name`.
+    pub async fn user(&self, name: &str) -> sqlx::Result<Option<(i64, String)>> {
+        sqlx::query_as("SELECT id, hash FROM console_users WHERE name = $1")
+            .bind(name)
+            .fetch_optional(&self.pool)
+            .await
+    }
+
     /// Deletes token `name` (its console sessions go with it); whether there was one.
     pub async fn delete_token(&self, name: &str) -> sqlx::Result<bool> {
         let mut tx = self.pool.begin().await?;

@@ -12,6 +12,7 @@ pub mod job;
 pub mod metrics;
 pub mod node;
 pub mod notify;
+pub mod password;
 pub mod reads;
 pub mod schedule;
 pub mod tls;

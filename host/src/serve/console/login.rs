@@ -38,12 +38,28 @@ fn sign_in_page(csrf: &str, error: Option<&str>) -> Html<String> {
                         @if let Some(e) = error { (page::notice("error", e)) }
                         form method="post" action="/console/login" {
                             input type="hidden" name="csrf" value=(csrf);
-                            p {
-                                label for="token" { "API token" }
-                                br;
-                                input #token type="password" name="token" autocomplete="off" required size="60";
+                            fieldset {
+                                legend { "Your name and password" }
+                                p {
+                                    label for="name" { "Name" }
+                                    br;
+                                    input #name type="text" name="name" autocomplete="username" size="40";
+                                }
+                                p {
+                                    label for="password" { "Password" }
+                                    br;
+                                    input #password type="password" name="password" autocomplete="current-password" size="40";
+                                }
                             }
-                            p.muted { "A token from " code { "roster serve token create CONFIG --role viewer|operator|admin" } "; its role decides what you may do." }
+                            fieldset {
+                                legend { "Or an API token" }
+                                p {
+                                    label for="token" { "API token" }
+                                    br;
+                                    input #token type="password" name="token" autocomplete="off" size="40";
+                                }
+                            }
+                            p.muted { "Users are made with " code { "roster serve user create" } ", tokens with " code { "roster serve token create" } "; the role decides what you may do." }
                             button.primary type="submit" { "Sign in" }
                         }
                     }
@@ -67,8 +83,21 @@ pub async fn submit(State(shared): State<Shared>, headers: HeaderMap, fields: Fi
         )
             .into_response();
     }
-    let token = fields.get("token").unwrap_or_default();
-    match session::sign_in(&shared, token).await {
+    let credential = match (fields.text("token"), fields.text("name")) {
+        (Some(token), _) => session::Credential::Token(token),
+        (None, Some(name)) => session::Credential::User {
+            name,
+            password: fields.get("password").unwrap_or_default(),
+        },
+        (None, None) => {
+            return (
+                StatusCode::BAD_REQUEST,
+                sign_in_page(&expected, Some("give your name and password, or a token")),
+            )
+                .into_response();
+        }
+    };
+    match session::sign_in(&shared, credential).await {
         Ok(Some(id)) => (
             [(
                 header::SET_COOKIE,
@@ -79,7 +108,7 @@ pub async fn submit(State(shared): State<Shared>, headers: HeaderMap, fields: Fi
             .into_response(),
         Ok(None) => (
             StatusCode::UNAUTHORIZED,
-            sign_in_page(&expected, Some("unknown token")),
+            sign_in_page(&expected, Some("unknown token, or wrong name or password")),
         )
             .into_response(),
         Err(e) => (

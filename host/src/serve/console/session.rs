@@ -25,7 +25,7 @@ const HOURS: i32 = 12;
 /// A signed-in browser.
 #[derive(Clone, Debug)]
 pub struct Signed {
-    /// The token's name, as the audit log shows it (`token:NAME`).
+    /// Who, as the audit log shows it: `token:NAME` or `user:NAME`.
     pub name: String,
     pub role: Role,
     pub csrf: String,
@@ -35,7 +35,7 @@ pub struct Signed {
 
 impl Signed {
     pub fn actor(&self) -> String {
-        format!("token:{}", self.name)
+        self.name.clone()
     }
 
     pub fn may(&self, least: Role) -> bool {
@@ -98,8 +98,11 @@ pub async fn signed_in(shared: &Shared, headers: &HeaderMap) -> Result<Signed, R
     };
     let id_hash = token::hash(&id);
     let row = sqlx::query(
-        "SELECT t.name, t.role, s.csrf, s.drafts FROM console_sessions s JOIN tokens t ON t.id = s.token_id
-         WHERE s.id_hash = $1 AND s.expires_at > now()",
+        "SELECT coalesce('token:' || t.name, 'user:' || u.name), coalesce(t.role, u.role), s.csrf, s.drafts
+         FROM console_sessions s
+         LEFT JOIN tokens t ON t.id = s.token_id
+         LEFT JOIN console_users u ON u.id = s.user_id
+         WHERE s.id_hash = $1 AND s.expires_at > now() AND (t.id IS NOT NULL OR u.id IS NOT NULL)",
     )
     .bind(&id_hash)
     .fetch_optional(&shared.db.pool)
@@ -169,7 +172,7 @@ pub async fn allowed(
     }
     if !signed.may(least) {
         return Err(refused(&format!(
-            "token `{}` is a {}; this needs {}",
+            "`{}` is a {}; this needs {}",
             signed.name,
             signed.role.as_str(),
             least.as_str()
@@ -182,40 +185,97 @@ fn refused(why: &str) -> Response {
     (StatusCode::FORBIDDEN, super::page::bare("Refused", why)).into_response()
 }
 
-/// Signs in with `token`: a new session's id (`None`: no such token), or
-/// why there is none.
-pub async fn sign_in(shared: &Shared, token_text: &str) -> Result<Option<String>, String> {
-    let hash = token::hash(token_text.trim());
+/// Who signs in.
+pub enum Credential<'a> {
+    Token(&'a str),
+    User { name: &'a str, password: &'a str },
+}
+
+/// Signs in: a new session's id (`None`: no such token, or no such user
+/// with this password), or why there is none.
+pub async fn sign_in(
+    shared: &Shared,
+    credential: Credential<'_>,
+) -> Result<Option<String>, String> {
     let db = |e: sqlx::Error| {
         tracing::error!("service database: {e}");
         "the service database is unavailable".to_string()
     };
-    let Some((name, _role)) = shared.db.token(&hash).await.map_err(db)? else {
-        return Ok(None);
+    let (who, column, id) = match credential {
+        Credential::Token(text) => {
+            let hash = token::hash(text.trim());
+            let Some((name, _)) = shared.db.token(&hash).await.map_err(db)? else {
+                return Ok(None);
+            };
+            let id: Option<i64> = sqlx::query_scalar("SELECT id FROM tokens WHERE hash = $1")
+                .bind(&hash)
+                .fetch_optional(&shared.db.pool)
+                .await
+                .map_err(db)?;
+            (format!("token:{name}"), "token_id", id)
+        }
+        Credential::User { name, password } => {
+            let found = shared.db.user(name.trim()).await.map_err(db)?;
+            // The same work whether or not the user exists: no timing tells.
+            let phc = found
+                .as_ref()
+                .map(|(_, h)| h.clone())
+                .unwrap_or_else(|| DUMMY.clone());
+            let password = password.to_string();
+            let ok = tokio::task::spawn_blocking(move || {
+                crate::serve::password::verify(&phc, &password)
+            })
+            .await
+            .unwrap_or(false);
+            match (found, ok) {
+                (Some((id, _)), true) => (format!("user:{}", name.trim()), "user_id", Some(id)),
+                _ => return Ok(None),
+            }
+        }
     };
-    let (id, csrf) = (random()?, random()?);
-    new_session(shared, &hash, &id, &csrf).await.map_err(db)?;
-    shared
-        .db
-        .audit(&format!("token:{name}"), "console.login", "console", None)
+    let Some(owner) = id else { return Ok(None) };
+    let (session, csrf) = (random()?, random()?);
+    new_session(shared, column, owner, &session, &csrf)
         .await
         .map_err(db)?;
-    Ok(Some(id))
+    if column == "user_id" {
+        let _ = sqlx::query("UPDATE console_users SET last_login_at = now() WHERE id = $1")
+            .bind(owner)
+            .execute(&shared.db.pool)
+            .await;
+    }
+    shared
+        .db
+        .audit(&who, "console.login", "console", None)
+        .await
+        .map_err(db)?;
+    Ok(Some(session))
 }
 
-async fn new_session(shared: &Shared, token_hash: &str, id: &str, csrf: &str) -> sqlx::Result<()> {
+/// A hash no password matches, verified when the user is unknown.
+static DUMMY: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    crate::serve::password::hash("no user has this password").unwrap_or_default()
+});
+
+async fn new_session(
+    shared: &Shared,
+    column: &'static str,
+    owner: i64,
+    id: &str,
+    csrf: &str,
+) -> sqlx::Result<()> {
     let mut tx = shared.db.pool.begin().await?;
     sqlx::query("DELETE FROM console_sessions WHERE expires_at < now()")
         .execute(&mut *tx)
         .await?;
-    sqlx::query(
-        "INSERT INTO console_sessions (id_hash, token_id, csrf, expires_at)
-         SELECT $1, id, $2, now() + make_interval(hours => $3) FROM tokens WHERE hash = $4",
-    )
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "INSERT INTO console_sessions (id_hash, {column}, csrf, expires_at)
+         VALUES ($1, $2, $3, now() + make_interval(hours => $4))"
+    )))
     .bind(token::hash(id))
+    .bind(owner)
     .bind(csrf)
     .bind(HOURS)
-    .bind(token_hash)
     .execute(&mut *tx)
     .await?;
     tx.commit().await
