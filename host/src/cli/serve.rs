@@ -37,20 +37,24 @@ enum ServeAction {
     },
 }
 
+/// Who gets which role: a token's or a console user's.
+#[derive(clap::Args, Debug)]
+struct Grant {
+    /// The service configuration (for its database).
+    config: PathBuf,
+    /// What it may do: viewer reads; operator also runs, pauses, approves
+    /// and stages links; admin also reads the audit log.
+    #[arg(long, value_parser = ["viewer", "operator", "admin"])]
+    role: String,
+    /// Its name, shown in the audit log (`token:NAME`, `user:NAME`).
+    #[arg(long)]
+    name: String,
+}
+
 #[derive(clap::Subcommand, Debug)]
 enum TokenAction {
     /// Make a token and print it (once: only its hash is kept).
-    Create {
-        /// The service configuration (for its database).
-        config: PathBuf,
-        /// What the token may do: viewer reads; operator also runs, pauses
-        /// and approves; admin also reads the audit log.
-        #[arg(long, value_parser = ["viewer", "operator", "admin"])]
-        role: String,
-        /// A name for the token, shown in the audit log.
-        #[arg(long)]
-        name: String,
-    },
+    Create(Grant),
     /// Delete a token: the API refuses it from now on and the console
     /// sessions signed in with it end.
     Delete {
@@ -67,14 +71,8 @@ enum UserAction {
     /// Add a console user; the password (at least 12 characters) is read
     /// from the first line of standard input, never from the command line.
     Create {
-        /// The service configuration (for its database).
-        config: PathBuf,
-        /// What the user may do in the console (as a token's role).
-        #[arg(long, value_parser = ["viewer", "operator", "admin"])]
-        role: String,
-        /// The name to sign in with, shown in the audit log as `user:NAME`.
-        #[arg(long)]
-        name: String,
+        #[command(flatten)]
+        grant: Grant,
         /// Read the password from standard input (required: a password on
         /// the command line would show in the process list and the shell's
         /// history).
@@ -107,8 +105,8 @@ pub struct Decide {
 impl Serve {
     pub async fn run(self, global: &Global) -> Result<ExitCode, Failure> {
         match (self.action, self.config) {
-            (Some(ServeAction::Token(TokenAction::Create { config, role, name })), _) => {
-                create_token(&config, &role, &name).await
+            (Some(ServeAction::Token(TokenAction::Create(g))), _) => {
+                create_token(&g.config, &g.role, &g.name).await
             }
             (Some(ServeAction::Token(TokenAction::Delete { config, name })), _) => {
                 let (db, _) = database(&config).await?;
@@ -189,7 +187,8 @@ async fn database(config: &std::path::Path) -> Result<(ServiceDb, String), Failu
 async fn user(action: UserAction) -> Result<ExitCode, Failure> {
     match action {
         UserAction::Create {
-            config, role, name, ..
+            grant: Grant { config, role, name },
+            ..
         } => {
             let role =
                 Role::parse(&role).ok_or_else(|| Failure::Input(format!("--role {role}")))?;

@@ -418,17 +418,8 @@ impl ServiceDb {
 
     /// Deletes console user `name` (its sessions go with it); whether there was one.
     pub async fn delete_user(&self, name: &str) -> sqlx::Result<bool> {
-        let mut tx = self.pool.begin().await?;
-        let gone = sqlx::query("DELETE FROM console_users WHERE name = $1")
-            .bind(name)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-        if gone > 0 {
-            audit_in(&mut tx, &cli_actor(), "user.delete", name, None).await?;
-        }
-        tx.commit().await?;
-        Ok(gone > 0)
+        self.delete_named("console_users", "user.delete", name)
+            .await
     }
 
     /// The id and password hash of console user `name`.
@@ -441,14 +432,22 @@ impl ServiceDb {
 
     /// Deletes token `name` (its console sessions go with it); whether there was one.
     pub async fn delete_token(&self, name: &str) -> sqlx::Result<bool> {
+        self.delete_named("tokens", "token.delete", name).await
+    }
+
+    /// Deletes the row named `name` from `table` (tokens or console users;
+    /// their sessions go with it), audit-logged as `action`.
+    async fn delete_named(&self, table: &str, action: &str, name: &str) -> sqlx::Result<bool> {
         let mut tx = self.pool.begin().await?;
-        let gone = sqlx::query("DELETE FROM tokens WHERE name = $1")
-            .bind(name)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
+        let gone = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "DELETE FROM {table} WHERE name = $1"
+        )))
+        .bind(name)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
         if gone > 0 {
-            audit_in(&mut tx, &cli_actor(), "token.delete", name, None).await?;
+            audit_in(&mut tx, &cli_actor(), action, name, None).await?;
         }
         tx.commit().await?;
         Ok(gone > 0)
