@@ -96,7 +96,13 @@ impl Node {
         w.write(
             &file,
             &format!(
-                "[server]\nlisten = \"127.0.0.1:{port}\"\nnode = \"{name}\"\nheartbeat_secs = 1\nmissed_heartbeats = 3\n{server}\n{config}"
+                "[server]\nlisten = \"127.0.0.1:{port}\"\nnode = \"{name}\"\n{}{server}\n{config}",
+                // Quick failover by default; `server` may set its own.
+                ["heartbeat_secs = 1\n", "missed_heartbeats = 3\n"]
+                    .iter()
+                    .filter(|line| !server.contains(line.split(' ').next().unwrap()))
+                    .copied()
+                    .collect::<String>()
             ),
         );
         let log = std::fs::File::create(w.path(&format!("{name}.log"))).unwrap();
