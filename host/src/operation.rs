@@ -11,10 +11,12 @@
 //! will not tell again). Neither is a decision: links, runs and the journal
 //! are written only by [`apply`].
 
+mod connection;
 mod identity;
 pub mod links;
 mod read;
 
+pub use connection::{start_reading, test_connection};
 pub use read::{PAGE_SIZE, SourceRead, read_accounts, read_groups};
 
 use crate::apply::ApplyReport;

@@ -17,14 +17,12 @@ mod serve;
 mod state;
 mod status;
 mod test_connection;
-pub(crate) use test_connection::required_delegate;
 
 use crate::error::Failure;
 use crate::pipeline::Pipeline;
 use crate::plugins::Session;
 use crate::runtime::cache::CompiledCache;
 use clap::{Args, Parser, Subcommand};
-use std::collections::BTreeMap;
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -225,18 +223,6 @@ fn connector_named<'a>(pipeline: &'a Pipeline, name: &str) -> Result<&'a str, Fa
                 "--connector {name}: no such connector in this pipeline (known: {known:?})"
             )))
         }
-    }
-}
-
-/// What `connector` keeps in its memo, for a command that only reads: no
-/// state is made where there is none, and nothing it learns is kept.
-pub(crate) fn kept_memo(
-    pipeline: &Pipeline,
-    connector: &str,
-) -> Result<BTreeMap<String, String>, Failure> {
-    match pipeline.state_exists() {
-        true => Ok(pipeline.open_state()?.memo(connector)?),
-        false => Ok(Default::default()),
     }
 }
 

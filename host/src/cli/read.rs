@@ -2,7 +2,7 @@
 //! see them. Changes nothing, and keeps nothing the connector learns.
 
 use super::render::{self, Out};
-use super::{Global, connector_named, kept_memo};
+use super::{Global, connector_named};
 use crate::error::Failure;
 use crate::operation;
 use std::path::PathBuf;
@@ -30,8 +30,7 @@ impl Read {
             Some(name) => connector_named(&session.pipeline, name)?.to_string(),
             None => session.pipeline.source.clone(),
         };
-        let mut instance = session.start(&name).await?;
-        instance.remember(kept_memo(&session.pipeline, &name)?);
+        let mut instance = operation::start_reading(&session, &name).await?;
         let progress = render::Progress::new(self.json);
         let bar = progress.counter(&format!("reading {name}"));
         let accounts = operation::read_accounts(&mut instance, |n| bar.set(n)).await?;

@@ -3,10 +3,8 @@
 //! make for it (the Riva Manager's "Test Connection" tab).
 
 use super::render::{self, Out};
-use super::{Global, connector_named, kept_memo};
+use super::{Global, connector_named};
 use crate::error::Failure;
-use crate::model::ConnectionReport;
-use crate::pipeline::Pipeline;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -38,45 +36,11 @@ impl TestConnection {
         let out = Out::new(self.json, &session.redactor);
         let mut reports = Vec::new();
         for name in names {
-            let mut instance = session.start(&name).await?;
-            instance.remember(kept_memo(&session.pipeline, &name)?);
-            let mut report = instance.test_connection(self.account.clone()).await?;
-            if name == session.pipeline.source {
-                required_delegate(&session.pipeline, &mut report)?;
-            }
+            let report =
+                crate::operation::test_connection(&session, &name, self.account.clone()).await?;
             reports.push((name, report));
         }
         render::connection(&out, &reports);
         Ok(ExitCode::SUCCESS)
-    }
-}
-
-/// The sync stage's `require_delegate`, for the one source account a
-/// `test-connection --account` read: the same check the plan makes.
-pub(crate) fn required_delegate(
-    pipeline: &Pipeline,
-    report: &mut ConnectionReport,
-) -> Result<(), Failure> {
-    let (Some(holder), Some(a)) = (
-        pipeline
-            .stages
-            .sync
-            .as_ref()
-            .and_then(|s| s.require_delegate.as_ref()),
-        &report.account,
-    ) else {
-        return Ok(());
-    };
-    match a.delegates.iter().any(|d| d.eq_ignore_ascii_case(holder)) {
-        true => {
-            report
-                .checks
-                .push(format!("{holder} holds FullAccess on {}", a.email));
-            Ok(())
-        }
-        false => Err(Failure::Input(format!(
-            "{holder} holds no FullAccess on {}, and {} syncs only mailboxes it does: grant it in Exchange (`Add-MailboxPermission -Identity {} -User {holder} -AccessRights FullAccess -AutoMapping $false`)",
-            a.email, pipeline.target, a.email
-        ))),
     }
 }

@@ -125,8 +125,7 @@ pub fn accounts(
         let session = Session::open(served.pipeline.clone(), cache_dir).await?;
         let mut sides = vec![];
         for name in [&session.pipeline.source, &session.pipeline.target] {
-            let mut instance = session.start(name).await?;
-            instance.remember(crate::cli::kept_memo(&session.pipeline, name)?);
+            let mut instance = operation::start_reading(&session, name).await?;
             sides.push(operation::read_accounts(&mut instance, |_| {}).await?);
         }
         let target = sides.pop().unwrap_or_default();
@@ -160,21 +159,14 @@ pub fn test_connection(
         let p = &session.pipeline;
         let mut out = vec![];
         for name in [p.source.clone(), p.target.clone()] {
-            let tested = async {
-                let mut instance = session.start(&name).await?;
-                instance.remember(crate::cli::kept_memo(p, &name)?);
-                let account = match name == p.source {
-                    true => address.clone(),
-                    false => None,
-                };
-                let mut report = instance.test_connection(account).await?;
-                if name == p.source {
-                    crate::cli::required_delegate(p, &mut report)?;
-                }
-                Ok::<_, Failure>(report.checks)
-            }
-            .await
-            .map_err(|e| Redactor::global().redact(&e.to_string()).into_owned());
+            let account = match name == p.source {
+                true => address.clone(),
+                false => None,
+            };
+            let tested = operation::test_connection(&session, &name, account)
+                .await
+                .map(|report| report.checks)
+                .map_err(|e| Redactor::global().redact(&e.to_string()).into_owned());
             out.push((name, tested));
         }
         Ok(out)
