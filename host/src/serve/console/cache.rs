@@ -53,6 +53,16 @@ pub struct Tested {
     pub results: Vec<crate::serve::reads::Tested>,
 }
 
+/// The key of the plan kept for approval under run `run`.
+pub fn kept_key(run: i64) -> String {
+    format!("run:{run}")
+}
+
+/// The key of pipeline `name`'s current plan.
+pub fn current_key(name: &str) -> String {
+    format!("pipeline:{name}")
+}
+
 fn rows(p: &Plan) -> usize {
     p.changes.len() + p.links.len() + p.skipped.len() + p.unlinks.len()
 }

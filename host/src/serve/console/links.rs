@@ -6,7 +6,7 @@
 //! is a draft of this session until **Save** stages them all for the next
 //! plan (as the seed's "Save Added Users").
 
-use super::draft::Draft;
+use super::draft::{edit, what};
 use super::form::Fields;
 use super::page::{self, enc, notice};
 use super::session::{Signed, reading, writing};
@@ -104,7 +104,7 @@ pub async fn show(
                 table { thead { tr { th scope="col" { "Source account" } th scope="col" { "Change" } } }
                 tbody { @for e in held.staged.iter().take(200) { tr {
                     td { (e.source) }
-                    td { (Draft { target: e.target_id.clone(), options: e.options.clone(), options_only: e.options_only }.what()) }
+                    td { (what(e)) }
                 } } } }
             }
         }
@@ -169,7 +169,7 @@ fn drafts(who: &Signed, name: &str, base: &str) -> Markup {
         section.staged aria-labelledby="draft-h" {
             h2 #draft-h { "Not saved yet (" (d.len()) ")" }
             table { thead { tr { th scope="col" { "Source account" } th scope="col" { "Change" } } }
-            tbody { @for (source, draft) in d.iter().take(500) { tr { td { (source) } td { (draft.what()) } } } } }
+            tbody { @for (source, draft) in d.iter().take(500) { tr { td { (source) } td { (what(draft)) } } } } }
             div.toolbar {
                 form method="post" action={ (base) "/save" } {
                     (page::csrf(who))
@@ -398,7 +398,8 @@ async fn drafted(
                 return Err("choose a source account and a target account to link".into());
             };
             let source = crate::operation::links::normalize(source).map_err(shown)?;
-            who.drafts.put(name, source, Draft::link(target, options));
+            who.drafts
+                .put(name, edit(source, Some(target.to_string()), options, false));
         }
         "auto" => {
             for pair in fields.all("pair") {
@@ -406,8 +407,10 @@ async fn drafted(
                     continue;
                 };
                 let source = crate::operation::links::normalize(source).map_err(shown)?;
-                who.drafts
-                    .put(name, source, Draft::link(target, BTreeMap::new()));
+                who.drafts.put(
+                    name,
+                    edit(source, Some(target.to_string()), BTreeMap::new(), false),
+                );
             }
         }
         "options" | "remove" => {
@@ -425,22 +428,14 @@ async fn drafted(
                 };
                 let source = crate::operation::links::normalize(source).map_err(shown)?;
                 let draft = match op {
-                    "remove" => Draft {
-                        target: None,
-                        options: BTreeMap::new(),
-                        options_only: false,
-                    },
+                    "remove" => edit(source, None, BTreeMap::new(), false),
                     _ => {
                         let mut o = link.overrides.clone();
                         o.extend(options.clone());
-                        Draft {
-                            target: Some(link.target_id.clone()),
-                            options: o,
-                            options_only: true,
-                        }
+                        edit(source, Some(link.target_id.clone()), o, true)
                     }
                 };
-                who.drafts.put(name, source, draft);
+                who.drafts.put(name, draft);
             }
         }
         "balance" => {
@@ -453,15 +448,7 @@ async fn drafted(
                 .map_err(|e| format!("balance: {e}"))?;
             let held = held(shared, name).await.map_err(shown)?;
             for e in crate::operation::links::balance(&held.links, ranks).map_err(shown)? {
-                who.drafts.put(
-                    name,
-                    e.source,
-                    Draft {
-                        target: e.target_id,
-                        options: e.options,
-                        options_only: true,
-                    },
-                );
+                who.drafts.put(name, e);
             }
         }
         other => return Err(format!("unknown action `{other}`")),
@@ -482,22 +469,20 @@ pub async fn save(
         Ok(t) => t,
         Err(e) => return page::failed(&who, "Save", &e),
     };
-    let drafts = who.drafts.take(&name);
     let now = crate::state::now_ms();
-    let edits: Vec<LinkEdit> = drafts
-        .iter()
-        .map(|(source, d)| LinkEdit {
-            source: source.clone(),
-            target_id: d.target.clone(),
-            options: d.options.clone(),
+    let edits: Vec<LinkEdit> = who
+        .drafts
+        .take(&name)
+        .into_iter()
+        .map(|e| LinkEdit {
             staged_at_ms: now,
-            options_only: d.options_only,
+            ..e
         })
         .collect();
     let n = edits.len();
-    let what: Vec<String> = drafts
+    let detail: Vec<String> = edits
         .iter()
-        .map(|(s, d)| format!("{s}: {}", d.what()))
+        .map(|e| format!("{}: {}", e.source, what(e)))
         .collect();
     let staged = super::off_thread(move || {
         let mut state = served.pipeline.open_state()?;
@@ -507,10 +492,9 @@ pub async fn save(
     if let Err(e) = staged {
         return page::failed(&who, "Save", &e);
     }
-    let detail = what.join("; ");
     if let Err(e) = shared
         .db
-        .audit(&who.actor(), "links.stage", &name, Some(&detail))
+        .audit(&who.actor(), "links.stage", &name, Some(&detail.join("; ")))
         .await
     {
         return page::unavailable(&e);
@@ -518,7 +502,9 @@ pub async fn save(
     if let Err(e) = who.keep_drafts(&shared).await {
         return page::unavailable(&e);
     }
-    shared.console.forget_plan(&format!("pipeline:{name}"));
+    shared
+        .console
+        .forget_plan(&super::cache::current_key(&name));
     Redirect::to(&format!(
         "/console/pipelines/{}/links?saved={n}",
         enc(&name)

@@ -107,7 +107,7 @@ async fn take_in(
     text: String,
 ) -> Result<std::sync::Arc<cache::Kept<crate::plan::Plan>>, crate::error::Failure> {
     let plan = off_thread(move || crate::serve::reads::parse_plan(&text)).await?;
-    let kept = shared.console.keep_plan(&format!("run:{run}"), plan);
+    let kept = shared.console.keep_plan(&cache::kept_key(run), plan);
     if let Err(e) = rows::store(shared, run, &kept.value).await {
         tracing::warn!("the rows of run {run}'s plan are not kept: {e}");
     }
@@ -117,20 +117,13 @@ async fn take_in(
 /// Makes sure this node can open the plan waiting under `run` at once (the
 /// overview asks): its rows in the database, else parsed here.
 pub fn prefetch(shared: &Shared, run: i64) {
-    let key = format!("run:{run}");
+    let key = cache::kept_key(run);
     if shared.console.plan(&key).is_some() || !shared.console.start_loading(&key) {
         return;
     }
     let shared = shared.clone();
     tokio::spawn(async move {
-        let stored: Option<bool> =
-            sqlx::query_scalar("SELECT head IS NOT NULL FROM approvals WHERE run_id = $1")
-                .bind(run)
-                .fetch_optional(&shared.db.pool)
-                .await
-                .ok()
-                .flatten();
-        if stored != Some(true)
+        if rows::stored(&shared, run).await.ok().flatten() != Some(true)
             && let Ok(Some(text)) = shared.db.approval_plan(run).await
         {
             let _ = take_in(&shared, run, text).await;

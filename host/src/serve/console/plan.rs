@@ -78,7 +78,7 @@ pub(super) async fn current_plan(
     name: &str,
     served: crate::serve::config::Served,
 ) -> Result<std::sync::Arc<super::cache::Kept<Plan>>, crate::error::Failure> {
-    let key = format!("pipeline:{name}");
+    let key = super::cache::current_key(name);
     if let Some(kept) = shared.console.plan(&key) {
         return Ok(kept);
     }
@@ -96,7 +96,9 @@ pub async fn refresh(
     if let Err(r) = allowed(&shared, &headers, &fields, Role::Viewer).await {
         return r;
     }
-    shared.console.forget_plan(&format!("pipeline:{name}"));
+    shared
+        .console
+        .forget_plan(&super::cache::current_key(&name));
     Redirect::to(&format!("/console/pipelines/{}/plan", enc(&name))).into_response()
 }
 
@@ -113,10 +115,7 @@ pub async fn kept(
         Ok(None) => return page::not_found(&who, &format!("run {id} keeps no plan")),
         Err(e) => return page::unavailable(&e),
     };
-    let view = match view_of_kept(&shared, id, &filter).await {
-        Ok(v) => v,
-        Err(r) => return r(&who),
-    };
+    let view = or_answer!(view_of_kept(&shared, &who, id, &filter).await);
     let head = html! {
         (page::tabs(&approval.pipeline, ""))
         (decision(&who, &approval))
@@ -132,33 +131,31 @@ pub async fn kept(
     )
 }
 
-type Failed = Box<dyn FnOnce(&Signed) -> Response + Send>;
-
 /// A page of the plan kept under run `id`: from this node's memory, else
 /// from its rows in the service database, else (rows not in yet) parsed
 /// whole, kept, and its rows stored for the next reader.
-async fn view_of_kept(shared: &Shared, id: i64, f: &Filter) -> Result<View, Failed> {
-    let key = format!("run:{id}");
-    if let Some(kept) = shared.console.plan(&key) {
+async fn view_of_kept(
+    shared: &Shared,
+    who: &Signed,
+    id: i64,
+    f: &Filter,
+) -> Result<View, Response> {
+    if let Some(kept) = shared.console.plan(&super::cache::kept_key(id)) {
         return Ok(rows::in_memory(&kept.value, &f.kind, &f.q, f.page));
     }
     match rows::in_database(shared, id, &f.kind, &f.q, f.page).await {
         Ok(Some(view)) => return Ok(view),
         Ok(None) => {}
-        Err(e) => return Err(Box::new(move |_: &Signed| page::unavailable(&e))),
+        Err(e) => return Err(page::unavailable(&e)),
     }
     let text = match shared.db.approval_plan(id).await {
         Ok(Some(t)) => t,
-        Ok(None) => {
-            return Err(Box::new(move |w: &Signed| {
-                page::not_found(w, &format!("run {id} keeps no plan"))
-            }));
-        }
-        Err(e) => return Err(Box::new(move |_: &Signed| page::unavailable(&e))),
+        Ok(None) => return Err(page::not_found(who, &format!("run {id} keeps no plan"))),
+        Err(e) => return Err(page::unavailable(&e)),
     };
     let kept = super::take_in(shared, id, text)
         .await
-        .map_err(|e| -> Failed { Box::new(move |w: &Signed| page::failed(w, "Plan", &e)) })?;
+        .map_err(|e| page::failed(who, "Plan", &e))?;
     Ok(rows::in_memory(&kept.value, &f.kind, &f.q, f.page))
 }
 

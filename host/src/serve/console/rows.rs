@@ -9,8 +9,10 @@ use crate::serve::node::Shared;
 use sqlx::Row as _;
 use std::collections::BTreeMap;
 
-/// Rows per page.
-pub const PAGE: usize = super::page::PAGE;
+use super::page::PAGE;
+
+/// Rows written to the database in one statement.
+const CHUNK: usize = 5000;
 
 /// A row of a plan, owned (a page of it).
 #[derive(Clone, Debug)]
@@ -140,12 +142,14 @@ fn head(plan: &Plan) -> Plan {
     }
 }
 
-fn counted<'a>(kinds: impl Iterator<Item = &'a str>) -> BTreeMap<String, usize> {
+/// Rows counted by kind, and every change together under `""`, from
+/// (kind, how many) pairs.
+fn counted<'a>(kinds: impl Iterator<Item = (&'a str, usize)>) -> BTreeMap<String, usize> {
     let mut counts = BTreeMap::new();
-    for kind in kinds {
-        *counts.entry(kind.to_string()).or_default() += 1;
+    for (kind, n) in kinds {
+        *counts.entry(kind.to_string()).or_default() += n;
         if is_change(kind) {
-            *counts.entry(String::new()).or_default() += 1;
+            *counts.entry(String::new()).or_default() += n;
         }
     }
     counts
@@ -161,7 +165,7 @@ pub fn in_memory(plan: &Plan, kind: &str, q: &str, page: usize) -> View {
         kind => k == kind,
     };
     // Only the rows of one page are cloned; the others are only counted.
-    let counts = counted(refs(plan).map(RowRef::kind));
+    let counts = counted(refs(plan).map(|r| (r.kind(), 1)));
     for row in refs(plan) {
         if !wanted(row.kind()) || !(q.is_empty() || row.search().contains(&q)) {
             continue;
@@ -179,16 +183,20 @@ pub fn in_memory(plan: &Plan, kind: &str, q: &str, page: usize) -> View {
     }
 }
 
+/// Whether the rows of the plan kept under `run` are all in the service
+/// database (`None`: no plan is kept under `run`).
+pub async fn stored(shared: &Shared, run: i64) -> sqlx::Result<Option<bool>> {
+    sqlx::query_scalar("SELECT head IS NOT NULL FROM approvals WHERE run_id = $1")
+        .bind(run)
+        .fetch_optional(&shared.db.pool)
+        .await
+}
+
 /// Keeps the rows of the plan waiting under `run` in the service database
 /// (once: a plan whose rows are in is left alone).
 pub async fn store(shared: &Shared, run: i64, plan: &Plan) -> sqlx::Result<()> {
     let pool = &shared.db.pool;
-    let held: Option<Option<String>> =
-        sqlx::query_scalar("SELECT head FROM approvals WHERE run_id = $1")
-            .bind(run)
-            .fetch_optional(pool)
-            .await?;
-    if !matches!(held, Some(None)) {
+    if stored(shared, run).await? != Some(false) {
         return Ok(());
     }
     let head_text = serde_json::to_string(&head(plan)).unwrap_or_default();
@@ -198,9 +206,9 @@ pub async fn store(shared: &Shared, run: i64, plan: &Plan) -> sqlx::Result<()> {
         .execute(&mut *tx)
         .await?;
     let all: Vec<RowRef<'_>> = refs(plan).collect();
-    for (chunk_no, chunk) in all.chunks(5000).enumerate() {
+    for (chunk_no, chunk) in all.chunks(CHUNK).enumerate() {
         let seq: Vec<i32> = (0..chunk.len())
-            .map(|i| (chunk_no * 5000 + i) as i32)
+            .map(|i| (chunk_no * CHUNK + i) as i32)
             .collect();
         let kinds: Vec<&str> = chunk.iter().map(|r| r.kind()).collect();
         let search: Vec<String> = chunk.iter().map(|r| r.search()).collect();
@@ -251,13 +259,7 @@ pub async fn in_database(
             .bind(run)
             .fetch_all(pool)
             .await?;
-    let mut all = BTreeMap::new();
-    for (k, n) in counts {
-        if is_change(&k) {
-            *all.entry(String::new()).or_default() += n as usize;
-        }
-        all.insert(k, n as usize);
-    }
+    let all = counted(counts.iter().map(|(k, n)| (k.as_str(), *n as usize)));
     // `kind` '' is every change; `q` is matched as text (LIKE's own
     // wildcards escaped).
     let pattern = format!(
