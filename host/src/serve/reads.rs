@@ -32,9 +32,23 @@ pub fn links(served: &Served) -> Result<String, Failure> {
 
 /// `roster check PIPELINE --json`: the connectors, their plugins and grants.
 pub fn connectors(served: &Served, cache_dir: Option<PathBuf>) -> Result<String, Failure> {
+    Ok(connectors_declaring(served, cache_dir)?.0)
+}
+
+/// The same document, and the hosts each connector's plugin declares (from
+/// the plugins loaded for it, not loaded again).
+pub fn connectors_declaring(
+    served: &Served,
+    cache_dir: Option<PathBuf>,
+) -> Result<(String, BTreeMap<String, Vec<String>>), Failure> {
     on_own_runtime(async {
         let session = Session::open(served.pipeline.clone(), cache_dir).await?;
-        masked(&crate::cli::output::Check::of(&session))
+        let declared = session
+            .plugins
+            .iter()
+            .map(|(name, p)| (name.clone(), p.descriptor.hosts.clone()))
+            .collect();
+        Ok((masked(&crate::cli::output::Check::of(&session))?, declared))
     })
 }
 

@@ -20,18 +20,8 @@ pub async fn show(
 ) -> Response {
     let (who, served) = or_answer!(reading(&shared, &headers, &name).await);
     let cache = shared.cache_dir.clone();
-    let read = super::off_thread(move || {
-        let check = crate::serve::reads::connectors(&served, cache.clone())?;
-        let mut declared = vec![];
-        for c in served.pipeline.connectors.keys() {
-            let p = &served.pipeline;
-            let d =
-                crate::serve::job::on_own_runtime(crate::plugins::describe(p, c, cache.clone()))?;
-            declared.push((c.clone(), d.hosts));
-        }
-        Ok::<_, crate::error::Failure>((check, declared))
-    })
-    .await;
+    let read =
+        super::off_thread(move || crate::serve::reads::connectors_declaring(&served, cache)).await;
     let (check, declared) = match read {
         Ok(x) => x,
         Err(e) => return page::failed(&who, &format!("Connectors of {name}"), &e),
@@ -48,7 +38,7 @@ pub async fn show(
         @for c in check["connectors"].as_array().into_iter().flatten() {
             @let cname = s(&c["name"]);
             @let granted: Vec<String> = c["allowed_hosts"].as_array().into_iter().flatten().map(|h| normal(&s(h))).collect();
-            @let wants: Vec<String> = declared.iter().find(|(n, _)| *n == cname).map(|(_, h)| h.iter().map(|h| normal(h)).collect()).unwrap_or_default();
+            @let wants: Vec<String> = declared.get(&cname).into_iter().flatten().map(|h| normal(h)).collect();
             section aria-labelledby={ "c-" (cname) } {
                 h2 id={ "c-" (cname) } { (cname) " · " (s(&c["role"])) }
                 table {
