@@ -125,7 +125,7 @@ pub fn outcomes(served: &Served, run: i64, plan_id: &str) -> Result<String, Fail
         run,
         pipeline: served.pipeline.name.clone(),
         plan_id: plan_id.to_string(),
-        outcomes: state.journal_rows(plan_id)?,
+        outcomes: state.journal_rows(plan_id, None)?,
     })
 }
 

@@ -216,8 +216,9 @@ pub trait StateStore {
     fn journal_open(&mut self, plan_id: &str, keys: &[(&str, &str)]) -> Result<()>;
     fn journal(&self, plan_id: &str) -> Result<HashMap<String, JournalEntry>>;
     /// Every change of a plan with its account, outcome and error, in key
-    /// order: what a run did, account by account (the service's API).
-    fn journal_rows(&self, plan_id: &str) -> Result<Vec<JournalRow>>;
+    /// order: what a run did, account by account (the service's API); only
+    /// those of `account` (case aside) when one is given.
+    fn journal_rows(&self, plan_id: &str, account: Option<&str>) -> Result<Vec<JournalRow>>;
     /// Records outcomes in one transaction, with links to store on success,
     /// each account's last error and what the target wrote to its memo
     /// while making them.

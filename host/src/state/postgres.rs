@@ -575,13 +575,16 @@ impl StateStore for PgStore {
         })
     }
 
-    fn journal_rows(&self, plan_id: &str) -> Result<Vec<JournalRow>> {
+    fn journal_rows(&self, plan_id: &str, account: Option<&str>) -> Result<Vec<JournalRow>> {
         let plan_id = plan_id.to_string();
+        let account = account.map(str::to_string);
         self.run(|pool| async move {
             let rows = sqlx::query(
-                "SELECT key, account, status, target_id, error FROM journal WHERE plan_id = $1 ORDER BY key COLLATE \"C\"",
+                "SELECT key, account, status, target_id, error FROM journal WHERE plan_id = $1 \
+                 AND ($2::text IS NULL OR lower(account) = lower($2)) ORDER BY key COLLATE \"C\"",
             )
             .bind(plan_id)
+            .bind(account)
             .fetch_all(&pool)
             .await?;
             rows.iter()

@@ -297,11 +297,12 @@ impl StateStore for SqliteStore {
         Ok(out)
     }
 
-    fn journal_rows(&self, plan_id: &str) -> Result<Vec<JournalRow>> {
+    fn journal_rows(&self, plan_id: &str, account: Option<&str>) -> Result<Vec<JournalRow>> {
         let mut stmt = self.conn.prepare(
-            "SELECT key, account, status, target_id, error FROM journal WHERE plan_id = ?1 ORDER BY key",
+            "SELECT key, account, status, target_id, error FROM journal WHERE plan_id = ?1 \
+             AND (?2 IS NULL OR lower(account) = lower(?2)) ORDER BY key",
         )?;
-        let rows = stmt.query_map([plan_id], |r| {
+        let rows = stmt.query_map(params![plan_id, account], |r| {
             let status: String = r.get(2)?;
             Ok(JournalRow {
                 key: r.get(0)?,

@@ -130,7 +130,7 @@ fn exercise(s: &mut dyn StateStore) {
         (JournalStatus::Applied, Some("t9"))
     );
     assert_eq!(j["k2"].status, JournalStatus::Failed);
-    let rows = s.journal_rows("p1").unwrap();
+    let rows = s.journal_rows("p1", None).unwrap();
     let shown: Vec<(&str, &str, JournalStatus, Option<&str>)> = rows
         .iter()
         .map(|r| {
@@ -150,7 +150,13 @@ fn exercise(s: &mut dyn StateStore) {
             ("k3", "d@x", JournalStatus::Pending, None),
         ]
     );
-    assert!(s.journal_rows("no-such-plan").unwrap().is_empty());
+    assert!(s.journal_rows("no-such-plan", None).unwrap().is_empty());
+    let one = s.journal_rows("p1", Some("C@X")).unwrap();
+    assert_eq!(
+        one.iter().map(|r| r.key.as_str()).collect::<Vec<_>>(),
+        ["k2"],
+        "only that account's changes, its address compared case aside"
+    );
     assert_eq!(s.links().unwrap().len(), 2);
     let errors = s.account_errors().unwrap();
     assert_eq!(errors.len(), 1);

@@ -120,9 +120,8 @@ fn history(
         let Some(plan) = &run.plan_id else { continue };
         outcomes.extend(
             state
-                .journal_rows(plan)?
+                .journal_rows(plan, Some(address))?
                 .into_iter()
-                .filter(|r| r.account.eq_ignore_ascii_case(address))
                 .map(|r| (run.id, r)),
         );
     }
